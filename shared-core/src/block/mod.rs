@@ -1,0 +1,194 @@
+//! Block devices: a trait usable from async code, and layers that stack on it.
+//!
+//! A [`BlockDevice`] reads, writes and flushes whole sectors. Its methods are poll-shaped
+//! (like `AsyncRead`) so the trait stays object-safe (`Box<dyn BlockDevice>` is what a
+//! backend hands out) while a device with real asynchronous queues (virtio, ukblkdev)
+//! can return `Pending` and wake the task on completion. [`BlockExt`] adds the `async fn`
+//! forms apps call, and checks every request first with [`check_request`]: a request
+//! that is out of range or not a whole number of sectors fails with [`BlockError`] and
+//! never reaches the device.
+//!
+//! Layers are block devices over block devices; [`mbr::Partition`] is a view of one
+//! partition of a disk with an MBR table, and works over any `BlockDevice`, including
+//! another layer.
+
+pub mod mbr;
+
+use core::future::poll_fn;
+use core::task::{Context, Poll};
+
+/// Why a block request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlockError {
+    /// The range `[lba, lba + sectors)` ends past the device's `sectors`.
+    OutOfRange {
+        /// First sector asked for.
+        lba: u64,
+        /// Sectors asked for.
+        sectors: u64,
+        /// Sectors the device has.
+        capacity: u64,
+    },
+    /// The buffer is not a whole, non-zero number of sectors.
+    Misaligned {
+        /// Buffer length in bytes.
+        len: usize,
+        /// The device's sector size.
+        sector_size: u32,
+    },
+    /// Writing to a read-only device.
+    ReadOnly,
+    /// The device reported an error; the text says what.
+    Io(alloc::string::String),
+}
+
+impl core::fmt::Display for BlockError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlockError::OutOfRange { lba, sectors, capacity } => {
+                write!(f, "sectors {lba}..{} are out of range (device has {capacity})", lba.saturating_add(*sectors))
+            }
+            BlockError::Misaligned { len, sector_size } => {
+                write!(f, "buffer of {len} bytes is not a whole number of {sector_size}-byte sectors")
+            }
+            BlockError::ReadOnly => write!(f, "device is read-only"),
+            BlockError::Io(why) => write!(f, "I/O error: {why}"),
+        }
+    }
+}
+
+/// Size facts of a block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Bytes per sector (512 or 4096 in practice).
+    pub sector_size: u32,
+    /// Number of sectors.
+    pub sectors: u64,
+    /// Whether writes are refused.
+    pub read_only: bool,
+}
+
+impl BlockInfo {
+    /// Capacity in bytes.
+    pub fn capacity_bytes(&self) -> u64 {
+        self.sectors * self.sector_size as u64
+    }
+}
+
+/// A sector-addressed device. Callers go through [`BlockExt`], which validates requests;
+/// implementations may assume `lba`/`buf` passed [`check_request`].
+pub trait BlockDevice {
+    /// Sector size and count.
+    fn info(&self) -> BlockInfo;
+    /// Reads `buf.len() / sector_size` sectors starting at `lba` into `buf`.
+    fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>>;
+    /// Writes `buf` to the sectors starting at `lba`.
+    fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>>;
+    /// Makes earlier writes durable.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>>;
+}
+
+impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
+    fn info(&self) -> BlockInfo {
+        (**self).info()
+    }
+    fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
+        (**self).poll_read(cx, lba, buf)
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
+        (**self).poll_write(cx, lba, buf)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
+        (**self).poll_flush(cx)
+    }
+}
+
+/// Checks that `len` bytes at `lba` is a whole, non-empty number of sectors inside the
+/// device. Every layer and [`BlockExt`] call this before touching a device.
+pub fn check_request(info: &BlockInfo, lba: u64, len: usize) -> Result<(), BlockError> {
+    let ss = info.sector_size as usize;
+    if len == 0 || !len.is_multiple_of(ss) {
+        return Err(BlockError::Misaligned { len, sector_size: info.sector_size });
+    }
+    let sectors = (len / ss) as u64;
+    match lba.checked_add(sectors) {
+        Some(end) if end <= info.sectors => Ok(()),
+        _ => Err(BlockError::OutOfRange { lba, sectors, capacity: info.sectors }),
+    }
+}
+
+/// The async API apps use on any block device.
+pub trait BlockExt: BlockDevice {
+    /// Reads sectors into `buf` (a whole number of sectors).
+    fn read(&mut self, lba: u64, buf: &mut [u8]) -> impl core::future::Future<Output = Result<(), BlockError>> {
+        async move {
+            check_request(&self.info(), lba, buf.len())?;
+            poll_fn(|cx| self.poll_read(cx, lba, buf)).await
+        }
+    }
+    /// Writes sectors from `buf` (a whole number of sectors).
+    fn write(&mut self, lba: u64, buf: &[u8]) -> impl core::future::Future<Output = Result<(), BlockError>> {
+        async move {
+            let info = self.info();
+            check_request(&info, lba, buf.len())?;
+            if info.read_only {
+                return Err(BlockError::ReadOnly);
+            }
+            poll_fn(|cx| self.poll_write(cx, lba, buf)).await
+        }
+    }
+    /// Makes earlier writes durable.
+    fn flush(&mut self) -> impl core::future::Future<Output = Result<(), BlockError>> {
+        poll_fn(|cx| self.poll_flush(cx))
+    }
+}
+
+impl<T: BlockDevice + ?Sized> BlockExt for T {}
+
+/// A block device in memory, for tests and as a ramdisk.
+pub struct MemDisk {
+    data: alloc::vec::Vec<u8>,
+    sector_size: u32,
+}
+
+impl MemDisk {
+    /// `sectors` zeroed sectors of `sector_size` bytes.
+    pub fn new(sector_size: u32, sectors: u64) -> Self {
+        MemDisk { data: alloc::vec![0; sector_size as usize * sectors as usize], sector_size }
+    }
+
+    /// The disk's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// The disk's bytes, writable (to build fixtures).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+}
+
+impl BlockDevice for MemDisk {
+    fn info(&self) -> BlockInfo {
+        BlockInfo {
+            sector_size: self.sector_size,
+            sectors: (self.data.len() / self.sector_size as usize) as u64,
+            read_only: false,
+        }
+    }
+    fn poll_read(&mut self, _: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
+        check_request(&self.info(), lba, buf.len())?;
+        let start = lba as usize * self.sector_size as usize;
+        buf.copy_from_slice(&self.data[start..start + buf.len()]);
+        Poll::Ready(Ok(()))
+    }
+    fn poll_write(&mut self, _: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
+        check_request(&self.info(), lba, buf.len())?;
+        let start = lba as usize * self.sector_size as usize;
+        self.data[start..start + buf.len()].copy_from_slice(buf);
+        Poll::Ready(Ok(()))
+    }
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
+        Poll::Ready(Ok(()))
+    }
+}

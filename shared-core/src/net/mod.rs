@@ -1,0 +1,87 @@
+//! The ring-shaped network device interface.
+//!
+//! Packets live in one [`PacketPool`]: a single allocation of `slots × slot_size` bytes
+//! made at start-up. A packet is named by a [`SlotId`]; moving a packet between the
+//! device, the receive ring and the transmit ring moves a two-byte index, never bytes.
+//!
+//! ```text
+//!              receive(ctx)                 RingPhy::receive
+//!   device ───────────────▶ rx FrameRing ───────────────────▶ smoltcp RxToken (borrows slot)
+//!     ▲                                                          │ slot freed after consume
+//!     │       transmit(ctx)                 RingPhy::transmit     ▼
+//!     └──────────────────── tx FrameRing ◀─────────────────── smoltcp TxToken (fills slot)
+//! ```
+//!
+//! A backend implements [`NetDevice`]. Devices with a native ring (Unikraft's uknetdev,
+//! AF_PACKET) move many frames per call; devices with one packet per call (solo5, a TAP
+//! fd) loop inside `receive`/`transmit`. Either way the contract is the same:
+//!
+//! * `receive` takes free slots from the pool, fills them, and pushes [`Frame`]s onto the
+//!   receive ring until the device is empty or the ring is full. A frame that arrives
+//!   when no slot is free is **dropped and counted** ([`NetCounters::rx_dropped`]); the pool
+//!   never grows.
+//! * `transmit` pops frames from the transmit ring, sends them, and returns their slots to
+//!   the pool once the device no longer needs the bytes.
+//!
+//! [`RingPhy`] implements `smoltcp::phy::Device` over any `NetDevice`, handing smoltcp the
+//! pool's slots directly (zero copy between device and stack).
+
+mod phy;
+mod pool;
+pub mod stack;
+
+pub use phy::{RingConfig, RingPhy};
+pub use pool::{Frame, FrameRing, PacketPool, SlotId};
+pub use stack::{Stack, StackConfig};
+
+/// Packet and byte counters, kept by [`RingPhy`] and the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    /// Frames received and handed to the stack.
+    pub rx_packets: u64,
+    /// Bytes in those frames.
+    pub rx_bytes: u64,
+    /// Frames the device had to drop: no free slot, or a full receive ring.
+    pub rx_dropped: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes in those frames.
+    pub tx_bytes: u64,
+    /// Frames the stack wanted to send but could not: no free slot, or the device refused.
+    pub tx_dropped: u64,
+}
+
+/// Static facts about a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetInfo {
+    /// The device's Ethernet address.
+    pub mac: [u8; 6],
+    /// The largest frame the device carries, Ethernet header included (1514 for a
+    /// standard 1500-byte MTU).
+    pub max_frame: usize,
+}
+
+/// What a device may touch during one `receive` or `transmit` call.
+pub struct RingContext<'a> {
+    /// The shared buffer pool.
+    pub pool: &'a mut PacketPool,
+    /// For `receive`: where received frames go. For `transmit`: the frames to send.
+    pub ring: &'a mut FrameRing,
+    /// Counters the device updates (drops, packets, bytes).
+    pub counters: &'a mut NetCounters,
+}
+
+/// A network device, seen as a pair of rings over a shared pool. See the module docs for
+/// the contract.
+pub trait NetDevice {
+    /// The device's address and frame size.
+    fn info(&self) -> NetInfo;
+    /// Moves received frames onto `ctx.ring`, taking slots from `ctx.pool`. Must not
+    /// block. Counts `rx_packets`/`rx_bytes` for queued frames and `rx_dropped` for frames
+    /// it had to discard.
+    fn receive(&mut self, ctx: RingContext<'_>);
+    /// Sends frames popped from `ctx.ring`, returning their slots to `ctx.pool` when the
+    /// device is done with them. Must not block; frames it cannot send now stay queued.
+    /// Counts `tx_packets`/`tx_bytes`, and `tx_dropped` for frames it discards.
+    fn transmit(&mut self, ctx: RingContext<'_>);
+}

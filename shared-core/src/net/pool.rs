@@ -1,0 +1,250 @@
+//! The fixed packet buffer pool and the frame rings that index into it.
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ptr::NonNull;
+
+/// Names one buffer of a [`PacketPool`]. Not `Copy`: whoever holds it owns the buffer
+/// until it gives the id back with [`PacketPool::free`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct SlotId(u16);
+
+impl SlotId {
+    /// The slot's index in the pool (for devices that need a stable number, e.g. a
+    /// descriptor cookie).
+    pub fn index(&self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A received or to-be-sent frame: a slot and how many bytes of it are the frame.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// The buffer.
+    pub slot: SlotId,
+    /// Frame length in bytes, from the start of the slot.
+    pub len: usize,
+}
+
+/// `slots` buffers of `slot_size` bytes in one allocation, with a free list.
+///
+/// All memory is allocated by [`PacketPool::new`]; nothing here allocates afterwards.
+pub struct PacketPool {
+    /// The slots' bytes, owned (from `Box::into_raw`). Kept as a raw pointer so that one
+    /// slot can be read (an RX token) while another is written (a TX token smoltcp
+    /// consumes inside the RX token's closure) without a reference to the whole buffer.
+    memory: NonNull<u8>,
+    memory_len: usize,
+    slot_size: usize,
+    free: Vec<u16>,
+    in_use: Box<[bool]>,
+    exhausted: u64,
+}
+
+impl PacketPool {
+    /// Allocates the pool. `slots` must be 1..=65535 and `slot_size` at least 64.
+    pub fn new(slots: usize, slot_size: usize) -> Self {
+        assert!((1..=u16::MAX as usize).contains(&slots), "pool slots must be 1..=65535");
+        assert!(slot_size >= 64, "pool slot size must be at least 64 bytes");
+        let memory: Box<[u8]> = vec![0u8; slots * slot_size].into_boxed_slice();
+        let memory_len = memory.len();
+        // SAFETY: Box::into_raw never returns null.
+        let memory = unsafe { NonNull::new_unchecked(Box::into_raw(memory) as *mut u8) };
+        PacketPool {
+            memory,
+            memory_len,
+            slot_size,
+            // Pop from the end: low slot numbers are handed out first.
+            free: (0..slots as u16).rev().collect(),
+            in_use: vec![false; slots].into_boxed_slice(),
+            exhausted: 0,
+        }
+    }
+
+    /// Takes a free slot, or `None` if all are in use (counted in [`Self::exhausted`]).
+    pub fn alloc(&mut self) -> Option<SlotId> {
+        match self.free.pop() {
+            Some(i) => {
+                self.in_use[i as usize] = true;
+                Some(SlotId(i))
+            }
+            None => {
+                self.exhausted += 1;
+                None
+            }
+        }
+    }
+
+    /// Gives a slot back.
+    pub fn free(&mut self, slot: SlotId) {
+        let i = slot.0 as usize;
+        // A SlotId can only come from `alloc`, and is consumed here, so a double free
+        // means two pools were mixed up.
+        assert!(self.in_use[i], "slot {i} freed twice (ids from another pool?)");
+        self.in_use[i] = false;
+        // Never reallocates: capacity was reserved for every slot in `new`.
+        self.free.push(slot.0);
+    }
+
+    /// The whole buffer of a slot.
+    pub fn buf(&self, slot: &SlotId) -> &[u8] {
+        // SAFETY: the slot lies inside the allocation (ids are < capacity), and only the
+        // holder of the id (borrowed here) touches these bytes.
+        unsafe { core::slice::from_raw_parts(self.slot_ptr(slot), self.slot_size) }
+    }
+
+    fn slot_ptr(&self, slot: &SlotId) -> *mut u8 {
+        let start = slot.0 as usize * self.slot_size;
+        debug_assert!(start + self.slot_size <= self.memory_len);
+        // SAFETY: in bounds, as above.
+        unsafe { self.memory.as_ptr().add(start) }
+    }
+
+    /// The whole buffer of a slot, writable.
+    pub fn buf_mut(&mut self, slot: &SlotId) -> &mut [u8] {
+        // SAFETY: as in `buf`; `&mut self` rules out other borrows through the pool, and
+        // distinct ids never overlap.
+        unsafe { core::slice::from_raw_parts_mut(self.slot_ptr(slot), self.slot_size) }
+    }
+
+    /// Bytes per slot.
+    pub fn slot_size(&self) -> usize {
+        self.slot_size
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.in_use.len()
+    }
+
+    /// Slots currently free.
+    pub fn available(&self) -> usize {
+        self.free.len()
+    }
+
+    /// How many times `alloc` found the pool empty.
+    pub fn exhausted(&self) -> u64 {
+        self.exhausted
+    }
+}
+
+impl Drop for PacketPool {
+    fn drop(&mut self) {
+        let slice = core::ptr::slice_from_raw_parts_mut(self.memory.as_ptr(), self.memory_len);
+        // SAFETY: `memory` came from `Box::into_raw` of a slice of this length.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// A fixed-capacity FIFO of frames (the receive or transmit ring).
+pub struct FrameRing {
+    entries: Box<[Option<Frame>]>,
+    head: usize,
+    len: usize,
+}
+
+impl FrameRing {
+    /// A ring holding at most `capacity` frames; allocates once.
+    pub fn new(capacity: usize) -> Self {
+        assert!(capacity > 0, "ring capacity must be positive");
+        FrameRing { entries: (0..capacity).map(|_| None).collect(), head: 0, len: 0 }
+    }
+
+    /// Appends a frame, or gives it back if the ring is full.
+    pub fn push(&mut self, frame: Frame) -> Result<(), Frame> {
+        if self.is_full() {
+            return Err(frame);
+        }
+        let tail = (self.head + self.len) % self.entries.len();
+        self.entries[tail] = Some(frame);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes the oldest frame.
+    pub fn pop(&mut self) -> Option<Frame> {
+        if self.len == 0 {
+            return None;
+        }
+        let frame = self.entries[self.head].take();
+        self.head = (self.head + 1) % self.entries.len();
+        self.len -= 1;
+        frame
+    }
+
+    /// Puts a frame back at the front (a device that could not send it yet).
+    pub fn push_front(&mut self, frame: Frame) -> Result<(), Frame> {
+        if self.is_full() {
+            return Err(frame);
+        }
+        self.head = (self.head + self.entries.len() - 1) % self.entries.len();
+        self.entries[self.head] = Some(frame);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Frames queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no frame is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether another push would fail.
+    pub fn is_full(&self) -> bool {
+        self.len == self.entries.len()
+    }
+
+    /// Maximum frames.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_hands_out_each_slot_once_and_counts_exhaustion() {
+        let mut pool = PacketPool::new(3, 64);
+        let a = pool.alloc().unwrap();
+        let b = pool.alloc().unwrap();
+        let c = pool.alloc().unwrap();
+        assert_ne!(a.index(), b.index());
+        assert_ne!(b.index(), c.index());
+        assert!(pool.alloc().is_none());
+        assert_eq!(pool.exhausted(), 1);
+        pool.buf_mut(&b)[0] = 7;
+        assert_eq!(pool.buf(&b)[0], 7);
+        pool.free(b);
+        assert_eq!(pool.available(), 1);
+        let again = pool.alloc().unwrap();
+        assert_eq!(pool.buf(&again)[0], 7);
+        for s in [a, c, again] {
+            pool.free(s);
+        }
+        assert_eq!(pool.available(), 3);
+    }
+
+    #[test]
+    fn ring_is_fifo_and_bounded() {
+        let mut pool = PacketPool::new(4, 64);
+        let mut ring = FrameRing::new(2);
+        ring.push(Frame { slot: pool.alloc().unwrap(), len: 1 }).unwrap();
+        ring.push(Frame { slot: pool.alloc().unwrap(), len: 2 }).unwrap();
+        let overflow = ring.push(Frame { slot: pool.alloc().unwrap(), len: 3 }).unwrap_err();
+        assert_eq!(overflow.len, 3);
+        let first = ring.pop().unwrap();
+        assert_eq!(first.len, 1);
+        ring.push_front(first).unwrap();
+        assert_eq!(ring.pop().unwrap().len, 1);
+        assert_eq!(ring.pop().unwrap().len, 2);
+        assert!(ring.pop().is_none());
+        pool.free(overflow.slot);
+    }
+}

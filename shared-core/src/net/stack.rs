@@ -1,0 +1,93 @@
+//! A smoltcp interface over a [`RingPhy`], with the poll/flush/wait loop apps share.
+//!
+//! ```ignore
+//! let mut stack = Stack::new(open_net("")?, StackConfig::new(cidr));
+//! let handle = stack.sockets.add(udp_socket);
+//! loop {
+//!     stack.poll();                 // move frames between device, stack and sockets
+//!     /* use sockets */
+//!     stack.wait().await;           // sleep until a device event or smoltcp's next timer
+//! }
+//! ```
+
+use alloc::boxed::Box;
+use alloc::vec;
+
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::time::Instant;
+use smoltcp::wire::{IpCidr, Ipv4Address};
+
+use super::phy::RingConfig;
+use super::{NetDevice, RingPhy};
+use crate::{executor, services};
+
+/// Addresses and buffer sizes for a [`Stack`].
+#[derive(Debug, Clone, Copy)]
+pub struct StackConfig {
+    /// The interface address.
+    pub cidr: IpCidr,
+    /// The default gateway, if any.
+    pub gateway: Option<Ipv4Address>,
+    /// Pool and ring sizes.
+    pub ring: RingConfig,
+}
+
+impl StackConfig {
+    /// Defaults for the given address.
+    pub fn new(cidr: impl Into<IpCidr>) -> Self {
+        StackConfig { cidr: cidr.into(), gateway: None, ring: RingConfig::default() }
+    }
+}
+
+/// The current monotonic time as smoltcp wants it.
+pub fn now() -> Instant {
+    Instant::from_micros((services::monotonic_ns() / 1000) as i64)
+}
+
+/// A device, an interface and its sockets.
+pub struct Stack {
+    /// The adapter (counters live here).
+    pub phy: RingPhy,
+    /// The smoltcp interface.
+    pub iface: Interface,
+    /// The sockets; add yours here.
+    pub sockets: SocketSet<'static>,
+}
+
+impl Stack {
+    /// Builds the stack; the pool is allocated here, once.
+    pub fn new(device: Box<dyn NetDevice>, config: StackConfig) -> Self {
+        let mut phy = RingPhy::new(device, config.ring);
+        let mut iface_config = Config::new(phy.hardware_address());
+        iface_config.random_seed = services::random_u64();
+        let mut iface = Interface::new(iface_config, &mut phy, now());
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(config.cidr);
+        });
+        if let Some(gw) = config.gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        Stack { phy, iface, sockets: SocketSet::new(vec![]) }
+    }
+
+    /// Processes everything pending and sends what the stack queued.
+    pub fn poll(&mut self) {
+        self.iface.poll(now(), &mut self.phy, &mut self.sockets);
+        self.phy.flush();
+    }
+
+    /// Waits for a device event or the stack's next timer (at most `max_ms`).
+    pub async fn wait_at_most(&mut self, max_ms: u64) {
+        let cap = services::monotonic_ns().saturating_add(max_ms.saturating_mul(1_000_000));
+        let deadline = match self.iface.poll_delay(now(), &self.sockets) {
+            Some(delay) => services::monotonic_ns().saturating_add(delay.total_micros() * 1000).min(cap),
+            None => cap,
+        };
+        executor::wait_io(Some(deadline)).await;
+    }
+
+    /// Waits for a device event or the stack's next timer.
+    pub async fn wait(&mut self) {
+        self.wait_at_most(60_000).await
+    }
+}

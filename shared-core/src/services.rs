@@ -1,0 +1,207 @@
+//! Link-time selected services.
+//!
+//! This is the Rust counterpart of MirageOS's dune *virtual libraries*: `shared-core`
+//! declares the services as `extern "Rust"` symbols, and exactly one backend crate defines
+//! them. Apps call plain functions ([`monotonic_ns`], [`console_write`], ...) with no
+//! generics and no backend type in sight.
+//!
+//! A backend implements the [`Platform`] trait (so the compiler checks it is complete) and
+//! the backend-selecting facade crate `unikernel` turns that implementation into the
+//! symbols with [`provide_platform!`](crate::provide_platform). Only the facade invokes the
+//! macro, and it does so under exactly one of its backend features; with zero or two
+//! features enabled the facade stops the build with a `compile_error!` that says which
+//! feature to enable or remove. The linker therefore never sees zero or two providers.
+//!
+//! The symbol names are private (`__shared_core_platform_*`) and may change between
+//! versions; backends only ever see the trait.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::block::BlockDevice;
+use crate::net::NetDevice;
+
+/// Why a device could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenError {
+    /// The backend has no device of that kind or name.
+    NotFound(String),
+    /// The device exists but could not be set up; the text says why.
+    Failed(String),
+}
+
+impl core::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OpenError::NotFound(what) => write!(f, "no such device: {what}"),
+            OpenError::Failed(why) => write!(f, "device setup failed: {why}"),
+        }
+    }
+}
+
+/// What a backend provides. Implemented once per backend on a unit type; never called
+/// through generics by apps.
+pub trait Platform {
+    /// A short backend name for reports (`"unix"`, `"unikraft"`, `"solo5"`).
+    fn backend_name() -> &'static str;
+    /// Nanoseconds on a clock that never goes backwards (origin unspecified).
+    fn monotonic_ns() -> u64;
+    /// Nanoseconds since the Unix epoch, as well as the platform knows it.
+    fn wall_clock_ns() -> u64;
+    /// Fills `buf` with random bytes suitable for seeding (TCP sequence numbers, hash seeds).
+    fn fill_random(buf: &mut [u8]);
+    /// Writes bytes to the console, unbuffered.
+    fn console_write(bytes: &[u8]);
+    /// Ends the program with `code` as its exit status.
+    fn exit(code: i32) -> !;
+    /// The application's boot arguments, without the program name.
+    fn boot_args() -> Vec<String>;
+    /// Blocks until a device has an event or `deadline_ns` (monotonic) passes; `None` means
+    /// no deadline. May return early; callers re-check their conditions.
+    fn wait_until(deadline_ns: Option<u64>);
+    /// Opens the network device called `name` (`""` = the first/default one).
+    fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError>;
+    /// Opens the block device called `name` (`""` = the first/default one).
+    fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError>;
+}
+
+/// Defines the link-time service symbols from a [`Platform`] implementation.
+///
+/// Invoked only by the `unikernel` facade crate, under exactly one backend feature. Invoking
+/// it twice in one program is a duplicate-symbol error, which is why apps and backends never
+/// call it themselves.
+#[macro_export]
+macro_rules! provide_platform {
+    ($platform:ty) => {
+        const _: () = {
+            use $crate::services::Platform as __P;
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_backend_name() -> &'static str {
+                <$platform as __P>::backend_name()
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_monotonic_ns() -> u64 {
+                <$platform as __P>::monotonic_ns()
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_wall_clock_ns() -> u64 {
+                <$platform as __P>::wall_clock_ns()
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_fill_random(buf: &mut [u8]) {
+                <$platform as __P>::fill_random(buf)
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_console_write(bytes: &[u8]) {
+                <$platform as __P>::console_write(bytes)
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_exit(code: i32) -> ! {
+                <$platform as __P>::exit(code)
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_boot_args() -> $crate::__alloc::vec::Vec<$crate::__alloc::string::String> {
+                <$platform as __P>::boot_args()
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_wait_until(deadline_ns: Option<u64>) {
+                <$platform as __P>::wait_until(deadline_ns)
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_open_net(
+                name: &str,
+            ) -> Result<$crate::__alloc::boxed::Box<dyn $crate::net::NetDevice>, $crate::services::OpenError> {
+                <$platform as __P>::open_net(name)
+            }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_open_block(
+                name: &str,
+            ) -> Result<$crate::__alloc::boxed::Box<dyn $crate::block::BlockDevice>, $crate::services::OpenError> {
+                <$platform as __P>::open_block(name)
+            }
+        };
+    };
+}
+
+// Declared with the Rust ABI: caller and callee are built by the same compiler in one
+// program, so Rust types (slices, `Box<dyn _>`, `Result`) cross the boundary unchanged.
+unsafe extern "Rust" {
+    fn __shared_core_platform_backend_name() -> &'static str;
+    fn __shared_core_platform_monotonic_ns() -> u64;
+    fn __shared_core_platform_wall_clock_ns() -> u64;
+    fn __shared_core_platform_fill_random(buf: &mut [u8]);
+    fn __shared_core_platform_console_write(bytes: &[u8]);
+    fn __shared_core_platform_exit(code: i32) -> !;
+    fn __shared_core_platform_boot_args() -> Vec<String>;
+    fn __shared_core_platform_wait_until(deadline_ns: Option<u64>);
+    fn __shared_core_platform_open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError>;
+    fn __shared_core_platform_open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError>;
+}
+
+/// The backend's short name (`"unix"`, `"unikraft"`, `"solo5"`).
+pub fn backend_name() -> &'static str {
+    // SAFETY: defined by exactly one backend through `provide_platform!`.
+    unsafe { __shared_core_platform_backend_name() }
+}
+
+/// Nanoseconds on the monotonic clock.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: defined by exactly one backend through `provide_platform!`.
+    unsafe { __shared_core_platform_monotonic_ns() }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn wall_clock_ns() -> u64 {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_wall_clock_ns() }
+}
+
+/// Fills `buf` with random bytes.
+pub fn fill_random(buf: &mut [u8]) {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_fill_random(buf) }
+}
+
+/// A random `u64`.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    fill_random(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// Writes raw bytes to the console. Prefer [`println!`](crate::println).
+pub fn console_write(bytes: &[u8]) {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_console_write(bytes) }
+}
+
+/// Ends the program with `code` as its exit status.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_exit(code) }
+}
+
+/// The boot arguments (kernel command line after `--`, or the process arguments).
+pub fn boot_args() -> Vec<String> {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_boot_args() }
+}
+
+/// Blocks until a device event or the monotonic `deadline_ns`; used by the executor.
+pub fn wait_until(deadline_ns: Option<u64>) {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_wait_until(deadline_ns) }
+}
+
+/// Opens a network device (`""` for the default one).
+pub fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_open_net(name) }
+}
+
+/// Opens a block device (`""` for the default one).
+pub fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_open_block(name) }
+}

@@ -1,0 +1,96 @@
+//! `cargo xtask doctor`: what each backend needs, found or missing, and how to get it.
+
+struct Tool {
+    name: &'static str,
+    /// How to check: a program on PATH, or a file that must exist.
+    probe: Probe,
+    install: &'static str,
+    optional: bool,
+}
+
+enum Probe {
+    Program(&'static str),
+    File(&'static str),
+}
+
+const fn tool(name: &'static str, install: &'static str) -> Tool {
+    Tool { name, probe: Probe::Program(name), install, optional: false }
+}
+
+fn backends() -> Vec<(&'static str, Vec<Tool>)> {
+    vec![
+        (
+            "unix",
+            vec![
+                tool("cargo", "rustup (https://rustup.rs)"),
+                tool("ip", "apt-get install iproute2"),
+                Tool { optional: true, ..tool("ping", "apt-get install iputils-ping") },
+            ],
+        ),
+        (
+            "unikraft",
+            vec![
+                tool("make", "apt-get install build-essential"),
+                tool("gcc", "apt-get install build-essential"),
+                tool("flex", "apt-get install flex"),
+                tool("bison", "apt-get install bison"),
+                tool("bc", "apt-get install bc"),
+                tool("qemu-system-x86_64", "apt-get install qemu-system-x86"),
+                Tool {
+                    optional: true,
+                    ..tool("kraft", "not packaged in Debian; optional (xtask drives Unikraft's make without it)")
+                },
+            ],
+        ),
+        (
+            "solo5",
+            vec![
+                tool("make", "apt-get install build-essential"),
+                tool("gcc", "apt-get install build-essential"),
+                Tool {
+                    name: "libseccomp",
+                    probe: Probe::File("/usr/include/seccomp.h"),
+                    install: "apt-get install libseccomp-dev",
+                    optional: false,
+                },
+            ],
+        ),
+    ]
+}
+
+pub fn report() {
+    for (backend, tools) in backends() {
+        println!("{backend}:");
+        let mut missing = 0;
+        for t in &tools {
+            let found = match t.probe {
+                Probe::Program(p) => which::which(p).ok().map(|p| p.display().to_string()),
+                Probe::File(f) => std::path::Path::new(f).exists().then(|| f.to_string()),
+            };
+            match found {
+                Some(at) => println!("  ok       {:<20} {at}", t.name),
+                None => {
+                    if !t.optional {
+                        missing += 1;
+                    }
+                    let tag = if t.optional { "optional" } else { "MISSING " };
+                    println!("  {tag} {:<20} install: {}", t.name, t.install);
+                }
+            }
+        }
+        match missing {
+            0 => println!("  => {backend}: ready"),
+            n => println!("  => {backend}: missing {n}"),
+        }
+    }
+    let root = crate::netns::is_root();
+    println!("root: {} (network namespaces for net tests need root)", if root { "yes" } else { "no" });
+    println!(
+        "/dev/kvm: {}",
+        if std::path::Path::new("/dev/kvm").exists() {
+            "present (usability is checked when booting)"
+        } else {
+            "absent (QEMU uses TCG)"
+        }
+    );
+}

@@ -1,0 +1,316 @@
+//! `cargo xtask`: build orchestration in Rust (matklad's xtask pattern).
+//!
+//! * `cargo xtask run [--backend unix] [--example hello] [-- boot args]`
+//! * `cargo xtask doctor`
+//! * `cargo xtask conformance --backend unix`
+
+mod doctor;
+mod netns;
+mod peer;
+mod report;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use xshell::{cmd, Shell};
+
+use netns::NetNs;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test unikernel apps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    Unix,
+    Unikraft,
+    Solo5,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build an example and run it on a backend; exits with the app's exit status.
+    Run {
+        #[arg(long, value_enum, default_value = "unix")]
+        backend: Backend,
+        #[arg(long, default_value = "hello")]
+        example: String,
+        #[arg(long)]
+        release: bool,
+        /// Boot arguments for the app.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// List the tools each backend needs, found or missing, and how to install them.
+    Doctor,
+    /// Run the conformance app on a backend and check its report.
+    Conformance {
+        #[arg(long, value_enum, default_value = "unix")]
+        backend: Backend,
+    },
+    /// The host side of network tests, run inside a namespace (internal).
+    #[command(hide = true)]
+    Peer {
+        #[command(subcommand)]
+        action: PeerAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PeerAction {
+    Conformance,
+    Udp {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 7)]
+        port: u16,
+        #[arg(long, default_value = "hello, unikernel")]
+        message: String,
+    },
+    Http {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+    },
+}
+
+/// Examples and whether they need a network device.
+const EXAMPLES: &[(&str, bool)] = &[("hello", false), ("udp-echo", true), ("http", true), ("conformance", true)];
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn require_unix(backend: Backend) -> Result<()> {
+    match backend {
+        Backend::Unix => Ok(()),
+        Backend::Unikraft => {
+            bail!("the unikraft backend is not implemented yet (it is the next milestone); use --backend unix")
+        }
+        Backend::Solo5 => bail!("the solo5 backend is not implemented yet; use --backend unix"),
+    }
+}
+
+/// Builds `package` for the unix backend and returns the binary's path.
+fn build_unix(package: &str, release: bool) -> Result<PathBuf> {
+    let sh = Shell::new()?;
+    sh.change_dir(workspace_root());
+    let profile_flag = release.then_some("--release");
+    eprintln!("xtask: building {package} for unix");
+    cmd!(sh, "cargo build --quiet -p {package} {profile_flag...}").run()?;
+    let bin = workspace_root().join("target").join(if release { "release" } else { "debug" }).join(package);
+    if !bin.exists() {
+        bail!("build succeeded but {} is missing", bin.display());
+    }
+    Ok(bin)
+}
+
+fn real_main() -> Result<u8> {
+    match Cli::parse().command {
+        Cmd::Run { backend, example, release, args } => run(backend, &example, release, &args),
+        Cmd::Doctor => {
+            doctor::report();
+            Ok(0)
+        }
+        Cmd::Conformance { backend } => conformance(backend),
+        Cmd::Peer { action } => {
+            match action {
+                PeerAction::Conformance => peer::conformance(netns::HOST_IP, netns::GUEST_IP)?,
+                PeerAction::Udp { guest, port, message } => peer::udp_probe(&guest, port, &message)?,
+                PeerAction::Http { guest, port } => peer::http_get(&guest, port)?,
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code as u8,
+        (None, Some(sig)) => 128 + sig as u8,
+        _ => 1,
+    }
+}
+
+fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Result<u8> {
+    let Some(&(_, needs_net)) = EXAMPLES.iter().find(|(name, _)| *name == example) else {
+        let names: Vec<_> = EXAMPLES.iter().map(|(n, _)| *n).collect();
+        bail!("unknown example `{example}`; examples: {}", names.join(", "));
+    };
+    require_unix(backend)?;
+    let bin = build_unix(example, release)?;
+    let status = if needs_net && std::env::var_os("RT_UNIX_TAP").is_none() {
+        if !netns::is_root() {
+            bail!(
+                "`{example}` needs a network device: run as root (xtask then creates a network \
+                 namespace with a TAP for it), or create a persistent TAP you own \
+                 (`sudo ip tuntap add dev tap0 mode tap user $USER`) and set RT_UNIX_TAP=tap0"
+            );
+        }
+        let ns = NetNs::create("ukrun")?;
+        eprintln!(
+            "xtask: {example} runs in network namespace {ns} on {tap} (host side {host}/24, guest {guest});\n\
+             xtask: reach it with e.g. `sudo ip netns exec {ns} nc -u {guest} 7` or `sudo ip netns exec {ns} curl http://{guest}/`",
+            ns = ns.name,
+            tap = netns::TAP,
+            host = netns::HOST_IP,
+            guest = netns::GUEST_IP
+        );
+        let status = ns
+            .command("env")
+            .arg(format!("RT_UNIX_TAP={}", netns::TAP))
+            .arg(&bin)
+            .args(args)
+            .status()
+            .context("start the app")?;
+        drop(ns);
+        status
+    } else {
+        Command::new(&bin).args(args).status().context("start the app")?
+    };
+    Ok(exit_code(status))
+}
+
+fn conformance(backend: Backend) -> Result<u8> {
+    require_unix(backend)?;
+    let bin = build_unix("conformance", false)?;
+    let dir = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveDir(dir.clone());
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 4 << 20])?;
+
+    let root = netns::is_root();
+    let ns = if root { Some(NetNs::create("ukconf")?) } else { None };
+    let mut app = match &ns {
+        Some(ns) => {
+            let mut c = ns.command("env");
+            c.arg(format!("RT_UNIX_TAP={}", netns::TAP));
+            c
+        }
+        None => Command::new("env"),
+    };
+    app.arg(format!("RT_UNIX_BLOCK={}", disk.display()))
+        .arg(&bin)
+        .arg(format!("--ipv4={}/24", netns::GUEST_IP))
+        .arg(format!("--host={}", netns::HOST_IP))
+        .arg("--backend=unix")
+        .arg(format!("--net={root}"))
+        .stdout(Stdio::piped());
+    let mut child = app.spawn().context("start the conformance app")?;
+    let stdout = child.stdout.take().expect("piped");
+
+    // Read the console on a thread so the deadline below can kill a stuck app.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut transcript = String::new();
+    let mut host_lines: Vec<String> = Vec::new();
+    let mut peer: Option<std::thread::JoinHandle<Result<std::process::Output>>> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                println!("{line}");
+                if line.starts_with("READY net") {
+                    if let Some(ns) = &ns {
+                        let mut cmd = ns.command(std::env::current_exe()?.to_str().context("exe path")?);
+                        cmd.args(["peer", "conformance"]);
+                        peer = Some(std::thread::spawn(move || Ok(cmd.output()?)));
+                    }
+                }
+                transcript.push_str(&line);
+                transcript.push('\n');
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                host_lines.push("FAIL host.timeout the app did not finish within 120 s and was killed".into());
+                break;
+            }
+        }
+    }
+    let status = child.wait()?;
+
+    if let Some(peer) = peer {
+        let out = peer.join().expect("peer thread")?;
+        host_lines.extend(String::from_utf8_lossy(&out.stdout).lines().map(String::from));
+        if !out.status.success() {
+            host_lines
+                .push(format!("FAIL host.peer {}", String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ")));
+        }
+    }
+    if ns.is_none() {
+        host_lines.push("SKIP host.net not root: the runner needs root to create a network namespace and TAP".into());
+    }
+    host_lines.push(check_disk(&disk)?);
+    drop(ns);
+
+    for line in &host_lines {
+        println!("{line}");
+    }
+    let report = report::parse(&transcript);
+    let mut failures: Vec<String> = host_lines.iter().filter(|l| l.starts_with("FAIL")).cloned().collect();
+    match &report {
+        Ok(r) => failures.extend(r.failed().map(|c| format!("FAIL {} {}", c.case, c.detail))),
+        Err(e) => failures.push(format!("malformed report: {e:#}")),
+    }
+    if !status.success() && report.as_ref().is_ok_and(|r| r.failed().count() == 0) {
+        failures.push(format!("the app exited with {status} although no case failed"));
+    }
+    let label = report.as_ref().map(|r| r.backend.clone()).unwrap_or_else(|_| "unix".into());
+    if failures.is_empty() {
+        println!("conformance ({label}): all cases passed");
+        Ok(0)
+    } else {
+        println!("conformance ({label}): {} problem(s):", failures.len());
+        for f in &failures {
+            println!("  {f}");
+        }
+        Ok(1)
+    }
+}
+
+/// The guest wrote sectors 1..=8 with a known pattern; the image must hold it.
+fn check_disk(disk: &Path) -> Result<String> {
+    let image = std::fs::read(disk)?;
+    let bad = (1..=8usize)
+        .flat_map(|k| (0..512).map(move |i| (k, i)))
+        .find(|&(k, i)| image[512 * k + i] != (k as u8).wrapping_mul(31).wrapping_add(i as u8));
+    Ok(match bad {
+        None => "PASS host.block-image sectors 1..=8 of the disk image hold what the guest wrote".into(),
+        Some((k, i)) => format!("FAIL host.block-image byte {i} of sector {k} differs from what the guest wrote"),
+    })
+}
+
+struct RemoveDir(PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,111 @@
+//! The host side of the network cases, run inside the namespace (`xtask peer ...`).
+
+use anyhow::{bail, Context, Result};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream, UdpSocket};
+use std::time::Duration;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+pub const TCP_BYTES: usize = 262_144;
+
+pub fn pattern(i: usize) -> u8 {
+    (i.wrapping_mul(7).wrapping_add(3) & 0xff) as u8
+}
+
+/// The conformance exchange (see docs/architecture.md): probe reply, UDP echo, TCP transfer.
+pub fn conformance(host: &str, guest: &str) -> Result<()> {
+    let probe = UdpSocket::bind((host, 5555)).context("bind the probe port")?;
+    probe.set_read_timeout(Some(TIMEOUT))?;
+    let mut buf = [0u8; 2048];
+    let (n, from) = probe.recv_from(&mut buf).context("no probe from the guest")?;
+    if &buf[..n] != b"probe" {
+        bail!("unexpected probe payload {:?}", &buf[..n]);
+    }
+    probe.send_to(b"probe-ack", from)?;
+    println!("PASS host.probe answered the guest's probe from {from}");
+
+    let udp = UdpSocket::bind((host, 0))?;
+    udp.set_read_timeout(Some(Duration::from_millis(500)))?;
+    for i in 0..10 {
+        let msg = format!("echo-{i}");
+        let mut ok = false;
+        // The guest may still be on the ICMP case: retry until it echoes.
+        for _ in 0..40 {
+            udp.send_to(msg.as_bytes(), (guest, 7))?;
+            if let Ok((n, _)) = udp.recv_from(&mut buf) {
+                if &buf[..n] == msg.as_bytes() {
+                    ok = true;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            bail!("no echo for datagram {i}");
+        }
+    }
+    println!("PASS host.udp-echo 10 datagrams echoed verbatim");
+
+    // The guest answers pings whenever it polls, which it does through every case.
+    let ping = std::process::Command::new("ping").args(["-c", "3", "-W", "2", guest]).output();
+    match ping {
+        Ok(o) if o.status.success() => println!("PASS host.icmp the guest answered 3 pings"),
+        Ok(o) => bail!("ping {guest} failed: {}", String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("")),
+        Err(e) => bail!("cannot run ping ({e}); install iputils-ping"),
+    }
+
+    let data: Vec<u8> = (0..TCP_BYTES).map(pattern).collect();
+    let echoed = tcp_roundtrip(guest, 8000, &data)?;
+    if echoed != data {
+        bail!("TCP echo differs: got {} bytes back", echoed.len());
+    }
+    println!("PASS host.tcp {TCP_BYTES} bytes sent and echoed back intact");
+    Ok(())
+}
+
+fn connect(guest: &str, port: u16) -> Result<TcpStream> {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        match TcpStream::connect_timeout(&format!("{guest}:{port}").parse()?, Duration::from_secs(2)) {
+            Ok(s) => return Ok(s),
+            Err(e) if std::time::Instant::now() > deadline => bail!("connect {guest}:{port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Sends `data`, half-closes, and returns everything the guest sent back.
+pub fn tcp_roundtrip(guest: &str, port: u16, data: &[u8]) -> Result<Vec<u8>> {
+    let stream = connect(guest, port)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    let mut reader = stream.try_clone()?;
+    let collect = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map(|_| out)
+    });
+    let mut writer = stream;
+    writer.write_all(data)?;
+    writer.shutdown(Shutdown::Write)?;
+    Ok(collect.join().expect("reader thread")?)
+}
+
+/// Sends one datagram and prints the reply (used by tests and by people).
+pub fn udp_probe(guest: &str, port: u16, message: &str) -> Result<()> {
+    let udp = UdpSocket::bind(("0.0.0.0", 0))?;
+    udp.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut buf = [0u8; 2048];
+    for _ in 0..20 {
+        udp.send_to(message.as_bytes(), (guest, port))?;
+        if let Ok((n, from)) = udp.recv_from(&mut buf) {
+            println!("reply from {from}: {}", String::from_utf8_lossy(&buf[..n]));
+            return Ok(());
+        }
+    }
+    bail!("no reply from {guest}:{port}")
+}
+
+/// `GET /` over HTTP/1.0, printing the response.
+pub fn http_get(guest: &str, port: u16) -> Result<()> {
+    let response = tcp_roundtrip(guest, port, b"GET / HTTP/1.0\r\nHost: guest\r\n\r\n")?;
+    print!("{}", String::from_utf8_lossy(&response));
+    Ok(())
+}
