@@ -1,0 +1,62 @@
+//! Snapshot tests: the generated files for each example and for edge cases.
+
+use kraftfile_gen::{check_drift, generate, AppSpec, Drift, MetadataError};
+use serde_json::json;
+
+fn files_of(package: &str, metadata: serde_json::Value) -> String {
+    let spec = AppSpec::from_cargo_metadata(package, &metadata).unwrap();
+    generate(&spec).files.iter().map(|(path, body)| format!("==> {path} <==\n{body}")).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn hello_with_no_metadata_gets_the_defaults() {
+    insta::assert_snapshot!(files_of("hello", json!(null)));
+}
+
+#[test]
+fn udp_echo_with_two_targets_kconfig_and_cmdline() {
+    insta::assert_snapshot!(files_of(
+        "udp-echo",
+        json!({"unikraft": {
+            "targets": ["qemu/x86_64", "fc/x86_64"],
+            "memory": "32M",
+            "cmdline": ["--port=7"],
+            "kconfig": {"CONFIG_LIBUKNETDEV": "y"},
+        }})
+    ));
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let meta = json!({"unikraft": {"kconfig": {"CONFIG_B": "y", "CONFIG_A": "n"}}});
+    assert_eq!(files_of("http", meta.clone()), files_of("http", meta));
+}
+
+#[test]
+fn bad_metadata_is_a_clear_error() {
+    let err = |m| AppSpec::from_cargo_metadata("app", &json!({ "unikraft": m })).unwrap_err();
+    assert!(matches!(err(json!({"targets": ["xen/arm64"]})), MetadataError::UnknownTarget(t) if t == "xen/arm64"));
+    assert!(matches!(err(json!({"kconfig": {"LIBFOO": "y"}})), MetadataError::BadKconfigName(_)));
+    assert!(matches!(err(json!({"memory": "0M"})), MetadataError::BadMemory(_)));
+    assert!(matches!(err(json!({"memroy": "64M"})), MetadataError::Malformed(e) if e.contains("memroy")));
+    assert!(matches!(err(json!({"name": "Bad-Name"})), MetadataError::BadName(_)));
+    let text = err(json!({"targets": ["xen/arm64"]})).to_string();
+    assert!(text.contains("known targets: qemu/x86_64, fc/x86_64"), "{text}");
+}
+
+#[test]
+fn drift_is_detected_not_overwritten() {
+    let spec = AppSpec::from_cargo_metadata("hello", &json!(null)).unwrap();
+    let now = generate(&spec);
+    let (_, kraftfile) = now.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
+    assert_eq!(check_drift(kraftfile, kraftfile), Drift::UpToDate);
+
+    let edited = kraftfile.replace("v0.6", "v0.5");
+    assert_eq!(check_drift(&edited, kraftfile), Drift::HandEdited);
+    assert_eq!(check_drift("name: hand-written\n", kraftfile), Drift::HandEdited);
+
+    let stale_spec = AppSpec::from_cargo_metadata("hello", &json!({"unikraft": {"cmdline": ["--x=1"]}})).unwrap();
+    let stale = generate(&stale_spec);
+    let (_, stale_kraftfile) = stale.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
+    assert_eq!(check_drift(stale_kraftfile, kraftfile), Drift::Stale);
+}
