@@ -1,4 +1,5 @@
-//! `kraftfile-gen`: Cargo metadata in, Unikraft build files out. Pure data, no I/O.
+//! `kraftfile-gen`: Cargo metadata in, Unikraft build files out. Pure data, no I/O
+//! (except [`kconfig`], which reads a Unikraft tree to check names against it).
 //!
 //! An app describes its unikernel in `Cargo.toml`:
 //!
@@ -17,10 +18,14 @@
 //! (sorted keys), and each file carries a header with a hash of its body so a hand edit
 //! is detected by [`check_drift`] instead of being silently overwritten.
 //!
-//! Status: the data model, validation, determinism and drift detection are tested; the
-//! generated `Makefile.uk` cargo recipe and the defconfigs have not yet been run through
-//! Unikraft's build (that, Kconfig-name validation against a tree, and the xtask wiring
-//! are the rest of the Unikraft build-path work).
+//! [`kconfig`] checks the `CONFIG_` names a defconfig sets against the Kconfig files of a
+//! Unikraft tree and its libraries (the only part that reads files).
+//!
+//! Status: the generated files are what `cargo xtask kraft-run` builds and boots on
+//! Unikraft 0.16.3, and what the kraft-driven path (Unikraft's make run the way kraft runs
+//! it) builds with no xtask step; both are tested in `xtask/tests/unikraft.rs`.
+
+pub mod kconfig;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -62,7 +67,7 @@ pub struct UnikraftMetadata {
 pub struct AppSpec {
     /// Image / app name (lowercase letters, digits, `_`).
     pub name: String,
-    /// Cargo package name (for the cargo invocation in Makefile.uk).
+    /// Cargo package name.
     pub package: String,
     /// Core tag.
     pub version: String,
@@ -275,8 +280,58 @@ struct Component<'a> {
     kconfig: BTreeMap<&'a str, &'a str>,
 }
 
-/// Generates every file for `spec`.
-pub fn generate(spec: &AppSpec) -> GeneratedFiles {
+/// Where the Rust side of the app is and how the generated `Makefile.uk` builds it. These
+/// are facts about this machine's checkout (absolute paths), not metadata, so they are
+/// passed in by the caller (the xtask reads them from `cargo metadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RustBuild {
+    /// Absolute path of the app's `Cargo.toml`.
+    pub manifest_path: String,
+    /// The app's library target name (the archive is `lib<lib_name>.a`).
+    pub lib_name: String,
+    /// Absolute cargo target directory for the staticlib build.
+    pub cargo_target_dir: String,
+    /// Absolute paths of C files Unikraft's build compiles into the app (rt-unikraft's glue).
+    pub glue_sources: Vec<String>,
+}
+
+/// The arguments after `cargo` that build the app's staticlib for Unikraft. The generated
+/// `Makefile.uk` and `cargo xtask kraft-run` both use exactly these, so neither undoes the
+/// other's build.
+///
+/// The profile settings are forced because the image depends on them: fat LTO lets the
+/// linker see only what the app reaches (a Rust hello image is about half the size
+/// without it, since whole std objects are pulled in otherwise), one codegen unit puts
+/// rt-unikraft's shims in the same object as its entry (so a `clock_nanosleep` override
+/// is always linked), and `panic = "abort"` is what the `_Unwind_*` stubs assume.
+pub fn cargo_staticlib_args(manifest_path: &str, cargo_target_dir: &str) -> Vec<String> {
+    [
+        "rustc",
+        "--manifest-path",
+        manifest_path,
+        "--lib",
+        "--release",
+        "--no-default-features",
+        "--features",
+        "unikraft",
+        "--crate-type",
+        "staticlib",
+        "--target-dir",
+        cargo_target_dir,
+        "--config",
+        "profile.release.lto=true",
+        "--config",
+        "profile.release.codegen-units=1",
+        "--config",
+        "profile.release.panic='abort'",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+/// Generates every file for `spec`, building the Rust side as `build` says.
+pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
     let kraftfile = Kraftfile {
         spec: "v0.6",
         name: &spec.name,
@@ -296,19 +351,30 @@ pub fn generate(spec: &AppSpec) -> GeneratedFiles {
     let kraftfile = serde_yaml::to_string(&kraftfile).expect("a Kraftfile always serializes");
 
     let upper = spec.name.to_uppercase();
+    let glue: String = build.glue_sources.iter().map(|src| format!("APP{upper}_SRCS-y += {src}\n")).collect();
     let makefile_uk = format!(
         "$(eval $(call addlib,app{name}))\n\n\
-         # The Rust part is a staticlib built by cargo before the final link.\n\
-         APP{upper}_CARGO_PACKAGE := {package}\n\
-         APP{upper}_RUST_ARCHIVE := $(APP{upper}_BASE)/target/unikraft-build/release/lib{crate_name}.a\n\
+         # rt-unikraft's C glue (the C `main`), compiled by Unikraft's build with its own flags.\n\
+         {glue}\n\
+         # The Rust app: cargo builds it as a staticlib before the final link. Cargo runs on\n\
+         # every build and decides what is stale; the archive only gets a new timestamp when\n\
+         # the Rust code changed, so an unchanged app does not relink.\n\
+         APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
+         APP{upper}_CARGO_TARGET_DIR := {target_dir}\n\
+         APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/release/lib{lib_name}.a\n\
          UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
-         $(APP{upper}_RUST_ARCHIVE): FORCE\n\
-         \tcargo rustc --manifest-path $(APP{upper}_BASE)/Cargo.toml -p $(APP{upper}_CARGO_PACKAGE) \\\n\
-         \t  --release --no-default-features --features unikraft --crate-type staticlib \\\n\
-         \t  --target-dir $(APP{upper}_BASE)/target/unikraft-build\n",
+         .PHONY: app{name}-cargo\n\
+         app{name}-cargo:\n\n\
+         $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
+         \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) {cargo_args})\n",
         name = spec.name,
-        package = spec.package,
-        crate_name = spec.package.replace('-', "_"),
+        target_dir = build.cargo_target_dir,
+        lib_name = build.lib_name,
+        cargo_args = cargo_staticlib_args(&build.manifest_path, &build.cargo_target_dir)
+            .iter()
+            .map(|arg| if arg.contains('\'') { format!("\"{arg}\"") } else { arg.clone() })
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     let config_uk = format!("config APP{upper}\nbool \"{name}: a Rust application\"\ndefault y\n", name = spec.name);
 

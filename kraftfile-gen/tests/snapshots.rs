@@ -1,11 +1,27 @@
 //! Snapshot tests: the generated files for each example and for edge cases.
 
-use kraftfile_gen::{check_drift, generate, AppSpec, Drift, MetadataError};
+use kraftfile_gen::{check_drift, generate, AppSpec, Drift, MetadataError, RustBuild};
 use serde_json::json;
+
+/// Paths as the xtask would pass them for a checkout at `/src`.
+fn build_of(package: &str) -> RustBuild {
+    let dir = if package == "conformance" { package.to_string() } else { format!("examples/{package}") };
+    RustBuild {
+        manifest_path: format!("/src/{dir}/Cargo.toml"),
+        lib_name: package.replace('-', "_"),
+        cargo_target_dir: "/src/target/unikraft/cargo".to_string(),
+        glue_sources: vec!["/src/rt-unikraft/glue/main.c".to_string()],
+    }
+}
 
 fn files_of(package: &str, metadata: serde_json::Value) -> String {
     let spec = AppSpec::from_cargo_metadata(package, &metadata).unwrap();
-    generate(&spec).files.iter().map(|(path, body)| format!("==> {path} <==\n{body}")).collect::<Vec<_>>().join("\n")
+    generate(&spec, &build_of(package))
+        .files
+        .iter()
+        .map(|(path, body)| format!("==> {path} <==\n{body}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -47,7 +63,7 @@ fn bad_metadata_is_a_clear_error() {
 #[test]
 fn drift_is_detected_not_overwritten() {
     let spec = AppSpec::from_cargo_metadata("hello", &json!(null)).unwrap();
-    let now = generate(&spec);
+    let now = generate(&spec, &build_of("hello"));
     let (_, kraftfile) = now.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
     assert_eq!(check_drift(kraftfile, kraftfile), Drift::UpToDate);
 
@@ -56,7 +72,7 @@ fn drift_is_detected_not_overwritten() {
     assert_eq!(check_drift("name: hand-written\n", kraftfile), Drift::HandEdited);
 
     let stale_spec = AppSpec::from_cargo_metadata("hello", &json!({"unikraft": {"cmdline": ["--x=1"]}})).unwrap();
-    let stale = generate(&stale_spec);
+    let stale = generate(&stale_spec, &build_of("hello"));
     let (_, stale_kraftfile) = stale.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
     assert_eq!(check_drift(stale_kraftfile, kraftfile), Drift::Stale);
 }

@@ -46,14 +46,14 @@ compile_error!(
      you asked for, and check `cargo tree -e features -i unikernel` for who enables which."
 );
 
-#[cfg(all(feature = "unikraft", not(any(feature = "unix", feature = "solo5"))))]
-compile_error!("the `unikraft` backend (crate rt-unikraft) is not available in this version yet; use `unix`.");
-
 #[cfg(all(feature = "solo5", not(any(feature = "unix", feature = "unikraft"))))]
 compile_error!("the `solo5` backend (crate rt-solo5) is not available in this version yet; use `unix`.");
 
 #[cfg(all(feature = "unix", not(any(feature = "unikraft", feature = "solo5"))))]
 shared_core::provide_platform!(rt_unix::Unix);
+
+#[cfg(all(feature = "unikraft", not(any(feature = "unix", feature = "solo5"))))]
+shared_core::provide_platform!(rt_unikraft::Unikraft);
 
 /// Backend entry points the [`main!`] macro expands to. Not a public API.
 #[doc(hidden)]
@@ -90,13 +90,53 @@ pub mod __private {
 }
 
 /// Declares the app's entry function (`fn() -> i32`, `fn()` or `fn() -> Result<(), E>`).
-/// The crate must be `#![no_main]`; the backend provides the real entry symbol.
+///
+/// The crate must be `#![no_main]`; what the macro defines depends on the backend:
+/// * `unix`: the process's C `main`, which the C runtime calls;
+/// * `unikraft`: `unikernel_app_run`, which rt-unikraft's `unikernel_main` calls once
+///   the C `main` compiled by Unikraft's build has handed it `argc`/`argv`.
 #[macro_export]
 macro_rules! main {
+    ($entry:path) => {
+        $crate::__backend_entry!($entry);
+    };
+}
+
+#[cfg(all(feature = "unix", not(any(feature = "unikraft", feature = "solo5"))))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend_entry {
     ($entry:path) => {
         #[unsafe(no_mangle)]
         extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
             $crate::__private::backend_start(argc, argv, || $crate::__private::ExitStatus::code($entry()))
         }
     };
+}
+
+#[cfg(all(feature = "unikraft", not(any(feature = "unix", feature = "solo5"))))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend_entry {
+    ($entry:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn unikernel_app_run() -> i32 {
+            $crate::__private::ExitStatus::code($entry())
+        }
+    };
+}
+
+/// With zero or two backends the `compile_error!`s above say what to fix; this keeps
+/// `main!` from adding a second, confusing error.
+#[cfg(any(
+    not(any(feature = "unix", feature = "unikraft", feature = "solo5")),
+    all(feature = "unix", feature = "unikraft"),
+    all(feature = "unix", feature = "solo5"),
+    all(feature = "unikraft", feature = "solo5"),
+    all(feature = "solo5", not(any(feature = "unix", feature = "unikraft"))),
+))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __backend_entry {
+    ($entry:path) => {};
 }

@@ -47,6 +47,20 @@ fn exactly_one_backend_builds() {
 }
 
 #[test]
+fn unikraft_alone_builds() {
+    let (ok, stderr) = check_app("unikraft", &["unikraft"]);
+    assert!(ok, "an app with only the unikraft backend must build:\n{stderr}");
+}
+
+#[test]
+fn unix_and_unikraft_is_a_compile_error() {
+    let (ok, stderr) = check_app("unix-unikraft", &["unix", "unikraft"]);
+    assert!(!ok, "an app with two backends must not build");
+    assert!(stderr.contains("error: two unikernel backends selected"), "{stderr}");
+    assert!(!stderr.contains("multiple definition"), "must fail before linking: {stderr}");
+}
+
+#[test]
 fn zero_backends_is_a_compile_error_naming_the_fix() {
     let (ok, stderr) = check_app("zero", &[]);
     assert!(!ok, "an app with no backend must not build");

@@ -36,6 +36,15 @@ fn backends() -> Vec<(&'static str, Vec<Tool>)> {
                 tool("bison", "apt-get install bison"),
                 tool("bc", "apt-get install bc"),
                 tool("qemu-system-x86_64", "apt-get install qemu-system-x86"),
+                Tool { optional: true, ..tool("git", "apt-get install git (for `cargo xtask fetch` from upstream)") },
+                Tool { optional: true, ..tool("curl", "apt-get install curl (for `cargo xtask fetch` from upstream)") },
+                Tool {
+                    optional: true,
+                    ..tool(
+                        "firecracker",
+                        "https://github.com/firecracker-microvm/firecracker/releases (boots fc/x86_64)",
+                    )
+                },
                 Tool {
                     optional: true,
                     ..tool("kraft", "not packaged in Debian; optional (xtask drives Unikraft's make without it)")
@@ -75,6 +84,16 @@ pub fn report() {
                     }
                     let tag = if t.optional { "optional" } else { "MISSING " };
                     println!("  {tag} {:<20} install: {}", t.name, t.install);
+                }
+            }
+        }
+        if backend == "unikraft" {
+            match crate::sources::provisioned() {
+                Ok(found) => println!("  ok       {:<20} {}", "sources", found.unikraft.display()),
+                Err(e) => {
+                    missing += 1;
+                    let why = e.to_string().lines().next().unwrap_or_default().to_string();
+                    println!("  MISSING  {:<20} {why} (see `cargo xtask fetch --help`)", "sources");
                 }
             }
         }

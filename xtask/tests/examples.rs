@@ -5,6 +5,12 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
+
 const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
 fn is_root() -> bool {
@@ -104,7 +110,7 @@ fn start_in(ns: &Ns, example: &str) -> Guest {
 #[test]
 fn udp_echo_answers_a_datagram_from_the_host() {
     if !is_root() {
-        println!("SKIP udp_echo_answers_a_datagram_from_the_host: not root (needs a network namespace and TAP)");
+        skip("udp_echo_answers_a_datagram_from_the_host: not root (needs a network namespace and TAP)");
         return;
     }
     let ns = Ns::new("udp");
@@ -119,7 +125,7 @@ fn udp_echo_answers_a_datagram_from_the_host() {
 #[test]
 fn http_serves_its_page_to_the_host() {
     if !is_root() {
-        println!("SKIP http_serves_its_page_to_the_host: not root (needs a network namespace and TAP)");
+        skip("http_serves_its_page_to_the_host: not root (needs a network namespace and TAP)");
         return;
     }
     let ns = Ns::new("http");
@@ -142,6 +148,6 @@ fn conformance_passes_on_unix() {
     if is_root() {
         assert!(stdout.contains("CONFORMANCE END pass=12 fail=0 skip=0"), "{stdout}");
     } else {
-        println!("SKIP conformance net cases: not root");
+        skip("conformance net cases: not root");
     }
 }

@@ -1,0 +1,454 @@
+//! The cross-backend conformance app: exercises every shared-core service and prints one
+//! report line per case, identical in format on every backend:
+//!
+//! ```text
+//! CONFORMANCE BEGIN backend=unix
+//! PASS time.monotonic 1000 reads never went backwards
+//! SKIP net.arp --net=false (runner is not root)
+//! CONFORMANCE END pass=N fail=N skip=N
+//! ```
+//!
+//! Net cases need a host peer (played by `cargo xtask conformance`): see
+//! docs/architecture.md for the exchange. Exit status is 0 only if no case failed.
+#![no_std]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use unikernel::block::{BlockError, BlockExt};
+use unikernel::bootargs::{BootArgs, Ipv4Cidr};
+use unikernel::executor::{self, block_on};
+use unikernel::net::{Stack, StackConfig};
+use unikernel::smoltcp::socket::{icmp, tcp, udp};
+use unikernel::smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, Ipv4Address};
+use unikernel::{println, services};
+
+unikernel::main!(run);
+
+/// How long a net case waits for the host peer.
+const CASE_TIMEOUT_MS: u64 = 20_000;
+/// Tolerance for `sleep`: not early at all, at most this late.
+const SLEEP_LATE_TOLERANCE_MS: u64 = 50;
+const TCP_BYTES: usize = 262_144;
+
+#[derive(Default)]
+struct Report {
+    pass: u32,
+    fail: u32,
+    skip: u32,
+}
+
+enum Outcome {
+    Pass(String),
+    Fail(String),
+    Skip(String),
+}
+
+impl Report {
+    fn record(&mut self, case: &str, outcome: Outcome) {
+        match outcome {
+            Outcome::Pass(d) => {
+                self.pass += 1;
+                println!("PASS {case} {d}");
+            }
+            Outcome::Fail(d) => {
+                self.fail += 1;
+                println!("FAIL {case} {d}");
+            }
+            Outcome::Skip(d) => {
+                self.skip += 1;
+                println!("SKIP {case} {d}");
+            }
+        }
+    }
+}
+
+fn check(ok: bool, pass: String, fail: String) -> Outcome {
+    if ok {
+        Outcome::Pass(pass)
+    } else {
+        Outcome::Fail(fail)
+    }
+}
+
+fn run() -> i32 {
+    let mut args = BootArgs::or_exit(BootArgs::from_boot());
+    let default_ip = Ipv4Cidr { address: Ipv4Address::new(10, 0, 0, 2), prefix_len: 24 };
+    let cidr = BootArgs::or_exit(args.optional("ipv4", default_ip, "guest address"));
+    let host: Ipv4Address =
+        BootArgs::or_exit(args.optional("host", Ipv4Address::new(10, 0, 0, 1), "host peer address"));
+    let net_on: bool = BootArgs::or_exit(args.optional("net", true, "run the net cases"));
+    let block_on_: bool = BootArgs::or_exit(args.optional("block", true, "run the block cases"));
+    let label: String =
+        BootArgs::or_exit(args.optional("backend", String::from(services::backend_name()), "report label"));
+    let args_ok = args.finish();
+
+    let mut report = Report::default();
+    println!("CONFORMANCE BEGIN backend={label}");
+    time_cases(&mut report);
+    random_case(&mut report);
+    report.record(
+        "args.parse",
+        match args_ok {
+            Ok(()) => args_case(),
+            Err(e) => Outcome::Fail(format!("boot arguments rejected: {e}")),
+        },
+    );
+    if net_on {
+        net_cases(&mut report, cidr, host);
+    } else {
+        for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp"] {
+            report.record(case, Outcome::Skip(String::from("--net=false (runner is not root, or net disabled)")));
+        }
+    }
+    if block_on_ {
+        block_cases(&mut report);
+    } else {
+        for case in ["block.write-read", "block.flush", "block.out-of-range"] {
+            report.record(case, Outcome::Skip(String::from("--block=false")));
+        }
+    }
+    println!("CONFORMANCE END pass={} fail={} skip={}", report.pass, report.fail, report.skip);
+    if report.fail == 0 {
+        0
+    } else {
+        1
+    }
+}
+
+fn time_cases(report: &mut Report) {
+    let mut prev = services::monotonic_ns();
+    let mut backwards = 0;
+    for _ in 0..1000 {
+        let now = services::monotonic_ns();
+        if now < prev {
+            backwards += 1;
+        }
+        prev = now;
+    }
+    report.record(
+        "time.monotonic",
+        check(
+            backwards == 0,
+            String::from("1000 reads never went backwards"),
+            format!("went backwards {backwards} times"),
+        ),
+    );
+
+    let mut worst_late_ms = 0;
+    let mut early = None;
+    for ms in [10u64, 50, 100] {
+        let start = services::monotonic_ns();
+        block_on(executor::sleep_ms(ms));
+        let took = services::monotonic_ns() - start;
+        if took < ms * 1_000_000 {
+            early = Some((ms, took));
+        }
+        worst_late_ms = worst_late_ms.max(took / 1_000_000 - ms.min(took / 1_000_000));
+    }
+    report.record(
+        "time.sleep",
+        match early {
+            Some((ms, took)) => Outcome::Fail(format!("sleep({ms} ms) returned after {took} ns")),
+            None => check(
+                worst_late_ms <= SLEEP_LATE_TOLERANCE_MS,
+                format!("10/50/100 ms sleeps, worst {worst_late_ms} ms late (tolerance {SLEEP_LATE_TOLERANCE_MS} ms)"),
+                format!("a sleep was {worst_late_ms} ms late (tolerance {SLEEP_LATE_TOLERANCE_MS} ms)"),
+            ),
+        },
+    );
+
+    // After 2020-01-01 and before 2100-01-01.
+    let wall_s = services::wall_clock_ns() / 1_000_000_000;
+    report.record(
+        "time.wall",
+        check(
+            (1_577_836_800..4_102_444_800).contains(&wall_s),
+            format!("{wall_s} s since the epoch"),
+            format!("{wall_s} s since the epoch is not between 2020 and 2100"),
+        ),
+    );
+}
+
+fn random_case(report: &mut Report) {
+    let mut a = [0u8; 32];
+    let mut b = [0u8; 32];
+    services::fill_random(&mut a);
+    services::fill_random(&mut b);
+    let distinct = a.iter().collect::<alloc::collections::BTreeSet<_>>().len();
+    report.record(
+        "random.bytes",
+        check(
+            a != b && distinct > 8,
+            format!("two 32-byte draws differ ({distinct} distinct byte values)"),
+            String::from("random draws repeat or are nearly constant"),
+        ),
+    );
+}
+
+fn args_case() -> Outcome {
+    // The parser must accept what every backend passes and reject bad input the same way.
+    let mut good = match BootArgs::parse(["--ipv4=10.1.2.3/16", "--port=8080", "--verbose"]) {
+        Ok(a) => a,
+        Err(e) => return Outcome::Fail(format!("valid args rejected: {e}")),
+    };
+    let ip: Result<Ipv4Cidr, _> = good.required("ipv4", "ip");
+    let port: Result<u16, _> = good.optional("port", 1, "port");
+    let verbose = good.flag("verbose", "v");
+    let typed_ok = matches!((ip, port, verbose), (Ok(c), Ok(8080), Ok(true)) if c.prefix_len == 16);
+    let mut unknown = BootArgs::parse(["--prot=1"]).unwrap_or_else(|_| unreachable!());
+    let _ = unknown.optional::<u16>("port", 1, "port");
+    let rejects_unknown = unknown.finish().is_err();
+    let mut malformed = BootArgs::parse(["--port=99999"]).unwrap_or_else(|_| unreachable!());
+    let rejects_malformed = malformed.optional::<u16>("port", 1, "port").is_err();
+    check(
+        typed_ok && rejects_unknown && rejects_malformed,
+        format!("boot args {:?} parsed; typed values, unknown and malformed keys behave", services::boot_args()),
+        format!("typed={typed_ok} rejects_unknown={rejects_unknown} rejects_malformed={rejects_malformed}"),
+    )
+}
+
+fn deadline(ms: u64) -> u64 {
+    services::monotonic_ns() + ms * 1_000_000
+}
+
+fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
+    let device = match services::open_net("") {
+        Ok(d) => d,
+        Err(e) => {
+            for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp"] {
+                report.record(case, Outcome::Fail(format!("cannot open the net device: {e}")));
+            }
+            return;
+        }
+    };
+    let mut stack = Stack::new(device, StackConfig::new(cidr));
+    let udp_socket = || {
+        udp::Socket::new(
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 8192]),
+            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 8192]),
+        )
+    };
+    let probe = stack.sockets.add(udp_socket());
+    let echo = stack.sockets.add(udp_socket());
+    let icmp_h = stack.sockets.add(icmp::Socket::new(
+        icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+        icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
+    ));
+    let tcp_h = stack
+        .sockets
+        .add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536])));
+    let _ = stack.sockets.get_mut::<udp::Socket>(probe).bind(40000);
+    let _ = stack.sockets.get_mut::<udp::Socket>(echo).bind(7);
+    let _ = stack.sockets.get_mut::<icmp::Socket>(icmp_h).bind(icmp::Endpoint::Ident(0x4242));
+    let _ = stack.sockets.get_mut::<tcp::Socket>(tcp_h).listen(8000);
+    println!("READY net {}", cidr.address);
+
+    block_on(async {
+        // net.arp: the guest must resolve the host's MAC to send this; the reply proves it.
+        let until = deadline(CASE_TIMEOUT_MS);
+        let mut next_send = 0;
+        let arp = loop {
+            stack.poll();
+            let now = services::monotonic_ns();
+            let sock = stack.sockets.get_mut::<udp::Socket>(probe);
+            if now >= next_send {
+                let _ = sock.send_slice(b"probe", (IpAddress::Ipv4(host), 5555));
+                next_send = now + 500_000_000;
+            }
+            if let Ok((data, meta)) = sock.recv() {
+                break check(
+                    data == b"probe-ack",
+                    format!("resolved {host} and got a reply from {}", meta.endpoint),
+                    format!("unexpected reply {:?}", data),
+                );
+            }
+            if now > until {
+                break Outcome::Fail(format!("no reply from {host}:5555 within {CASE_TIMEOUT_MS} ms"));
+            }
+            stack.poll();
+            stack.wait_at_most(100).await;
+        };
+        report.record("net.arp", arp);
+
+        // net.icmp: echo request to the host, expect the matching reply.
+        let until = deadline(CASE_TIMEOUT_MS);
+        let mut next_send = 0;
+        let mut seq = 0u16;
+        let icmp_outcome = loop {
+            stack.poll();
+            let now = services::monotonic_ns();
+            let checksum = stack.phy.capabilities_checksum();
+            let sock = stack.sockets.get_mut::<icmp::Socket>(icmp_h);
+            if now >= next_send && sock.can_send() {
+                seq += 1;
+                let repr = Icmpv4Repr::EchoRequest { ident: 0x4242, seq_no: seq, data: b"conformance" };
+                if let Ok(buf) = sock.send(repr.buffer_len(), IpAddress::Ipv4(host)) {
+                    repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &checksum);
+                }
+                next_send = now + 500_000_000;
+            }
+            if let Ok((payload, from)) = sock.recv() {
+                let packet = Icmpv4Packet::new_unchecked(payload);
+                if let Ok(Icmpv4Repr::EchoReply { ident: 0x4242, data, .. }) = Icmpv4Repr::parse(&packet, &checksum) {
+                    break check(
+                        data == b"conformance",
+                        format!("echo reply from {from}"),
+                        String::from("echo reply with the wrong payload"),
+                    );
+                }
+            }
+            if now > until {
+                break Outcome::Fail(format!("no ICMP echo reply from {host} within {CASE_TIMEOUT_MS} ms"));
+            }
+            stack.poll();
+            stack.wait_at_most(100).await;
+        };
+        report.record("net.icmp", icmp_outcome);
+
+        // net.udp-echo: the host sends 10 datagrams to port 7; echo each.
+        let until = deadline(CASE_TIMEOUT_MS);
+        let mut echoed = 0;
+        let mut buf = [0u8; 2048];
+        let udp_outcome = loop {
+            stack.poll();
+            let sock = stack.sockets.get_mut::<udp::Socket>(echo);
+            while let Ok((len, meta)) = sock.recv_slice(&mut buf) {
+                if sock.send_slice(&buf[..len], meta).is_ok() {
+                    echoed += 1;
+                }
+            }
+            if echoed >= 10 {
+                break Outcome::Pass(format!("echoed {echoed} datagrams"));
+            }
+            if services::monotonic_ns() > until {
+                break Outcome::Fail(format!("echoed only {echoed} of 10 datagrams within {CASE_TIMEOUT_MS} ms"));
+            }
+            stack.poll();
+            stack.wait_at_most(100).await;
+        };
+        report.record("net.udp-echo", udp_outcome);
+
+        // net.tcp: the host sends TCP_BYTES of a known pattern to port 8000; verify and echo.
+        let until = deadline(CASE_TIMEOUT_MS);
+        let mut received = 0usize;
+        let mut corrupt = None;
+        let mut pending: Vec<u8> = Vec::with_capacity(65536);
+        let tcp_outcome = loop {
+            stack.poll();
+            let sock = stack.sockets.get_mut::<tcp::Socket>(tcp_h);
+            if sock.can_recv() && pending.len() < pending.capacity() {
+                let room = pending.capacity() - pending.len();
+                let _ = sock.recv(|data| {
+                    let n = data.len().min(room);
+                    for (i, &b) in data[..n].iter().enumerate() {
+                        let at = received + i;
+                        if corrupt.is_none() && b != (at.wrapping_mul(7).wrapping_add(3) & 0xff) as u8 {
+                            corrupt = Some(at);
+                        }
+                    }
+                    received += n;
+                    pending.extend_from_slice(&data[..n]);
+                    (n, ())
+                });
+            }
+            if !pending.is_empty() && sock.can_send() {
+                if let Ok(sent) = sock.send_slice(&pending) {
+                    pending.drain(..sent);
+                }
+            }
+            let peer_done = received > 0 && !sock.may_recv();
+            if peer_done && pending.is_empty() {
+                sock.close();
+                break match corrupt {
+                    Some(at) => Outcome::Fail(format!("byte {at} of the stream is wrong")),
+                    None => check(
+                        received == TCP_BYTES,
+                        format!("received, verified and echoed {received} bytes"),
+                        format!("received {received} bytes, expected {TCP_BYTES}"),
+                    ),
+                };
+            }
+            if services::monotonic_ns() > until {
+                break Outcome::Fail(format!("TCP transfer incomplete after {CASE_TIMEOUT_MS} ms: {received} bytes"));
+            }
+            stack.poll();
+            stack.wait_at_most(100).await;
+        };
+        // Let the FIN and the last segments go out before the report ends.
+        let linger = deadline(500);
+        while services::monotonic_ns() < linger {
+            stack.poll();
+            stack.wait_at_most(20).await;
+        }
+        report.record("net.tcp", tcp_outcome);
+    });
+    let c = stack.phy.counters();
+    println!(
+        "# net counters: rx {} pkts {} B, tx {} pkts {} B, drops rx {} tx {}",
+        c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.rx_dropped, c.tx_dropped
+    );
+}
+
+fn pattern(lba: u64, i: usize) -> u8 {
+    (lba as u8).wrapping_mul(31).wrapping_add(i as u8)
+}
+
+fn block_cases(report: &mut Report) {
+    let mut disk = match services::open_block("") {
+        Ok(d) => d,
+        Err(e) => {
+            for case in ["block.write-read", "block.flush", "block.out-of-range"] {
+                report.record(case, Outcome::Fail(format!("cannot open the block device: {e}")));
+            }
+            return;
+        }
+    };
+    let info = disk.info();
+    let ss = info.sector_size as usize;
+    block_on(async {
+        let mut write_buf = vec![0u8; ss * 8];
+        for (k, sector) in write_buf.chunks_mut(ss).enumerate() {
+            for (i, b) in sector.iter_mut().enumerate() {
+                *b = pattern(k as u64 + 1, i);
+            }
+        }
+        let mut read_buf = vec![0u8; ss * 8];
+        let outcome = match disk.write(1, &write_buf).await {
+            Err(e) => Outcome::Fail(format!("write of sectors 1..=8 failed: {e}")),
+            Ok(()) => match disk.read(1, &mut read_buf).await {
+                Err(e) => Outcome::Fail(format!("read back failed: {e}")),
+                Ok(()) => check(
+                    read_buf == write_buf,
+                    format!("8 sectors of {ss} B written and read back ({} sectors on device)", info.sectors),
+                    String::from("read back differs from what was written"),
+                ),
+            },
+        };
+        report.record("block.write-read", outcome);
+        report.record(
+            "block.flush",
+            match disk.flush().await {
+                Ok(()) => Outcome::Pass(String::from("flush completed")),
+                Err(e) => Outcome::Fail(format!("flush failed: {e}")),
+            },
+        );
+        let past_end = disk.write(info.sectors, &write_buf[..ss]).await;
+        let straddling = disk.read(info.sectors - 1, &mut read_buf[..2 * ss]).await;
+        let misaligned = disk.read(0, &mut read_buf[..ss - 1]).await;
+        report.record(
+            "block.out-of-range",
+            check(
+                matches!(past_end, Err(BlockError::OutOfRange { .. }))
+                    && matches!(straddling, Err(BlockError::OutOfRange { .. }))
+                    && matches!(misaligned, Err(BlockError::Misaligned { .. })),
+                String::from("past-the-end, straddling and misaligned requests are refused"),
+                format!("got {past_end:?}, {straddling:?}, {misaligned:?}"),
+            ),
+        );
+    });
+}

@@ -1,0 +1,110 @@
+//! Kconfig-name validation: on small fixture trees written for these tests, and on the real
+//! Unikraft tree when one is provisioned (`UNIKRAFT_SRC`, `UNIKRAFT_LIB_MUSL`).
+
+use std::path::{Path, PathBuf};
+
+use kraftfile_gen::kconfig::{defconfig_names, KconfigError, KconfigIndex};
+
+/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn fixture_index() -> KconfigIndex {
+    let root = fixtures().join("kconfig");
+    KconfigIndex::load(&root.join("core"), &[root.join("lib-extra")]).expect("fixtures parse")
+}
+
+#[test]
+fn symbols_inside_menus_choices_and_ifs_are_found() {
+    let index = fixture_index();
+    for symbol in [
+        "UK_NAME",
+        "ARCH_X86_64",
+        "ARCH_ARM_64",
+        "PLAT_KVM",
+        "KVM_VMM_QEMU",
+        "KVM_VMM_FIRECRACKER",
+        "LIBUKFOO",
+        "LIBUKFOO_BAR",
+        "LIBUKFOO_BAR_SIZE",
+        "LIBEXTRA",
+    ] {
+        assert!(index.contains(symbol), "{symbol} missing from {index:?}");
+    }
+    assert_eq!(index.len(), 10, "{index:?}");
+    index.check(["CONFIG_LIBUKFOO_BAR", "CONFIG_KVM_VMM_QEMU", "CONFIG_LIBEXTRA"]).expect("declared names pass");
+}
+
+#[test]
+fn an_unknown_name_is_rejected_with_the_closest_real_ones() {
+    let err = fixture_index().check(["CONFIG_UK_NAME", "CONFIG_FOO_BAR"]).unwrap_err();
+    assert_eq!(err.unknown.len(), 1);
+    let (name, close) = &err.unknown[0];
+    assert_eq!(name, "CONFIG_FOO_BAR");
+    assert_eq!(close.first().map(String::as_str), Some("LIBUKFOO_BAR"), "{close:?}");
+    assert!(close.len() <= 3);
+    let message = err.to_string();
+    assert!(message.contains("CONFIG_FOO_BAR: did you mean CONFIG_LIBUKFOO_BAR"), "{message}");
+    assert!(message.contains("Cargo.toml"), "{message}");
+}
+
+#[test]
+fn a_name_like_nothing_gets_no_suggestion() {
+    let err = fixture_index().check(["CONFIG_ZZZZZZZZZZQQQQQQ"]).unwrap_err();
+    assert!(err.unknown[0].1.is_empty());
+    assert!(err.to_string().contains("no similar option"), "{err}");
+}
+
+#[test]
+fn a_missing_or_empty_root_is_a_clear_error() {
+    let missing = fixtures().join("no-such-dir");
+    assert!(matches!(KconfigIndex::load(&missing, &[]), Err(KconfigError::MissingRoot(_))));
+    let empty = tempfile::tempdir().unwrap();
+    let err = KconfigIndex::load(empty.path(), &[]).unwrap_err();
+    assert!(matches!(err, KconfigError::NoKconfigFiles(_)));
+    assert!(err.to_string().contains("is it a Unikraft tree"), "{err}");
+}
+
+#[test]
+fn a_malformed_file_is_an_error_naming_it() {
+    let err = KconfigIndex::load(&fixtures().join("kconfig-broken"), &[]).unwrap_err();
+    match &err {
+        KconfigError::Parse { file, .. } => assert!(file.ends_with("kconfig-broken/Config.uk"), "{err}"),
+        other => panic!("expected a parse error, got {other}"),
+    }
+}
+
+#[test]
+fn defconfig_names_are_read_from_set_lines_only() {
+    let body = "# generated\nCONFIG_A=y\nCONFIG_B=\"x=y\"\n# CONFIG_C is not set\n";
+    assert_eq!(defconfig_names(body).collect::<Vec<_>>(), ["CONFIG_A", "CONFIG_B"]);
+}
+
+#[test]
+fn the_real_unikraft_tree_declares_what_the_generator_writes() {
+    let (Some(unikraft), Some(musl)) = (std::env::var_os("UNIKRAFT_SRC"), std::env::var_os("UNIKRAFT_LIB_MUSL")) else {
+        skip("the_real_unikraft_tree_declares_what_the_generator_writes: set UNIKRAFT_SRC and UNIKRAFT_LIB_MUSL (see `cargo xtask fetch --print-cache`)");
+        return;
+    };
+    let index = KconfigIndex::load(Path::new(&unikraft), &[PathBuf::from(musl)]).expect("the real tree parses");
+    assert!(index.len() > 500, "only {} symbols", index.len());
+    let base = kraftfile_gen::base_kconfig();
+    index.check(base.keys().map(String::as_str)).expect("every base option exists");
+    index
+        .check([
+            "CONFIG_UK_NAME",
+            "CONFIG_ARCH_X86_64",
+            "CONFIG_PLAT_KVM",
+            "CONFIG_KVM_VMM_QEMU",
+            "CONFIG_KVM_VMM_FIRECRACKER",
+        ])
+        .expect("target options exist");
+    let err = index.check(["CONFIG_LIBUKDEBUG_PRINTK_INF0"]).unwrap_err();
+    assert!(err.unknown[0].1.iter().any(|s| s == "LIBUKDEBUG_PRINTK_INFO"), "{err}");
+}

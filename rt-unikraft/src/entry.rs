@@ -1,0 +1,187 @@
+//! The entry point and the libc shims, in one module on purpose.
+//!
+//! The linker takes members out of the Rust archive only to resolve undefined symbols.
+//! `glue/main.c` refers to [`unikernel_main`], so the object holding it is always linked;
+//! keeping the shims in the same module keeps them in that object (rustc partitions code
+//! by module), which matters for `clock_nanosleep`: lib-musl already defines it (weakly),
+//! so nothing would ever pull a separate object holding our strong override.
+//!
+//! The shims answer the symbols the precompiled `x86_64-unknown-linux-gnu` std refers to
+//! that glibc has and musl does not. None of them can do anything useful in a unikernel;
+//! they exist so the link succeeds and std's callers get a clean error.
+
+use core::ffi::{c_char, c_int, c_void};
+
+use shared_core::services::Platform;
+
+use crate::Unikraft;
+
+unsafe extern "C" {
+    /// The app's entry, defined by `unikernel::main!`.
+    fn unikernel_app_run() -> c_int;
+}
+
+/// Called by the C `main` in `glue/main.c` with Unikraft's `argc`/`argv`.
+///
+/// # Safety
+/// `argv` must hold `argc` valid C strings (Unikraft's boot guarantees it).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unikernel_main(argc: c_int, argv: *const *const c_char) -> c_int {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { record_boot_args(argc, argv) };
+    // A panic prints its message and then, instead of an abort that looks like a crash,
+    // leaves with status 101 (what a panicking Rust process exits with by default).
+    std::panic::set_hook(std::boxed::Box::new(|info| {
+        let message = std::format!("\napp panicked: {info}\n");
+        Unikraft::console_write(message.as_bytes());
+        Unikraft::exit(101)
+    }));
+    // SAFETY: the app's entry takes no arguments and returns a status.
+    let code = unsafe { unikernel_app_run() };
+    Unikraft::exit(code)
+}
+
+/// Records the boot arguments from the C `argv` (skipping the image name in `argv[0]`).
+///
+/// # Safety
+/// `argv` must point to `argc` valid NUL-terminated strings (as Unikraft's boot passes).
+unsafe fn record_boot_args(argc: c_int, argv: *const *const c_char) {
+    let args = (1..argc.max(0) as usize)
+        .map(|i| {
+            // SAFETY: the caller guarantees `argc` valid entries.
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            arg.to_string_lossy().into_owned()
+        })
+        .collect();
+    let _ = crate::BOOT_ARGS.set(args);
+}
+
+/// std asks for the glibc version to pick workarounds; claim a recent glibc.
+#[unsafe(no_mangle)]
+pub extern "C" fn gnu_get_libc_version() -> *const c_char {
+    c"2.36".as_ptr()
+}
+
+/// std re-reads resolv.conf with this after a failed lookup; there is nothing to re-read.
+#[unsafe(no_mangle)]
+pub extern "C" fn __res_init() -> c_int {
+    0
+}
+
+/// No processes in a unikernel: `std::process::Command::spawn` gets `ENOSYS`.
+#[unsafe(no_mangle)]
+pub extern "C" fn posix_spawnp(
+    _pid: *mut c_int,
+    _file: *const c_char,
+    _file_actions: *const c_void,
+    _attr: *const c_void,
+    _argv: *const *mut c_char,
+    _envp: *const *mut c_char,
+) -> c_int {
+    libc::ENOSYS
+}
+
+/// `std::thread::sleep` uses `clock_nanosleep(CLOCK_MONOTONIC, 0, ...)`, which Unikraft
+/// stubs (it returns at once). Relative sleeps on either clock become `nanosleep`;
+/// absolute ones sleep until the deadline.
+///
+/// # Safety
+/// `request` must be valid; `remain` may be null.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn clock_nanosleep(
+    clock: libc::clockid_t,
+    flags: c_int,
+    request: *const libc::timespec,
+    _remain: *mut libc::timespec,
+) -> c_int {
+    if clock != libc::CLOCK_MONOTONIC && clock != libc::CLOCK_REALTIME {
+        return libc::EINVAL;
+    }
+    // SAFETY: the caller passes a valid request.
+    let request = unsafe { &*request };
+    if request.tv_nsec < 0 || request.tv_nsec >= 1_000_000_000 || request.tv_sec < 0 {
+        return libc::EINVAL;
+    }
+    let requested = request.tv_sec as u64 * 1_000_000_000 + request.tv_nsec as u64;
+    let ns =
+        if flags & libc::TIMER_ABSTIME != 0 { requested.saturating_sub(crate::clock_ns(clock)) } else { requested };
+    crate::sleep_ns(ns);
+    0
+}
+
+// The `_Unwind_*` family. Apps are built with `panic = "abort"`, so nothing ever unwinds;
+// std still contains landing pads and a backtrace walker that name these. A backtrace
+// comes out empty; anything that would really unwind aborts.
+
+/// `_URC_END_OF_STACK`: "no (more) frames".
+const URC_END_OF_STACK: c_int = 5;
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Backtrace(_trace: *mut c_void, _arg: *mut c_void) -> c_int {
+    URC_END_OF_STACK
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_RaiseException(_exception: *mut c_void) -> c_int {
+    URC_END_OF_STACK
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_Resume(_exception: *mut c_void) -> ! {
+    std::process::abort()
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_DeleteException(_exception: *mut c_void) {}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetIP(_context: *mut c_void) -> usize {
+    0
+}
+
+/// # Safety
+/// `ip_before_insn` is null or valid for a write.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _Unwind_GetIPInfo(_context: *mut c_void, ip_before_insn: *mut c_int) -> usize {
+    if !ip_before_insn.is_null() {
+        // SAFETY: the caller passes a valid out-pointer when it is non-null.
+        unsafe { *ip_before_insn = 0 };
+    }
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetCFA(_context: *mut c_void) -> usize {
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetLanguageSpecificData(_context: *mut c_void) -> *mut c_void {
+    core::ptr::null_mut()
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetRegionStart(_context: *mut c_void) -> usize {
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetTextRelBase(_context: *mut c_void) -> usize {
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_GetDataRelBase(_context: *mut c_void) -> usize {
+    0
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_SetGR(_context: *mut c_void, _index: c_int, _value: usize) {}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_SetIP(_context: *mut c_void, _value: usize) {}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _Unwind_FindEnclosingFunction(_pc: *mut c_void) -> *mut c_void {
+    core::ptr::null_mut()
+}

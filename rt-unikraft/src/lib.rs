@@ -1,0 +1,143 @@
+//! `rt-unikraft`: the Unikraft backend.
+//!
+//! # How a stable, stock std runs on Unikraft
+//!
+//! There is no Unikraft target in rustup and this project does not use nightly or
+//! `build-std`. Instead the app is compiled for the ordinary `x86_64-unknown-linux-gnu`
+//! target as a `staticlib`, and Unikraft's build links that archive against Unikraft's
+//! lib-musl. This works because both are x86_64 System V code and, for the parts std
+//! uses, musl and glibc share the Linux ABI (struct layouts, errno values, calling
+//! convention). What is left is small and lives here:
+//!
+//! * [`entry`]: the `unikernel_main` entry the C glue (`glue/main.c`) calls, plus the few
+//!   glibc-only symbols the gnu std refers to (`gnu_get_libc_version`, `__res_init`,
+//!   `posix_spawnp`, the `_Unwind_*` family) and a `clock_nanosleep` that really sleeps
+//!   (Unikraft stubs the monotonic case, which is what `std::thread::sleep` calls).
+//! * [`Unikraft`]: the shared-core [`Platform`], written against libc calls Unikraft's
+//!   POSIX layer implements (`clock_gettime`, `getrandom`, `write`, `nanosleep`).
+//! * [`exit_status`]: how an exit code leaves the VM (QEMU's `isa-debug-exit` device).
+//!
+//! Devices (`uknetdev`, `ukblkdev`) are not wired up yet: [`Platform::open_net`] and
+//! [`Platform::open_block`] report that no device exists.
+
+pub mod exit_status;
+
+#[cfg(not(test))]
+pub mod entry;
+
+use std::boxed::Box;
+use std::string::String;
+use std::sync::OnceLock;
+use std::vec::Vec;
+
+use shared_core::block::BlockDevice;
+use shared_core::net::NetDevice;
+use shared_core::services::{OpenError, Platform};
+
+/// The app's boot arguments (everything after the image name), recorded by the entry.
+pub(crate) static BOOT_ARGS: OnceLock<Vec<String>> = OnceLock::new();
+
+/// Longest single idle sleep when nothing is scheduled: the executor re-checks after it.
+const IDLE_SLEEP_NS: u64 = 1_000_000_000;
+
+pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; Unikraft's posix-time implements both clocks.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleeps `ns` nanoseconds with `nanosleep`, which Unikraft implements for real.
+pub(crate) fn sleep_ns(ns: u64) {
+    let mut request = libc::timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ };
+    let mut remaining = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: both pointers are valid for the call.
+    while unsafe { libc::nanosleep(&request, &mut remaining) } != 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+        request = remaining;
+    }
+}
+
+/// The Unikraft [`Platform`].
+pub struct Unikraft;
+
+impl Platform for Unikraft {
+    fn backend_name() -> &'static str {
+        "unikraft"
+    }
+
+    fn monotonic_ns() -> u64 {
+        clock_ns(libc::CLOCK_MONOTONIC)
+    }
+
+    fn wall_clock_ns() -> u64 {
+        clock_ns(libc::CLOCK_REALTIME)
+    }
+
+    fn fill_random(buf: &mut [u8]) {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let rest = &mut buf[filled..];
+            // SAFETY: writes at most `rest.len()` bytes into `rest`.
+            let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+            if n > 0 {
+                filled += n as usize;
+            } else if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                panic!("getrandom failed: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
+
+    fn console_write(bytes: &[u8]) {
+        // Straight to fd 1 (Unikraft's console), unbuffered, so `exit` loses nothing.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            // SAFETY: `rest` is valid for `rest.len()` bytes.
+            let n = unsafe { libc::write(1, rest.as_ptr().cast(), rest.len()) };
+            if n <= 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                return;
+            }
+            rest = &rest[n as usize..];
+        }
+    }
+
+    fn exit(code: i32) -> ! {
+        exit_status::report(code);
+        // Without an isa-debug-exit device (Firecracker, or QEMU started without it) the
+        // port write is ignored and this halts the VM the normal way.
+        // SAFETY: plain process exit; nothing is borrowed across it.
+        unsafe { libc::exit(code) }
+    }
+
+    fn boot_args() -> Vec<String> {
+        BOOT_ARGS.get().cloned().unwrap_or_default()
+    }
+
+    fn wait_until(deadline_ns: Option<u64>) {
+        // No devices yet, so the only thing to wait for is the next timer.
+        let left = match deadline_ns {
+            Some(deadline) => deadline.saturating_sub(Self::monotonic_ns()),
+            None => IDLE_SLEEP_NS,
+        };
+        if left > 0 {
+            sleep_ns(left);
+        }
+    }
+
+    fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
+        Err(OpenError::NotFound(std::format!(
+            "net device `{name}`: rt-unikraft has no uknetdev support yet (planned with the Unikraft devices work)"
+        )))
+    }
+
+    fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
+        Err(OpenError::NotFound(std::format!(
+            "block device `{name}`: rt-unikraft has no ukblkdev support yet (planned with the Unikraft devices work)"
+        )))
+    }
+}

@@ -1,0 +1,490 @@
+//! The pinned Unikraft sources: `cargo xtask fetch` and where builds find them.
+//!
+//! A Unikraft image needs three things from outside this repository: the Unikraft core
+//! tree, the lib-musl library tree (the two must be a matching pair: lib-musl's newest
+//! commit does not link against core 0.17.0), and the musl release tarball lib-musl would
+//! otherwise download, unverified, during the build. We pin all three and keep them in a
+//! per-user cache:
+//!
+//! ```text
+//! <cache>/unikraft/RELEASE-0.16.3/     git work tree at the tag
+//! <cache>/lib-musl/RELEASE-0.16.3/     git work tree at the tag
+//! <cache>/tarballs/musl-1.2.3.tar.gz   checked against the pinned SHA256
+//! ```
+//!
+//! `<cache>` is `$UNIKERNEL_CACHE`, else `$XDG_CACHE_HOME/unikernel-rs`, else
+//! `~/.cache/unikernel-rs`.
+//!
+//! Every entry is assembled in a staging directory inside the cache and renamed into place
+//! only once it is complete and verified, so an entry that exists is whole; a failed fetch
+//! (wrong checksum, missing source, no network) removes its staging directory and leaves
+//! the cache as it was. Inputs that are cheap to check (the tarball's checksum, that the
+//! source directories exist) are checked before anything is copied.
+//!
+//! Sources come from upstream (git and curl) or, offline, from `--unikraft-src`,
+//! `--musl-src` (a git repository, bare or not, that has the tag; or a plain tree whose
+//! version files match the pin) and `--musl-tarball`.
+//!
+//! A developer with trees elsewhere can skip the cache: `UNIKRAFT_SRC`, `UNIKRAFT_LIB_MUSL`
+//! and `UNIKRAFT_MUSL_TARBALL` each override one entry (the tarball is still verified).
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+/// The one source set this project builds against.
+pub struct Pin {
+    /// Tag of `unikraft/unikraft`.
+    pub unikraft_tag: &'static str,
+    /// Tag of `unikraft/lib-musl` that matches the core.
+    pub lib_musl_tag: &'static str,
+    pub unikraft_git: &'static str,
+    pub lib_musl_git: &'static str,
+    /// The file name lib-musl looks for in `<build dir>/libmusl/`.
+    pub musl_tarball_name: &'static str,
+    pub musl_url: &'static str,
+    pub musl_sha256: &'static str,
+}
+
+pub const PIN: Pin = Pin {
+    unikraft_tag: "RELEASE-0.16.3",
+    lib_musl_tag: "RELEASE-0.16.3",
+    unikraft_git: "https://github.com/unikraft/unikraft.git",
+    lib_musl_git: "https://github.com/unikraft/lib-musl.git",
+    musl_tarball_name: "musl-1.2.3.tar.gz",
+    musl_url: "https://musl.libc.org/releases/musl-1.2.3.tar.gz",
+    musl_sha256: "7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4",
+};
+
+/// Where a build finds the pinned sources.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub unikraft: PathBuf,
+    pub lib_musl: PathBuf,
+    pub musl_tarball: PathBuf,
+}
+
+/// `cargo xtask fetch`.
+#[derive(clap::Args, Debug)]
+pub struct FetchArgs {
+    /// Take Unikraft from this git repository (bare or not) or plain tree instead of GitHub.
+    #[arg(long, value_name = "DIR")]
+    pub unikraft_src: Option<PathBuf>,
+    /// Take lib-musl from this git repository (bare or not) or plain tree instead of GitHub.
+    #[arg(long, value_name = "DIR")]
+    pub musl_src: Option<PathBuf>,
+    /// Take the musl release tarball from this file instead of musl.libc.org (Debian's
+    /// `musl_1.2.3.orig.tar.gz` is the same file). Its SHA256 must match the pin.
+    #[arg(long, value_name = "FILE")]
+    pub musl_tarball: Option<PathBuf>,
+    /// Replace entries that are already in the cache.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the cache layout and exit.
+    #[arg(long)]
+    pub print_cache: bool,
+}
+
+/// The per-user cache directory.
+pub fn cache_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("UNIKERNEL_CACHE").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("unikernel-rs"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|d| !d.is_empty())
+        .context("cannot place the source cache: neither UNIKERNEL_CACHE, XDG_CACHE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache").join("unikernel-rs"))
+}
+
+/// The cache entries for the pin, complete or not.
+pub fn cached(cache: &Path) -> Sources {
+    Sources {
+        unikraft: cache.join("unikraft").join(PIN.unikraft_tag),
+        lib_musl: cache.join("lib-musl").join(PIN.lib_musl_tag),
+        musl_tarball: cache.join("tarballs").join(PIN.musl_tarball_name),
+    }
+}
+
+/// The sources a build uses: the environment overrides, else the cache. Fails with how to
+/// provision them when something is missing, and when the tarball does not match the pin.
+pub fn provisioned() -> Result<Sources> {
+    let cache = cache_dir()?;
+    let in_cache = cached(&cache);
+    let pick =
+        |var: &str, default: PathBuf| std::env::var_os(var).filter(|v| !v.is_empty()).map_or(default, PathBuf::from);
+    let found = Sources {
+        unikraft: pick("UNIKRAFT_SRC", in_cache.unikraft),
+        lib_musl: pick("UNIKRAFT_LIB_MUSL", in_cache.lib_musl),
+        musl_tarball: pick("UNIKRAFT_MUSL_TARBALL", in_cache.musl_tarball),
+    };
+    let mut missing = Vec::new();
+    if !found.unikraft.join("Makefile").is_file() || !found.unikraft.join("Config.uk").is_file() {
+        missing.push(format!("Unikraft {} at {}", PIN.unikraft_tag, found.unikraft.display()));
+    }
+    if !found.lib_musl.join("Makefile.uk").is_file() {
+        missing.push(format!("lib-musl {} at {}", PIN.lib_musl_tag, found.lib_musl.display()));
+    }
+    if !found.musl_tarball.is_file() {
+        missing.push(format!("{} at {}", PIN.musl_tarball_name, found.musl_tarball.display()));
+    }
+    if !missing.is_empty() {
+        bail!(
+            "the Unikraft sources are not provisioned; missing:\n  {}\n\
+             Run `cargo xtask fetch` (online), or offline:\n  \
+             cargo xtask fetch --unikraft-src DIR --musl-src DIR --musl-tarball FILE\n\
+             (or point UNIKRAFT_SRC, UNIKRAFT_LIB_MUSL and UNIKRAFT_MUSL_TARBALL at existing copies; \
+             see docs/unikraft.md)",
+            missing.join("\n  ")
+        );
+    }
+    verify_sha256(&found.musl_tarball, PIN.musl_sha256)?;
+    Ok(found)
+}
+
+/// The hex SHA256 of a file.
+pub fn sha256_of(path: &Path) -> Result<String> {
+    let mut file = fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn verify_sha256(path: &Path, want: &str) -> Result<()> {
+    let got = sha256_of(path)?;
+    if got != want {
+        bail!(
+            "{} has the wrong SHA256:\n  expected {want}\n  found    {got}\n\
+             It is not the pinned musl release (truncated download, or a different file).",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// A directory in the cache that is removed unless [`Staging::commit`] moves it into place.
+struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    fn new(cache: &Path, what: &str) -> Result<Self> {
+        let path = cache.join(".staging").join(format!("{what}-{}", std::process::id()));
+        if path.exists() {
+            fs::remove_dir_all(&path).with_context(|| format!("remove stale {}", path.display()))?;
+        }
+        fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(Staging { path })
+    }
+
+    /// Moves `self.path/<name>` to `dest` (replacing what is there) and cleans up.
+    fn commit(self, name: &str, dest: &Path) -> Result<()> {
+        let parent = dest.parent().expect("cache entries have a parent");
+        fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
+        if dest.is_dir() {
+            fs::remove_dir_all(dest).with_context(|| format!("remove old {}", dest.display()))?;
+        } else if dest.exists() {
+            fs::remove_file(dest).with_context(|| format!("remove old {}", dest.display()))?;
+        }
+        fs::rename(self.path.join(name), dest).with_context(|| format!("move into place: {}", dest.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+        // The parent `.staging` goes too when no other fetch is using it.
+        if let Some(parent) = self.path.parent() {
+            let _ = fs::remove_dir(parent);
+        }
+    }
+}
+
+/// Where one source tree comes from.
+enum TreeOrigin<'a> {
+    Upstream(&'a str),
+    Local(&'a Path),
+}
+
+/// `cargo xtask fetch`.
+pub fn fetch(args: &FetchArgs) -> Result<u8> {
+    let cache = cache_dir()?;
+    let dest = cached(&cache);
+    if args.print_cache {
+        println!("cache: {}", cache.display());
+        println!("unikraft: {}", dest.unikraft.display());
+        println!("lib-musl: {}", dest.lib_musl.display());
+        println!("musl tarball: {}", dest.musl_tarball.display());
+        return Ok(0);
+    }
+
+    // Check everything cheap first, so a bad input changes nothing.
+    for (flag, dir) in [("--unikraft-src", &args.unikraft_src), ("--musl-src", &args.musl_src)] {
+        if let Some(dir) = dir {
+            if !dir.is_dir() {
+                bail!("{flag} {}: no such directory", dir.display());
+            }
+        }
+    }
+    // A plain tree (not a git repository) is taken as it is, so its version is checked
+    // before anything is copied; a git repository is checked for the tag when cloned.
+    let plain_trees = [
+        ("--unikraft-src", &args.unikraft_src, check_unikraft_tree as fn(&Path) -> Result<()>),
+        ("--musl-src", &args.musl_src, check_lib_musl_tree as fn(&Path) -> Result<()>),
+    ];
+    for (flag, dir, check) in plain_trees {
+        if let Some(dir) = dir {
+            if !is_git_repository(dir) {
+                check(dir).with_context(|| format!("{flag} {}", dir.display()))?;
+            }
+        }
+    }
+    if let Some(tarball) = &args.musl_tarball {
+        if !tarball.is_file() {
+            bail!("--musl-tarball {}: no such file", tarball.display());
+        }
+        verify_sha256(tarball, PIN.musl_sha256)?;
+    }
+    let online_parts = [
+        args.unikraft_src.is_none().then_some("Unikraft"),
+        args.musl_src.is_none().then_some("lib-musl"),
+        args.musl_tarball.is_none().then_some("the musl tarball"),
+    ];
+    let online: Vec<&str> = online_parts.into_iter().flatten().collect();
+    let needs = |path: &Path| args.force || !path.exists();
+    if ((args.unikraft_src.is_none() && needs(&dest.unikraft)) || (args.musl_src.is_none() && needs(&dest.lib_musl)))
+        && which::which("git").is_err()
+    {
+        bail!("git is not installed; it is needed to clone {} (apt install git)", online.join(" and "));
+    }
+    if args.musl_tarball.is_none() && needs(&dest.musl_tarball) && which::which("curl").is_err() {
+        bail!(
+            "curl is not installed; it is needed to download {} (apt install curl), or pass --musl-tarball FILE",
+            PIN.musl_url
+        );
+    }
+    fs::create_dir_all(&cache).with_context(|| format!("create the cache directory {}", cache.display()))?;
+    eprintln!("xtask: source cache {}", cache.display());
+
+    // The tarball first: it is small, and a wrong one should fail before minutes of cloning.
+    if needs(&dest.musl_tarball) {
+        let staging = Staging::new(&cache, "musl-tarball")?;
+        let file = staging.path.join(PIN.musl_tarball_name);
+        match &args.musl_tarball {
+            Some(src) => {
+                fs::copy(src, &file).with_context(|| format!("copy {}", src.display()))?;
+            }
+            None => {
+                eprintln!("xtask: downloading {}", PIN.musl_url);
+                let status = Command::new("curl")
+                    .args(["--fail", "--location", "--silent", "--show-error", "--output"])
+                    .arg(&file)
+                    .arg(PIN.musl_url)
+                    .status()
+                    .context("run curl")?;
+                if !status.success() {
+                    bail!(
+                        "downloading {} failed ({status}); offline, pass --musl-tarball FILE \
+                         (Debian: `apt-get source --download-only musl` gives musl_1.2.3.orig.tar.gz)",
+                        PIN.musl_url
+                    );
+                }
+            }
+        }
+        verify_sha256(&file, PIN.musl_sha256)?;
+        staging.commit(PIN.musl_tarball_name, &dest.musl_tarball)?;
+        eprintln!("xtask: {} verified ({})", dest.musl_tarball.display(), PIN.musl_sha256);
+    } else {
+        verify_sha256(&dest.musl_tarball, PIN.musl_sha256)?;
+        eprintln!("xtask: {} already cached and verified", dest.musl_tarball.display());
+    }
+
+    let trees = [
+        (
+            "unikraft",
+            PIN.unikraft_tag,
+            args.unikraft_src.as_deref().map_or(TreeOrigin::Upstream(PIN.unikraft_git), TreeOrigin::Local),
+            &dest.unikraft,
+            check_unikraft_tree as fn(&Path) -> Result<()>,
+        ),
+        (
+            "lib-musl",
+            PIN.lib_musl_tag,
+            args.musl_src.as_deref().map_or(TreeOrigin::Upstream(PIN.lib_musl_git), TreeOrigin::Local),
+            &dest.lib_musl,
+            check_lib_musl_tree as fn(&Path) -> Result<()>,
+        ),
+    ];
+    for (what, tag, origin, dest, check) in trees {
+        if !needs(dest) {
+            eprintln!("xtask: {what} {tag} already cached at {}", dest.display());
+            continue;
+        }
+        let staging = Staging::new(&cache, what)?;
+        let tree = staging.path.join(what);
+        match origin {
+            TreeOrigin::Upstream(url) => {
+                eprintln!("xtask: cloning {what} {tag} from {url}");
+                git_clone_at_tag(url, tag, &tree, true)?;
+            }
+            TreeOrigin::Local(src) if is_git_repository(src) => {
+                eprintln!("xtask: cloning {what} {tag} from {}", src.display());
+                git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
+            }
+            TreeOrigin::Local(src) => {
+                eprintln!(
+                    "xtask: copying {what} from {} (not a git repository; checking its version files)",
+                    src.display()
+                );
+                copy_tree(src, &tree)?;
+            }
+        }
+        check(&tree).with_context(|| format!("{what} from {}", origin_name(&origin)))?;
+        staging.commit(what, dest)?;
+        eprintln!("xtask: {what} {tag} ready at {}", dest.display());
+    }
+    eprintln!("xtask: sources provisioned; `cargo xtask kraft-run --example hello` builds and boots an image");
+    Ok(0)
+}
+
+fn origin_name(origin: &TreeOrigin) -> String {
+    match origin {
+        TreeOrigin::Upstream(url) => url.to_string(),
+        TreeOrigin::Local(path) => path.display().to_string(),
+    }
+}
+
+/// Whether `dir` is itself a git repository: a work tree's top (`.git` inside) or a bare
+/// repository. A plain directory that merely sits inside some other repository is not.
+fn is_git_repository(dir: &Path) -> bool {
+    dir.join(".git").exists()
+        || (dir.join("HEAD").is_file() && dir.join("objects").is_dir() && dir.join("refs").is_dir())
+}
+
+/// Clones `url` into `dest` and checks out `tag` (detached). Upstream clones are shallow.
+fn git_clone_at_tag(url: &str, tag: &str, dest: &Path, shallow: bool) -> Result<()> {
+    let mut clone = Command::new("git");
+    clone.args(["clone", "--quiet", "--no-checkout"]);
+    if shallow {
+        clone.args(["--depth", "1", "--branch", tag]);
+    }
+    let out = clone.arg(url).arg(dest).stdin(Stdio::null()).output().context("run git clone")?;
+    if !out.status.success() {
+        bail!("git clone {url} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let tag_ref = format!("refs/tags/{tag}");
+    let has_tag = Command::new("git")
+        .arg("-C")
+        .arg(dest)
+        .args(["rev-parse", "--verify", "--quiet", &format!("{tag_ref}^{{commit}}")])
+        .stdout(Stdio::null())
+        .status()
+        .context("run git rev-parse")?;
+    if !has_tag.success() {
+        bail!("{url} has no tag {tag}; it is not a Unikraft repository, or a copy made before {tag}");
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dest)
+        .args(["-c", "advice.detachedHead=false", "checkout", "--quiet", &tag_ref])
+        .output()
+        .context("run git checkout")?;
+    if !out.status.success() {
+        bail!("git checkout {tag} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    // `cp -a` keeps symlinks and modes, which Unikraft's build relies on (scripts).
+    let status = Command::new("cp").arg("-a").arg(src).arg(dest).status().context("run cp")?;
+    if !status.success() {
+        bail!("copying {} failed ({status})", src.display());
+    }
+    Ok(())
+}
+
+/// The `NAME = value` assignment in a makefile, if any.
+fn make_variable(makefile: &str, name: &str) -> Option<String> {
+    makefile.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        let key = key.trim().trim_end_matches([':', '?']).trim();
+        (key == name).then(|| value.trim().to_string())
+    })
+}
+
+/// The core's version from its `version.mk` (`UK_VERSION`, `UK_SUBVERSION`,
+/// `UK_EXTRAVERSION`), as `RELEASE-x.y.z`.
+pub fn unikraft_release_of(tree: &Path) -> Result<String> {
+    let makefile = fs::read_to_string(tree.join("version.mk"))
+        .with_context(|| format!("{} has no version.mk; not a Unikraft tree", tree.display()))?;
+    let part = |name| {
+        make_variable(&makefile, name).with_context(|| format!("{}/version.mk does not set {name}", tree.display()))
+    };
+    Ok(format!("RELEASE-{}.{}.{}", part("UK_VERSION")?, part("UK_SUBVERSION")?, part("UK_EXTRAVERSION")?))
+}
+
+fn check_unikraft_tree(tree: &Path) -> Result<()> {
+    let release = unikraft_release_of(tree)?;
+    if release != PIN.unikraft_tag {
+        bail!("it is Unikraft {release}, but the pinned release is {}", PIN.unikraft_tag);
+    }
+    if !tree.join("Config.uk").is_file() {
+        bail!("{} has no Config.uk; not a Unikraft tree", tree.display());
+    }
+    Ok(())
+}
+
+fn check_lib_musl_tree(tree: &Path) -> Result<()> {
+    let makefile = fs::read_to_string(tree.join("Makefile.uk"))
+        .with_context(|| format!("{} has no Makefile.uk; not a Unikraft library", tree.display()))?;
+    if !makefile.contains("addlib_s,libmusl") {
+        bail!("{}/Makefile.uk does not register libmusl; not lib-musl", tree.display());
+    }
+    match make_variable(&makefile, "LIBMUSL_VERSION") {
+        Some(v) if PIN.musl_tarball_name == format!("musl-{v}.tar.gz") => Ok(()),
+        Some(v) => bail!("this lib-musl builds musl {v}, but the pinned tarball is {}", PIN.musl_tarball_name),
+        None => bail!("{}/Makefile.uk does not set LIBMUSL_VERSION", tree.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn make_variables_are_read_with_any_assignment_operator() {
+        let mk = "UK_VERSION = 0\nUK_SUBVERSION := 16\nUK_EXTRAVERSION ?= 3\nOTHER=x\n";
+        assert_eq!(make_variable(mk, "UK_VERSION").as_deref(), Some("0"));
+        assert_eq!(make_variable(mk, "UK_SUBVERSION").as_deref(), Some("16"));
+        assert_eq!(make_variable(mk, "UK_EXTRAVERSION").as_deref(), Some("3"));
+        assert_eq!(make_variable(mk, "OTHER").as_deref(), Some("x"));
+        assert_eq!(make_variable(mk, "MISSING"), None);
+    }
+
+    #[test]
+    fn sha256_of_a_known_input() {
+        let dir = std::env::temp_dir().join(format!("xtask-sha-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("abc");
+        fs::write(&file, b"abc").unwrap();
+        assert_eq!(sha256_of(&file).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let err = verify_sha256(&file, PIN.musl_sha256).unwrap_err().to_string();
+        assert!(err.contains("wrong SHA256"), "{err}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,258 @@
+//! End-to-end tests of the Unikraft build path: real Unikraft builds, real QEMU boots.
+//!
+//! They need the pinned sources (`cargo xtask fetch`, see docs/unikraft.md) and QEMU. When
+//! those are missing each test prints a line starting `SKIP:` and returns. A first build
+//! takes a minute or two per build directory; later runs reuse `target/unikraft`.
+//!
+//! The tests share build directories, so they take a lock and run one at a time.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
+fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+struct Sources {
+    unikraft: PathBuf,
+    lib_musl: PathBuf,
+    musl_tarball: PathBuf,
+}
+
+/// The provisioned sources, or `None` after printing why the test is skipped.
+fn sources_or_skip(test: &str) -> Option<Sources> {
+    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        skip(&format!("{test}: Unikraft sources are not provisioned ({})", why.trim().replace('\n', " ")));
+        return None;
+    }
+    if which("qemu-system-x86_64").is_none() {
+        skip(&format!("{test}: qemu-system-x86_64 is not installed"));
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| panic!("`xtask sources` printed no {key}: {text}"))
+    };
+    Some(Sources { unikraft: get("unikraft"), lib_musl: get("lib_musl"), musl_tarball: get("musl_tarball") })
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn kraft_run_boots_hello_with_its_args_and_exit_code() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("kraft_run_boots_hello_with_its_args_and_exit_code").is_none() {
+        return;
+    }
+    let out = Command::new(XTASK)
+        .args(["kraft-run", "--example", "hello", "--", "a", "b", "--exit=3"])
+        .output()
+        .expect("run xtask kraft-run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Hello from a unikernel! (backend: unikraft)"), "{}", show(&out));
+    assert!(stdout.contains("boot args: a b --exit=3"), "{}", show(&out));
+    assert!(stdout.contains("goodbye (exit 3)"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+
+    // Exit code 0 is distinguishable from "no code reported".
+    let out = Command::new(XTASK).args(["kraft-run", "--example", "hello"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn an_app_only_change_only_relinks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("an_app_only_change_only_relinks").is_none() {
+        return;
+    }
+    // A first (possibly full) build, then touch the app and build again.
+    let build = || Command::new(XTASK).args(["kraft-run", "--example", "hello", "--no-boot"]).output().unwrap();
+    let out = build();
+    assert!(out.status.success(), "{}", show(&out));
+    let log = workspace_root().join("target/unikraft/hello/build-qemu-x86_64/make.log");
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    let lib = workspace_root().join("examples/hello/src/lib.rs");
+    let file = std::fs::File::options().write(true).open(&lib).unwrap();
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(file);
+    let out = build();
+    assert!(out.status.success(), "{}", show(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let rebuild = &text[before..];
+    assert!(rebuild.contains("  LD "), "the changed archive was not linked:\n{rebuild}");
+    assert!(!rebuild.contains("  CC "), "Unikraft recompiled C after an app-only change:\n{rebuild}");
+}
+
+/// What kraft does with a Kraftfile, done by hand: a defconfig from its kconfig and
+/// target, then make's defconfig, prepare and build. No xtask step builds anything: the
+/// generated Makefile.uk has to run cargo itself.
+#[test]
+fn kraft_build_path_builds_and_boots_without_xtask() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(sources) = sources_or_skip("kraft_build_path_builds_and_boots_without_xtask") else { return };
+    let work = workspace_root().join("target/unikraft/kraft-path");
+    let app_dir = work.join("app");
+    let build_dir = work.join("build");
+    let _ = std::fs::remove_dir_all(&app_dir);
+    let out = Command::new(XTASK).args(["kraft-gen", "--example", "hello", "--out"]).arg(&app_dir).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+
+    // The Kraftfile is the only input, as for kraft.
+    let kraftfile: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(app_dir.join("Kraftfile")).unwrap()).unwrap();
+    assert_eq!(kraftfile["spec"].as_str(), Some("v0.6"));
+    let name = kraftfile["name"].as_str().unwrap();
+    let target = kraftfile["targets"][0].as_str().unwrap();
+    assert_eq!(target, "qemu/x86_64");
+    let mut defconfig =
+        format!("CONFIG_UK_NAME=\"{name}\"\nCONFIG_PLAT_KVM=y\nCONFIG_KVM_VMM_QEMU=y\nCONFIG_ARCH_X86_64=y\n");
+    for (key, value) in kraftfile["unikraft"]["kconfig"].as_mapping().unwrap() {
+        defconfig.push_str(&format!("{}={}\n", key.as_str().unwrap(), value.as_str().unwrap()));
+    }
+    std::fs::create_dir_all(build_dir.join("libmusl")).unwrap();
+    std::fs::write(work.join("defconfig"), defconfig).unwrap();
+    std::fs::copy(&sources.musl_tarball, build_dir.join("libmusl/musl-1.2.3.tar.gz")).unwrap();
+
+    // Remove the archive so only the Makefile.uk's cargo step can bring it back.
+    let makefile = std::fs::read_to_string(app_dir.join("Makefile.uk")).unwrap();
+    let target_dir = makefile.lines().find_map(|l| l.strip_prefix("APPHELLO_CARGO_TARGET_DIR := ")).unwrap();
+    let archive = Path::new(target_dir).join("release/libhello.a");
+    let _ = std::fs::remove_file(&archive);
+
+    let make = |goals: &[&str]| {
+        let out = Command::new("make")
+            .arg("--no-print-directory")
+            .arg("-C")
+            .arg(&sources.unikraft)
+            .arg(format!("A={}", app_dir.display()))
+            .arg(format!("L={}", sources.lib_musl.display()))
+            .arg(format!("O={}", build_dir.display()))
+            .arg(format!("C={}", build_dir.join(".config").display()))
+            .args(goals)
+            .env_remove("CARGO")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "make {goals:?} failed:\n{}", show(&out));
+        out
+    };
+    make(&[&format!("UK_DEFCONFIG={}", work.join("defconfig").display()), "defconfig"]);
+    make(&["prepare"]);
+    let out = make(&["-j2"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CARGO"), "make did not run cargo:\n{}", show(&out));
+    assert!(archive.is_file(), "the Makefile.uk's cargo step did not produce {}", archive.display());
+
+    let image = build_dir.join(format!("{name}_qemu-x86_64"));
+    let out = Command::new("qemu-system-x86_64")
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"])
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "64M", "-kernel"])
+        .arg(&image)
+        .args(["-append", "kraft path --exit=5", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("boot args: kraft path --exit=5"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(5 * 2 + 1), "{}", show(&out));
+}
+
+/// The fc/x86_64 image builds; it boots only where a firecracker binary exists.
+#[test]
+fn firecracker_image_builds() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("firecracker_image_builds").is_none() {
+        return;
+    }
+    let out = Command::new(XTASK)
+        .args(["kraft-run", "--example", "http", "--target", "fc/x86_64", "--no-boot"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(image.ends_with("http_fc-x86_64") && image.is_file(), "{}", show(&out));
+    if which("firecracker").is_none() {
+        skip("booting the fc/x86_64 image: no firecracker binary on PATH");
+    }
+}
+
+/// A throwaway app crate outside the workspace, with `metadata` as its
+/// `[package.metadata.unikraft]` table body.
+fn scratch_app(dir: &Path, metadata: &str) -> PathBuf {
+    let root = workspace_root();
+    fs::create_dir_all(dir.join("src")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"scratch\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [lib]\npath = \"src/lib.rs\"\ntest = false\n\n\
+             [features]\ndefault = [\"unix\"]\nunix = [\"unikernel/unix\"]\nunikraft = [\"unikernel/unikraft\"]\n\n\
+             [dependencies]\nunikernel = {{ path = \"{}\" }}\n\n\
+             [package.metadata.unikraft]\n{metadata}\n\n[workspace]\n",
+            root.join("unikernel").display()
+        ),
+    )
+    .unwrap();
+    fs::write(dir.join("src/lib.rs"), "#![no_std]\nunikernel::main!(run);\nfn run() -> i32 { 0 }\n").unwrap();
+    // The workspace's lock file keeps the scratch crate on the same dependency versions.
+    fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    dir.join("Cargo.toml")
+}
+
+#[test]
+fn an_app_asking_for_another_unikraft_version_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = scratch_app(tmp.path(), "version = \"RELEASE-0.17.0\"");
+    let out = Command::new(XTASK)
+        .args(["kraft-run", "--manifest-path"])
+        .arg(&manifest)
+        .env("UNIKERNEL_CACHE", tmp.path().join("empty-cache"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("RELEASE-0.17.0") && err.contains("pinned RELEASE-0.16.3"), "{err}");
+    assert!(!tmp.path().join("target/unikraft").exists(), "a refused app generated files");
+}
+
+#[test]
+fn an_unknown_kconfig_name_fails_before_any_build_with_suggestions() {
+    if sources_or_skip("an_unknown_kconfig_name_fails_before_any_build_with_suggestions").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest =
+        scratch_app(tmp.path(), "kconfig = { CONFIG_FOO_BAR = \"y\", CONFIG_LIBUKDEBUG_PRINTK_INF0 = \"y\" }");
+    let out = Command::new(XTASK).args(["kraft-run", "--manifest-path"]).arg(&manifest).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown kconfig options"), "{err}");
+    assert!(err.contains("CONFIG_FOO_BAR: did you mean"), "{err}");
+    assert!(err.contains("CONFIG_LIBUKDEBUG_PRINTK_INF0: did you mean CONFIG_LIBUKDEBUG_PRINTK_INFO"), "{err}");
+    assert!(!tmp.path().join("target/unikraft/cargo").exists(), "cargo ran before the check");
+    assert!(!tmp.path().join("target/unikraft/scratch/build-qemu-x86_64").exists(), "make ran before the check");
+}
