@@ -92,8 +92,14 @@ pub fn report() {
                 Ok(found) => println!("  ok       {:<20} {}", "sources", found.unikraft.display()),
                 Err(e) => {
                     missing += 1;
-                    let why = e.to_string().lines().next().unwrap_or_default().to_string();
-                    println!("  MISSING  {:<20} {why} (see `cargo xtask fetch --help`)", "sources");
+                    // The first line says what; the rest (which entries, how to fetch) is
+                    // worth showing too, indented under the row.
+                    let text = e.to_string();
+                    let mut lines = text.lines();
+                    println!("  MISSING  {:<20} {}", "sources", lines.next().unwrap_or_default());
+                    for line in lines {
+                        println!("           {:<20} {}", "", line.trim());
+                    }
                 }
             }
         }

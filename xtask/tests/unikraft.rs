@@ -35,8 +35,7 @@ struct Sources {
 fn sources_or_skip(test: &str) -> Option<Sources> {
     let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
     if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr);
-        skip(&format!("{test}: Unikraft sources are not provisioned ({})", why.trim().replace('\n', " ")));
+        skip(&format!("{test}: Unikraft sources are not provisioned (`cargo xtask doctor` says what is missing)"));
         return None;
     }
     if which("qemu-system-x86_64").is_none() {
