@@ -13,6 +13,11 @@
 #![no_std]
 
 extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+#[cfg(feature = "std")]
+mod std_cases;
 
 use alloc::format;
 use alloc::string::String;
@@ -34,6 +39,24 @@ const CASE_TIMEOUT_MS: u64 = 20_000;
 /// Tolerance for `sleep`: not early at all, at most this late.
 const SLEEP_LATE_TOLERANCE_MS: u64 = 50;
 const TCP_BYTES: usize = 262_144;
+
+/// The std section's cases, in report order (see `std_cases`), reported as SKIP on
+/// backends without std. (xtask's `report::CASES` lists every case.)
+#[cfg(not(feature = "std"))]
+const STD_CASES: &[&str] = &[
+    "std.args",
+    "std.env",
+    "std.time",
+    "std.sleep",
+    "std.thread",
+    "std.sync",
+    "std.thread-local",
+    "std.alloc-large",
+    "std.fs",
+    "std.hashmap",
+    "std.parallelism",
+    "std.command",
+];
 
 #[derive(Default)]
 struct Report {
@@ -85,12 +108,27 @@ fn run() -> i32 {
     let block_on_: bool = BootArgs::or_exit(args.optional("block", true, "run the block cases"));
     let label: String =
         BootArgs::or_exit(args.optional("backend", String::from(services::backend_name()), "report label"));
+    let std_exit: String = BootArgs::or_exit(args.optional(
+        "std-exit",
+        String::new(),
+        "end at once instead of reporting: `panic`, or an exit code for std::process::exit",
+    ));
     let args_ok = args.finish();
+    if !std_exit.is_empty() {
+        #[cfg(feature = "std")]
+        std_cases::exit_now(&std_exit);
+        #[cfg(not(feature = "std"))]
+        {
+            println!("--std-exit needs std, which this backend does not have");
+            services::exit(2);
+        }
+    }
 
     let mut report = Report::default();
     println!("CONFORMANCE BEGIN backend={label}");
     time_cases(&mut report);
     random_case(&mut report);
+    heap_cases(&mut report);
     report.record(
         "args.parse",
         match args_ok {
@@ -98,6 +136,12 @@ fn run() -> i32 {
             Err(e) => Outcome::Fail(format!("boot arguments rejected: {e}")),
         },
     );
+    #[cfg(feature = "std")]
+    std_cases::run(&mut report);
+    #[cfg(not(feature = "std"))]
+    for case in STD_CASES {
+        report.record(case, Outcome::Skip(String::from("this backend has no std")));
+    }
     if net_on {
         net_cases(&mut report, cidr, host);
     } else {
@@ -186,6 +230,66 @@ fn random_case(report: &mut Report) {
             a != b && distinct > 8,
             format!("two 32-byte draws differ ({distinct} distinct byte values)"),
             String::from("random draws repeat or are nearly constant"),
+        ),
+    );
+}
+
+/// Rounds of the soak loop; each allocates and frees a few hundred blocks of mixed sizes.
+const SOAK_ROUNDS: usize = 2000;
+
+fn heap_cases(report: &mut Report) {
+    let Some(start) = unikernel::heap::stats() else {
+        for case in ["heap.stats", "heap.soak"] {
+            report.record(case, Outcome::Skip(String::from("this backend does not count allocations")));
+        }
+        return;
+    };
+    // black_box: an optimiser may otherwise elide an allocation nobody reads.
+    let block = core::hint::black_box(vec![1u8; 1 << 20]);
+    let during = unikernel::heap::stats().unwrap_or_default();
+    drop(core::hint::black_box(block));
+    let after = unikernel::heap::stats().unwrap_or_default();
+    report.record(
+        "heap.stats",
+        check(
+            during.in_use >= start.in_use + (1 << 20)
+                && after.in_use + (1 << 20) <= during.in_use
+                && after.peak >= during.in_use,
+            format!("a 1 MiB block shows in in_use and peak ({} B in use, peak {} B)", after.in_use, after.peak),
+            format!("counters did not follow a 1 MiB block: {start:?} -> {during:?} -> {after:?}"),
+        ),
+    );
+
+    // An allocation-heavy loop (strings, vectors, maps; growing and shrinking) must hand
+    // everything back: bytes in use after the loop equal bytes in use before it.
+    let churn = |round: usize| {
+        let mut map = alloc::collections::BTreeMap::new();
+        for i in 0..64 {
+            let text = format!("round {round} entry {i} {}", "x".repeat(i * 7 % 200));
+            map.insert(i, text.into_bytes());
+        }
+        let mut v: Vec<Vec<u8>> = map.into_values().collect();
+        v.retain(|b| b.len() % 2 == 0);
+        v.shrink_to_fit();
+        v.len()
+    };
+    churn(0); // warm-up: anything allocated once and kept is not a leak
+    let before = unikernel::heap::stats().unwrap_or_default();
+    let mut kept = 0;
+    for round in 0..SOAK_ROUNDS {
+        kept += churn(round);
+    }
+    let end = unikernel::heap::stats().unwrap_or_default();
+    let allocations = end.allocations - before.allocations;
+    report.record(
+        "heap.soak",
+        check(
+            end.in_use == before.in_use && end.live_blocks == before.live_blocks,
+            format!(
+                "{SOAK_ROUNDS} rounds, {allocations} allocations: {} B in use before and after, peak {} B ({kept} blocks survived the filters)",
+                end.in_use, end.peak
+            ),
+            format!("the heap grew: {} B -> {} B, {} -> {} live blocks", before.in_use, end.in_use, before.live_blocks, end.live_blocks),
         ),
     );
 }

@@ -356,6 +356,9 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
         "$(eval $(call addlib,app{name}))\n\n\
          # rt-unikraft's C glue (the C `main`), compiled by Unikraft's build with its own flags.\n\
          {glue}\n\
+         # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
+         # the VM (Unikraft's exit_group drops it).\n\
+         LDFLAGS-y += -Wl,--wrap=exit\n\n\
          # The Rust app: cargo builds it as a staticlib before the final link. Cargo runs on\n\
          # every build and decides what is stale; the archive only gets a new timestamp when\n\
          # the Rust code changed, so an unchanged app does not relink.\n\

@@ -1,16 +1,50 @@
 /*
- * rt-unikraft's C glue, compiled by Unikraft's build as part of the app library (the
- * generated Makefile.uk lists this file in APP<NAME>_SRCS-y).
+ * rt-unikraft's C glue for Unikraft images, compiled by Unikraft's build as part of the
+ * app library (the generated Makefile.uk lists this file in APP<NAME>_SRCS-y and links
+ * with -Wl,--wrap=exit). docs/runtime.md explains each piece.
  *
- * Why C: Unikraft's boot code declares `main` weak. The linker only pulls an archive
+ * `main`: Unikraft's boot code declares `main` weak. The linker only pulls an archive
  * member to resolve an *undefined* symbol, never to replace a weak definition, so a
  * `main` inside the Rust staticlib would be ignored and the weak stub would run. An
  * object compiled here is always linked, and its reference to `unikernel_main` pulls the
  * Rust archive in.
+ *
+ * Exit status: Unikraft's exit_group drops the status, so every `exit(code)` (from the
+ * app returning, `std::process::exit`, or a panic) is routed through `__wrap_exit`, which
+ * records the code; an atexit handler registered before the app starts writes it to
+ * QEMU's isa-debug-exit port once the other exit handlers have run. QEMU then exits with
+ * `code * 2 + 1`, which `cargo xtask kraft-run` decodes. Without that device (Firecracker,
+ * plain QEMU) the port write is ignored and the VM halts as usual.
  */
+#include <stdlib.h>
+#include <stdio.h>
+
+/* The I/O port of the isa-debug-exit device the runner adds (not Unikraft's own 0x501,
+ * which it writes on a crash, so a crash never looks like an exit code). */
+#define RT_UNIKRAFT_EXIT_PORT 0xf4
+
 int unikernel_main(int argc, char *argv[]);
+void __real_exit(int code) __attribute__((noreturn));
+
+static volatile int rt_unikraft_exit_code;
+
+static void rt_unikraft_report_exit(void)
+{
+	unsigned int value = (unsigned int)rt_unikraft_exit_code & 0x7f;
+
+	fflush(NULL);
+	/* Ring 0: port I/O is allowed; an unclaimed port is ignored by the VMM. */
+	__asm__ __volatile__("outl %0, %w1" : : "a"(value), "Nd"(RT_UNIKRAFT_EXIT_PORT));
+}
+
+void __wrap_exit(int code)
+{
+	rt_unikraft_exit_code = code;
+	__real_exit(code);
+}
 
 int main(int argc, char *argv[])
 {
-	return unikernel_main(argc, argv);
+	atexit(rt_unikraft_report_exit);
+	exit(unikernel_main(argc, argv));
 }

@@ -29,6 +29,7 @@ unsafe extern "C" {
 pub unsafe extern "C" fn unikernel_main(argc: c_int, argv: *const *const c_char) -> c_int {
     // SAFETY: forwarded from the caller's contract.
     unsafe { record_boot_args(argc, argv) };
+    set_default_thread_stack();
     // A panic prints its message and then, instead of an abort that looks like a crash,
     // leaves with status 101 (what a panicking Rust process exits with by default).
     std::panic::set_hook(std::boxed::Box::new(|info| {
@@ -39,6 +40,25 @@ pub unsafe extern "C" fn unikernel_main(argc: c_int, argv: *const *const c_char)
     // SAFETY: the app's entry takes no arguments and returns a status.
     let code = unsafe { unikernel_app_run() };
     Unikraft::exit(code)
+}
+
+/// The stack size std gives a spawned thread unless the app asks for another one
+/// (`thread::Builder::stack_size`) or the environment sets `RUST_MIN_STACK`.
+///
+/// std's own default is 2 MiB, sized for hosted processes where untouched stack pages
+/// cost nothing. Unikraft backs the whole stack with memory up front, so a single thread
+/// would need a guest of about 10 MB. 256 KiB is ample for ordinary code (the main
+/// thread runs on Unikraft's much smaller default) and lets a Rust hello that spawns a
+/// thread boot in 4 MB (`cargo xtask bench-runtime` measures it).
+pub const DEFAULT_THREAD_STACK: usize = 256 * 1024;
+
+/// Sets `RUST_MIN_STACK` to [`DEFAULT_THREAD_STACK`] unless it is already set (through
+/// Unikraft's compiled-in environment, `CONFIG_LIBPOSIX_ENVIRON_ENVP<n>`).
+fn set_default_thread_stack() {
+    if std::env::var_os("RUST_MIN_STACK").is_none() {
+        // SAFETY: called before the app runs, while this is the only thread.
+        unsafe { std::env::set_var("RUST_MIN_STACK", std::format!("{DEFAULT_THREAD_STACK}")) };
+    }
 }
 
 /// Records the boot arguments from the C `argv` (skipping the image name in `argv[0]`).

@@ -15,12 +15,12 @@
 //!   (Unikraft stubs the monotonic case, which is what `std::thread::sleep` calls).
 //! * [`Unikraft`]: the shared-core [`Platform`], written against libc calls Unikraft's
 //!   POSIX layer implements (`clock_gettime`, `getrandom`, `write`, `nanosleep`).
-//! * [`exit_status`]: how an exit code leaves the VM (QEMU's `isa-debug-exit` device).
+//! * `glue/main.c` (compiled by Unikraft's build): the C `main`, and the exit path that
+//!   carries the app's exit code out of the VM (QEMU's `isa-debug-exit` device);
+//!   `glue/hosted.c` is its counterpart for the hosted-musl harness.
 //!
 //! Devices (`uknetdev`, `ukblkdev`) are not wired up yet: [`Platform::open_net`] and
 //! [`Platform::open_block`] report that no device exists.
-
-pub mod exit_status;
 
 #[cfg(not(test))]
 pub mod entry;
@@ -33,6 +33,12 @@ use std::vec::Vec;
 use shared_core::block::BlockDevice;
 use shared_core::net::NetDevice;
 use shared_core::services::{OpenError, Platform};
+
+/// Every allocation is counted, so `shared_core::heap::stats()` can report what the app
+/// holds (see the `heap` module of shared-core).
+#[global_allocator]
+static HEAP: shared_core::heap::CountingAlloc<std::alloc::System> =
+    shared_core::heap::CountingAlloc::new(std::alloc::System);
 
 /// The app's boot arguments (everything after the image name), recorded by the entry.
 pub(crate) static BOOT_ARGS: OnceLock<Vec<String>> = OnceLock::new();
@@ -107,9 +113,8 @@ impl Platform for Unikraft {
     }
 
     fn exit(code: i32) -> ! {
-        exit_status::report(code);
-        // Without an isa-debug-exit device (Firecracker, or QEMU started without it) the
-        // port write is ignored and this halts the VM the normal way.
+        // On Unikraft the glue's `__wrap_exit` records the code and reports it to the VMM
+        // after the exit handlers ran (glue/main.c); hosted, this is a process exit.
         // SAFETY: plain process exit; nothing is borrowed across it.
         unsafe { libc::exit(code) }
     }

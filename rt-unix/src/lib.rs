@@ -23,6 +23,12 @@ use shared_core::block::BlockDevice;
 use shared_core::net::NetDevice;
 use shared_core::services::{OpenError, Platform};
 
+/// Every allocation is counted, so `shared_core::heap::stats()` can report what the app
+/// holds (see the `heap` module of shared-core).
+#[global_allocator]
+static HEAP: shared_core::heap::CountingAlloc<std::alloc::System> =
+    shared_core::heap::CountingAlloc::new(std::alloc::System);
+
 /// File descriptors the idle wait watches for input (opened net devices).
 static WATCHED_FDS: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
@@ -128,6 +134,13 @@ impl Platform for Unix {
 pub fn start(_argc: i32, _argv: *const *const u8, entry: impl FnOnce() -> i32) -> i32 {
     // Arguments come from std (glibc hands them to std's .init_array hook), so argc/argv
     // are not needed here.
+    // A panic prints its message and exits with 101, as on every backend (apps are built
+    // with panic = "abort", which would otherwise end in SIGABRT).
+    std::panic::set_hook(Box::new(|info| {
+        let _ = std::io::stdout().flush();
+        eprintln!("\napp panicked: {info}");
+        std::process::exit(101)
+    }));
     let code = entry();
     let _ = std::io::stdout().flush();
     code

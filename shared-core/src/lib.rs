@@ -23,6 +23,7 @@ pub mod block;
 pub mod bootargs;
 pub mod console;
 pub mod executor;
+pub mod heap;
 pub mod net;
 pub mod services;
 

@@ -128,3 +128,78 @@ pub fn bench_unikraft() -> Result<u8> {
     );
     Ok(if size_ratio <= 1.3 { 0 } else { 1 })
 }
+
+/// Memory sizes tried by `bench-runtime`, in MiB, largest first.
+const MEMORY_STEPS_MIB: &[u32] = &[16, 12, 8, 6, 5, 4, 3, 2];
+/// The target for a Rust hello that spawns one thread.
+const MEMORY_TARGET_MIB: u32 = 4;
+
+/// Boots `image` with `memory_mib` under TCG (deterministic, and what CI has) and says
+/// whether hello-std ran to its end; on failure, the console's last line says why.
+fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::Result<String, String>> {
+    let mut cmd = kraft::qemu_command(qemu, image, memory_mib, false, &[]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().context("start QEMU")?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Err("no exit within 60 s".into()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = child.wait_with_output()?;
+    let console = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let exit = status.code().map(kraft::decode_qemu_status);
+    if exit == Some(kraft::GuestExit::App(0)) && console.contains("goodbye (exit 0)") {
+        return Ok(Ok(console));
+    }
+    let last = console.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
+    Ok(Err(format!("{exit:?}: {last}")))
+}
+
+/// `cargo xtask bench-runtime`: the least guest memory `hello-std` (std, one spawned
+/// thread) boots and finishes in, on Unikraft under QEMU.
+pub fn bench_runtime() -> Result<u8> {
+    let sources = sources::provisioned()?;
+    let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
+    let app = kraft::resolve_app(&AppSelect { example: Some("hello-std".into()), manifest_path: None })?;
+    let image = kraft::build_image(&app, "qemu/x86_64", &sources)?;
+
+    let mut smallest = None;
+    let mut first_failure = None;
+    let mut stack_line = String::from("thread stack: unknown");
+    for &mib in MEMORY_STEPS_MIB {
+        eprintln!("bench: booting hello-std with {mib} MiB");
+        match boots_in(&qemu, &image, mib)? {
+            Ok(console) => {
+                smallest = Some(mib);
+                if let Some(line) = console.lines().find(|l| l.starts_with("thread stack: ")) {
+                    stack_line = line.trim().to_string();
+                }
+            }
+            Err(why) => {
+                first_failure = Some((mib, why));
+                break;
+            }
+        }
+    }
+    let Some(smallest) = smallest else {
+        let (mib, why) = first_failure.expect("a step failed");
+        bail!("hello-std did not boot even with {mib} MiB: {why}");
+    };
+    println!("unikraft runtime benchmarks (Unikraft RELEASE-0.16.3, qemu/x86_64, TCG)");
+    println!(
+        "  minimum guest memory, hello-std with one thread: {smallest} MiB  (target <= {MEMORY_TARGET_MIB} MiB: {}; \
+         the app reports {stack_line})",
+        if smallest <= MEMORY_TARGET_MIB { "met" } else { "NOT met" },
+    );
+    if let Some((mib, why)) = first_failure {
+        println!("  with {mib} MiB it fails: {why}");
+    }
+    Ok(if smallest <= MEMORY_TARGET_MIB { 0 } else { 1 })
+}

@@ -63,6 +63,9 @@ pub struct KraftRunArgs {
     /// Build the image and print its path without booting it.
     #[arg(long)]
     pub no_boot: bool,
+    /// Guest memory in MiB for this boot, instead of the metadata's `memory`.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<u32>,
     /// Boot arguments for the app (after those in the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -286,7 +289,7 @@ fn target_suffix(target: &str) -> String {
 }
 
 /// The cargo command line the generated Makefile.uk also runs.
-fn build_staticlib(build: &RustBuild) -> Result<PathBuf> {
+pub fn build_staticlib(build: &RustBuild) -> Result<PathBuf> {
     eprintln!("xtask: building the Rust staticlib ({})", build.manifest_path);
     let status = Command::new(cargo())
         .args(kraftfile_gen::cargo_staticlib_args(&build.manifest_path, &build.cargo_target_dir))
@@ -513,7 +516,7 @@ fn quote_arg(arg: &str) -> String {
     format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// What the guest's exit looked like (see rt-unikraft's `exit_status` module).
+/// What the guest's exit looked like (see rt-unikraft's glue/main.c and docs/runtime.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestExit {
     /// The app exited with this code.
@@ -588,9 +591,10 @@ pub fn kraft_run(args: &KraftRunArgs) -> Result<u8> {
     }
     let mut boot_args = app.spec.cmdline.clone();
     boot_args.extend(args.args.iter().cloned());
+    let memory_mib = args.memory_mib.unwrap_or(app.spec.memory_mib);
     match args.target.as_str() {
-        "qemu/x86_64" => boot_qemu(&image, app.spec.memory_mib, args.accel, &boot_args),
-        "fc/x86_64" => crate::firecracker::boot(&image, &app.spec.name, app.spec.memory_mib, &boot_args),
+        "qemu/x86_64" => boot_qemu(&image, memory_mib, args.accel, &boot_args),
+        "fc/x86_64" => crate::firecracker::boot(&image, &app.spec.name, memory_mib, &boot_args),
         other => bail!("booting {other} is not supported"),
     }
 }

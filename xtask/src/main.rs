@@ -11,6 +11,7 @@
 mod bench;
 mod doctor;
 mod firecracker;
+mod hosted_musl;
 mod kraft;
 mod netns;
 mod peer;
@@ -38,6 +39,9 @@ struct Cli {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Backend {
     Unix,
+    /// The Unikraft app's Rust archive and shims, linked against the host's musl and run
+    /// as a process (no Unikraft, no QEMU): see `hosted_musl`.
+    HostedMusl,
     Unikraft,
     Solo5,
 }
@@ -68,6 +72,9 @@ enum Cmd {
     /// Benchmarks of the Unikraft build path: image size against a C hello, and rebuild
     /// time after an app-only change against the cargo build alone (prints ratios).
     BenchUnikraft,
+    /// Benchmark of the Unikraft runtime: the least guest memory in which `hello-std`
+    /// (std, one spawned thread) boots and finishes.
+    BenchRuntime,
     /// List the tools each backend needs, found or missing, and how to install them.
     Doctor,
     /// Run the conformance app on a backend and check its report.
@@ -106,7 +113,8 @@ enum PeerAction {
 }
 
 /// Examples and whether they need a network device.
-const EXAMPLES: &[(&str, bool)] = &[("hello", false), ("udp-echo", true), ("http", true), ("conformance", true)];
+const EXAMPLES: &[(&str, bool)] =
+    &[("hello", false), ("hello-std", false), ("udp-echo", true), ("http", true), ("conformance", true)];
 
 fn main() -> ExitCode {
     match real_main() {
@@ -125,10 +133,10 @@ fn workspace_root() -> PathBuf {
 fn require_unix(backend: Backend) -> Result<()> {
     match backend {
         Backend::Unix => Ok(()),
-        Backend::Unikraft => {
-            bail!("conformance on the unikraft backend is not wired up yet; `cargo xtask run --backend unikraft` boots an example")
+        Backend::Solo5 => {
+            bail!("the solo5 backend is not implemented yet; use --backend unix, hosted-musl or unikraft")
         }
-        Backend::Solo5 => bail!("the solo5 backend is not implemented yet; use --backend unix"),
+        Backend::Unikraft | Backend::HostedMusl => unreachable!("handled before"),
     }
 }
 
@@ -153,6 +161,7 @@ fn real_main() -> Result<u8> {
         Cmd::KraftGen(args) => kraft::kraft_gen(&args),
         Cmd::Fetch(args) => sources::fetch(&args),
         Cmd::BenchUnikraft => bench::bench_unikraft(),
+        Cmd::BenchRuntime => bench::bench_runtime(),
         Cmd::Sources => {
             let found = sources::provisioned()?;
             println!("unikraft={}", found.unikraft.display());
@@ -196,9 +205,19 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
             target: "qemu/x86_64".to_string(),
             accel: kraft::Accel::Auto,
             no_boot: false,
+            memory_mib: None,
             args: args.to_vec(),
         };
         return kraft::kraft_run(&args);
+    }
+    if backend == Backend::HostedMusl {
+        if needs_net {
+            bail!("{example} needs a network device, which the hosted-musl harness does not have");
+        }
+        let app = kraft::resolve_app(&kraft::AppSelect { example: Some(example.to_string()), manifest_path: None })?;
+        let exe = hosted_musl::build(&app)?;
+        let status = Command::new(&exe).args(args).status().context("start the hosted-musl executable")?;
+        return Ok(exit_code(status));
     }
     require_unix(backend)?;
     let bin = build_unix(example, release)?;
@@ -235,8 +254,167 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
 }
 
 fn conformance(backend: Backend) -> Result<u8> {
-    require_unix(backend)?;
-    let bin = build_unix("conformance", false)?;
+    let (label, runner): (&str, Box<AppRunner>) = match backend {
+        Backend::Unix => {
+            let bin = build_unix("conformance", false)?;
+            ("unix", Box::new(move |args: &[&str]| run_captured(Command::new(&bin).args(args), CONFORMANCE_TIMEOUT)))
+        }
+        Backend::HostedMusl => {
+            let app = conformance_app()?;
+            let exe = hosted_musl::build(&app)?;
+            (
+                "hosted-musl",
+                Box::new(move |args: &[&str]| run_captured(Command::new(&exe).args(args), CONFORMANCE_TIMEOUT)),
+            )
+        }
+        Backend::Unikraft => {
+            let app = conformance_app()?;
+            let sources = sources::provisioned()?;
+            let image = kraft::build_image(&app, "qemu/x86_64", &sources)?;
+            let qemu = which::which("qemu-system-x86_64")
+                .context("qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)")?;
+            let kvm = match kraft::kvm_problem(&qemu) {
+                None => true,
+                Some(why) => {
+                    eprintln!("xtask: using TCG (software emulation): {why}");
+                    false
+                }
+            };
+            let memory = app.spec.memory_mib;
+            let runner = move |args: &[&str]| {
+                let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+                let (transcript, status) = run_captured(
+                    &mut kraft::qemu_command(&qemu, &image, memory, kvm, &args),
+                    UNIKRAFT_CONFORMANCE_TIMEOUT,
+                )?;
+                // QEMU's status is the guest's code * 2 + 1 (see kraft::decode_qemu_status).
+                let code = status.and_then(|s| match kraft::decode_qemu_status(s) {
+                    kraft::GuestExit::App(code) => Some(i32::from(code)),
+                    kraft::GuestExit::NotReported => None,
+                });
+                Ok((transcript, code))
+            };
+            ("unikraft-qemu", Box::new(runner))
+        }
+        Backend::Solo5 => {
+            bail!("the solo5 backend is not implemented yet; use --backend unix, hosted-musl or unikraft")
+        }
+    };
+
+    let (transcript, mut host_lines, status) = if backend == Backend::Unix {
+        conformance_unix_main(&build_unix("conformance", false)?)?
+    } else {
+        // Devices are not wired on these backends yet: the app reports the net and block
+        // cases as SKIP.
+        let backend_arg = format!("--backend={label}");
+        let (transcript, status) = runner(&["--net=false", "--block=false", &backend_arg])?;
+        (transcript, Vec::new(), status)
+    };
+    host_lines.extend(exit_status_cases(&*runner)?);
+
+    for line in &host_lines {
+        println!("{line}");
+    }
+    let report = report::parse(&transcript);
+    let mut failures: Vec<String> = host_lines.iter().filter(|l| l.starts_with("FAIL")).cloned().collect();
+    match &report {
+        Ok(r) => failures.extend(r.failed().map(|c| format!("FAIL {} {}", c.case, c.detail))),
+        Err(e) => failures.push(format!("malformed report: {e:#}")),
+    }
+    if let Ok(r) = &report {
+        if r.backend != label {
+            failures.push(format!("the report is labelled backend={}, expected {label}", r.backend));
+        }
+    }
+    if status != Some(0) && report.as_ref().is_ok_and(|r| r.failed().count() == 0) {
+        failures.push(format!("the app exited with {status:?} although no case failed"));
+    }
+    if failures.is_empty() {
+        println!("conformance ({label}): all cases passed");
+        Ok(0)
+    } else {
+        println!("conformance ({label}): {} problem(s):", failures.len());
+        for f in &failures {
+            println!("  {f}");
+        }
+        Ok(1)
+    }
+}
+
+/// Runs the conformance app once with these boot arguments: its console transcript and
+/// exit code (`None`: killed, or no code reported).
+type AppRunner = dyn Fn(&[&str]) -> Result<(String, Option<i32>)>;
+
+/// How long one conformance run may take before it is killed.
+const CONFORMANCE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Under TCG a boot is much slower than a process.
+const UNIKRAFT_CONFORMANCE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn conformance_app() -> Result<kraft::App> {
+    kraft::resolve_app(&kraft::AppSelect { example: Some("conformance".into()), manifest_path: None })
+}
+
+/// The two ways of ending that end the app: each run again on its own, status checked.
+fn exit_status_cases(runner: &AppRunner) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    let (out, status) = runner(&["--std-exit=panic"])?;
+    let printed = out.contains("deliberate panic (--std-exit=panic)");
+    lines.push(match (status, printed) {
+        (Some(101), true) => "PASS std.panic-exit a panic printed its message and exited with 101".to_string(),
+        (status, printed) => {
+            format!("FAIL std.panic-exit exit status {status:?} (want 101), message printed: {printed}")
+        }
+    });
+    let (_, status) = runner(&["--std-exit=3"])?;
+    lines.push(match status {
+        Some(3) => "PASS std.process-exit std::process::exit(3) exited with 3".to_string(),
+        status => format!("FAIL std.process-exit exit status {status:?} (want 3)"),
+    });
+    Ok(lines)
+}
+
+/// Runs `cmd`, echoing and collecting its stdout; kills it after `timeout`. Returns the
+/// transcript and the exit code (`None` if killed by a signal or the timeout).
+fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<(String, Option<i32>)> {
+    let mut child =
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("start {cmd:?}"))?;
+    // Both streams, interleaved by arrival: a hosted app prints its panic on stderr.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    fn forward(stream: impl std::io::Read + Send + 'static, tx: std::sync::mpsc::Sender<String>) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    forward(child.stdout.take().expect("piped"), tx.clone());
+    forward(child.stderr.take().expect("piped"), tx);
+    let deadline = Instant::now() + timeout;
+    let mut transcript = String::new();
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => {
+                println!("{line}");
+                transcript.push_str(&line);
+                transcript.push('\n');
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                transcript.push_str(&format!("FAIL host.timeout killed after {} s\n", timeout.as_secs()));
+                return Ok((transcript, None));
+            }
+        }
+    }
+    Ok((transcript, child.wait()?.code()))
+}
+
+/// The unix main run: with root, in a network namespace with the host peer; always with
+/// a disk image whose contents are checked afterwards.
+fn conformance_unix_main(bin: &Path) -> Result<(String, Vec<String>, Option<i32>)> {
     let dir = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
@@ -254,7 +432,7 @@ fn conformance(backend: Backend) -> Result<u8> {
         None => Command::new("env"),
     };
     app.arg(format!("RT_UNIX_BLOCK={}", disk.display()))
-        .arg(&bin)
+        .arg(bin)
         .arg(format!("--ipv4={}/24", netns::GUEST_IP))
         .arg(format!("--host={}", netns::HOST_IP))
         .arg("--backend=unix")
@@ -315,29 +493,7 @@ fn conformance(backend: Backend) -> Result<u8> {
     host_lines.push(check_disk(&disk)?);
     drop(ns);
 
-    for line in &host_lines {
-        println!("{line}");
-    }
-    let report = report::parse(&transcript);
-    let mut failures: Vec<String> = host_lines.iter().filter(|l| l.starts_with("FAIL")).cloned().collect();
-    match &report {
-        Ok(r) => failures.extend(r.failed().map(|c| format!("FAIL {} {}", c.case, c.detail))),
-        Err(e) => failures.push(format!("malformed report: {e:#}")),
-    }
-    if !status.success() && report.as_ref().is_ok_and(|r| r.failed().count() == 0) {
-        failures.push(format!("the app exited with {status} although no case failed"));
-    }
-    let label = report.as_ref().map(|r| r.backend.clone()).unwrap_or_else(|_| "unix".into());
-    if failures.is_empty() {
-        println!("conformance ({label}): all cases passed");
-        Ok(0)
-    } else {
-        println!("conformance ({label}): {} problem(s):", failures.len());
-        for f in &failures {
-            println!("  {f}");
-        }
-        Ok(1)
-    }
+    Ok((transcript, host_lines, status.code()))
 }
 
 /// The guest wrote sectors 1..=8 with a known pattern; the image must hold it.

@@ -146,7 +146,7 @@ fn conformance_passes_on_unix() {
     assert!(stdout.contains("CONFORMANCE END pass="), "{stdout}");
     assert!(!stdout.contains("\nFAIL "), "{stdout}");
     if is_root() {
-        assert!(stdout.contains("CONFORMANCE END pass=12 fail=0 skip=0"), "{stdout}");
+        assert!(stdout.contains("CONFORMANCE END pass=26 fail=0 skip=0"), "{stdout}");
     } else {
         skip("conformance net cases: not root");
     }

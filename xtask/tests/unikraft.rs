@@ -255,3 +255,42 @@ fn an_unknown_kconfig_name_fails_before_any_build_with_suggestions() {
     assert!(!tmp.path().join("target/unikraft/cargo").exists(), "cargo ran before the check");
     assert!(!tmp.path().join("target/unikraft/scratch/build-qemu-x86_64").exists(), "make ran before the check");
 }
+
+#[test]
+fn returning_process_exit_and_panic_each_reach_the_host() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("returning_process_exit_and_panic_each_reach_the_host").is_none() {
+        return;
+    }
+    let kraft_run = |args: &[&str]| {
+        Command::new(XTASK).args(["kraft-run", "--example", "hello-std", "--"]).args(args).output().unwrap()
+    };
+    let out = kraft_run(&["--exit=5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hello from the worker thread"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+
+    let out = kraft_run(&["--process-exit=3"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("calling std::process::exit(3)"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+
+    let out = kraft_run(&["--panic"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("app panicked: ") && stdout.contains("deliberate panic (--panic)"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+}
+
+#[test]
+fn conformance_passes_on_unikraft() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("conformance_passes_on_unikraft").is_none() {
+        return;
+    }
+    let out = Command::new(XTASK).args(["conformance", "--backend", "unikraft"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stdout.contains("CONFORMANCE BEGIN backend=unikraft-qemu"), "{}", show(&out));
+    assert!(stdout.contains("PASS std.fs "), "{}", show(&out));
+    assert!(stdout.contains("PASS std.panic-exit "), "{}", show(&out));
+    assert!(stdout.contains("conformance (unikraft-qemu): all cases passed"), "{}", show(&out));
+}
