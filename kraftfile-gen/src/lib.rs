@@ -10,6 +10,7 @@
 //! memory = "64M"
 //! cmdline = ["--port=8080"]           # boot arguments baked into the image config
 //! kconfig = { CONFIG_LIBUKDEBUG_PRINTK_INFO = "y" }
+//! backtrace = true                    # real backtraces on panic (gcc's unwinder)
 //! ```
 //!
 //! Every key is optional (an app with no table gets the defaults); unknown keys are an
@@ -60,6 +61,9 @@ pub struct UnikraftMetadata {
     pub memory: Option<String>,
     /// Image name (default: the package name).
     pub name: Option<String>,
+    /// Real backtraces on panic (default `false`): links gcc's unwinder and prints the
+    /// frames, which `cargo xtask kraft-run` symbolizes from the debug image.
+    pub backtrace: Option<bool>,
 }
 
 /// Everything needed to generate the files for one app.
@@ -83,6 +87,8 @@ pub struct AppSpec {
     pub cmdline: Vec<String>,
     /// Memory in MiB.
     pub memory_mib: u32,
+    /// Real backtraces on panic (gcc's `libgcc_eh` and rt-unikraft's `backtrace` feature).
+    pub backtrace: bool,
 }
 
 /// Bad metadata.
@@ -203,6 +209,7 @@ impl AppSpec {
             kconfig,
             cmdline: meta.cmdline.clone(),
             memory_mib,
+            backtrace: meta.backtrace.unwrap_or(false),
         })
     }
 }
@@ -304,20 +311,23 @@ pub struct RustBuild {
 /// without it, since whole std objects are pulled in otherwise), one codegen unit puts
 /// rt-unikraft's shims in the same object as its entry (so a `clock_nanosleep` override
 /// is always linked), and `panic = "abort"` is what the `_Unwind_*` stubs assume.
-pub fn cargo_staticlib_args(manifest_path: &str, cargo_target_dir: &str) -> Vec<String> {
-    [
+pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
+    // The app's own `unikraft` feature selects the backend; `backtrace` in the metadata
+    // turns on the real unwinder in rt-unikraft (through the facade).
+    let features = if spec.backtrace { "unikraft,unikernel/backtrace" } else { "unikraft" };
+    let mut args: Vec<String> = [
         "rustc",
         "--manifest-path",
-        manifest_path,
+        &build.manifest_path,
         "--lib",
         "--release",
         "--no-default-features",
         "--features",
-        "unikraft",
+        features,
         "--crate-type",
         "staticlib",
         "--target-dir",
-        cargo_target_dir,
+        &build.cargo_target_dir,
         "--config",
         "profile.release.lto=true",
         "--config",
@@ -327,7 +337,13 @@ pub fn cargo_staticlib_args(manifest_path: &str, cargo_target_dir: &str) -> Vec<
     ]
     .into_iter()
     .map(String::from)
-    .collect()
+    .collect();
+    if spec.backtrace {
+        // Line tables, so the symbolized frames name files and lines. They live in the
+        // debug image only; Unikraft strips the bootable one.
+        args.extend(["--config", "profile.release.debug='line-tables-only'"].map(String::from));
+    }
+    args
 }
 
 /// Generates every file for `spec`, building the Rust side as `build` says.
@@ -366,14 +382,23 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
          APP{upper}_CARGO_TARGET_DIR := {target_dir}\n\
          APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/release/lib{lib_name}.a\n\
          UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
+         {unwinder}\
          .PHONY: app{name}-cargo\n\
          app{name}-cargo:\n\n\
          $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
          \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) {cargo_args})\n",
         name = spec.name,
+        unwinder = if spec.backtrace {
+            "# backtrace = true: gcc's unwinder, which finds unwind tables through rt-unikraft's\n\
+             # _dl_find_object over the image's .eh_frame_hdr.\n\
+             UK_ALIBS-y += $(shell $(CC) -print-file-name=libgcc_eh.a)\n\
+             LDFLAGS-y += -Wl,--eh-frame-hdr\n\n"
+        } else {
+            ""
+        },
         target_dir = build.cargo_target_dir,
         lib_name = build.lib_name,
-        cargo_args = cargo_staticlib_args(&build.manifest_path, &build.cargo_target_dir)
+        cargo_args = cargo_staticlib_args(spec, build)
             .iter()
             .map(|arg| if arg.contains('\'') { format!("\"{arg}\"") } else { arg.clone() })
             .collect::<Vec<_>>()

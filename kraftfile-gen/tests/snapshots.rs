@@ -43,6 +43,11 @@ fn udp_echo_with_two_targets_kconfig_and_cmdline() {
 }
 
 #[test]
+fn backtrace_links_gcc_s_unwinder_and_turns_on_the_feature() {
+    insta::assert_snapshot!(files_of("hello-std", json!({ "unikraft": { "backtrace": true } })));
+}
+
+#[test]
 fn generation_is_deterministic() {
     let meta = json!({"unikraft": {"kconfig": {"CONFIG_B": "y", "CONFIG_A": "n"}}});
     assert_eq!(files_of("http", meta.clone()), files_of("http", meta));

@@ -35,6 +35,8 @@ pub unsafe extern "C" fn unikernel_main(argc: c_int, argv: *const *const c_char)
     std::panic::set_hook(std::boxed::Box::new(|info| {
         let message = std::format!("\napp panicked: {info}\n");
         Unikraft::console_write(message.as_bytes());
+        #[cfg(feature = "backtrace")]
+        Unikraft::console_write(std::format!("{}\n", backtrace_line()).as_bytes());
         Unikraft::exit(101)
     }));
     // SAFETY: the app's entry takes no arguments and returns a status.
@@ -129,79 +131,180 @@ pub unsafe extern "C" fn clock_nanosleep(
     0
 }
 
-// The `_Unwind_*` family. Apps are built with `panic = "abort"`, so nothing ever unwinds;
-// std still contains landing pads and a backtrace walker that name these. A backtrace
-// comes out empty; anything that would really unwind aborts.
+#[cfg(not(feature = "backtrace"))]
+pub use unwind_stubs::*;
+#[cfg(feature = "backtrace")]
+pub use unwinder::*;
 
-/// `_URC_END_OF_STACK`: "no (more) frames".
-const URC_END_OF_STACK: c_int = 5;
+/// The `_Unwind_*` family as stubs (the default). Apps are built with `panic = "abort"`,
+/// so nothing ever unwinds; std still contains landing pads and a backtrace walker that
+/// name these. A backtrace comes out empty; anything that would really unwind aborts.
+/// These are in their own module: unlike `clock_nanosleep` nothing else defines them, so
+/// the linker pulls whichever object holds them.
+#[cfg(not(feature = "backtrace"))]
+mod unwind_stubs {
+    use core::ffi::{c_int, c_void};
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_Backtrace(_trace: *mut c_void, _arg: *mut c_void) -> c_int {
-    URC_END_OF_STACK
-}
+    /// `_URC_END_OF_STACK`: "no (more) frames".
+    const URC_END_OF_STACK: c_int = 5;
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_RaiseException(_exception: *mut c_void) -> c_int {
-    URC_END_OF_STACK
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_Resume(_exception: *mut c_void) -> ! {
-    std::process::abort()
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_DeleteException(_exception: *mut c_void) {}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_GetIP(_context: *mut c_void) -> usize {
-    0
-}
-
-/// # Safety
-/// `ip_before_insn` is null or valid for a write.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn _Unwind_GetIPInfo(_context: *mut c_void, ip_before_insn: *mut c_int) -> usize {
-    if !ip_before_insn.is_null() {
-        // SAFETY: the caller passes a valid out-pointer when it is non-null.
-        unsafe { *ip_before_insn = 0 };
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_Backtrace(_trace: *mut c_void, _arg: *mut c_void) -> c_int {
+        URC_END_OF_STACK
     }
-    0
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_RaiseException(_exception: *mut c_void) -> c_int {
+        URC_END_OF_STACK
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_Resume(_exception: *mut c_void) -> ! {
+        std::process::abort()
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_DeleteException(_exception: *mut c_void) {}
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_GetIP(_context: *mut c_void) -> usize {
+        0
+    }
+
+    /// # Safety
+    /// `ip_before_insn` is null or valid for a write.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn _Unwind_GetIPInfo(_context: *mut c_void, ip_before_insn: *mut c_int) -> usize {
+        if !ip_before_insn.is_null() {
+            // SAFETY: the caller passes a valid out-pointer when it is non-null.
+            unsafe { *ip_before_insn = 0 };
+        }
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_GetCFA(_context: *mut c_void) -> usize {
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_GetLanguageSpecificData(_context: *mut c_void) -> *mut c_void {
+        core::ptr::null_mut()
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_GetRegionStart(_context: *mut c_void) -> usize {
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_GetTextRelBase(_context: *mut c_void) -> usize {
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_GetDataRelBase(_context: *mut c_void) -> usize {
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_SetGR(_context: *mut c_void, _index: c_int, _value: usize) {}
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_SetIP(_context: *mut c_void, _value: usize) {}
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn _Unwind_FindEnclosingFunction(_pc: *mut c_void) -> *mut c_void {
+        core::ptr::null_mut()
+    }
 }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_GetCFA(_context: *mut c_void) -> usize {
-    0
-}
+/// With the `backtrace` feature (`backtrace = true` in `[package.metadata.unikraft]`),
+/// gcc's `libgcc_eh` provides the real `_Unwind_*` family. It finds a function's unwind
+/// table through `_dl_find_object`, which glibc provides and musl does not; here it
+/// answers with the image's own `.eh_frame_hdr`, whose bounds Unikraft's linker script
+/// exports. The panic hook then prints the return addresses on one line
+/// (`rt-unikraft backtrace: 0x...`) for `cargo xtask kraft-run` to symbolize from the
+/// debug image: the image itself carries no symbol names to do it here.
+#[cfg(feature = "backtrace")]
+mod unwinder {
+    use core::ffi::{c_int, c_void};
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_GetLanguageSpecificData(_context: *mut c_void) -> *mut c_void {
-    core::ptr::null_mut()
-}
+    unsafe extern "C" {
+        static __eh_frame_hdr_start: u8;
+        static _text: u8;
+        static _etext: u8;
+        fn _Unwind_Backtrace(trace: extern "C" fn(*mut c_void, *mut c_void) -> c_int, arg: *mut c_void) -> c_int;
+        fn _Unwind_GetIP(context: *mut c_void) -> usize;
+    }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_GetRegionStart(_context: *mut c_void) -> usize {
-    0
-}
+    /// glibc's `struct dl_find_object` on x86_64 (no `dlfo_eh_dbase`/`dlfo_eh_count`).
+    #[repr(C)]
+    pub struct DlFindObject {
+        flags: u64,
+        map_start: *mut c_void,
+        map_end: *mut c_void,
+        link_map: *mut c_void,
+        eh_frame: *mut c_void,
+        reserved: [u64; 7],
+    }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_GetTextRelBase(_context: *mut c_void) -> usize {
-    0
-}
+    /// The one "object" of a unikernel: the image's text, and its `.eh_frame_hdr`.
+    ///
+    /// # Safety
+    /// `result` must be valid for a write.
+    #[unsafe(no_mangle)]
+    pub unsafe extern "C" fn _dl_find_object(pc: *mut c_void, result: *mut DlFindObject) -> c_int {
+        // Only the addresses of the linker-script symbols are taken, never their contents.
+        let (start, end) = (&raw const _text as usize, &raw const _etext as usize);
+        let hdr = &raw const __eh_frame_hdr_start as *mut c_void;
+        if !(start..end).contains(&(pc as usize)) {
+            return -1;
+        }
+        // SAFETY: the caller passes a valid out-pointer.
+        unsafe {
+            result.write(DlFindObject {
+                flags: 0,
+                map_start: start as *mut c_void,
+                map_end: end as *mut c_void,
+                link_map: core::ptr::null_mut(),
+                eh_frame: hdr,
+                reserved: [0; 7],
+            })
+        };
+        0
+    }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_GetDataRelBase(_context: *mut c_void) -> usize {
-    0
-}
+    /// At most this many frames are printed.
+    const MAX_FRAMES: usize = 64;
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_SetGR(_context: *mut c_void, _index: c_int, _value: usize) {}
+    struct Frames {
+        ips: [usize; MAX_FRAMES],
+        len: usize,
+    }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_SetIP(_context: *mut c_void, _value: usize) {}
+    extern "C" fn record_frame(context: *mut c_void, arg: *mut c_void) -> c_int {
+        // SAFETY: `arg` is the `Frames` passed to `_Unwind_Backtrace` below.
+        let frames = unsafe { &mut *arg.cast::<Frames>() };
+        // SAFETY: `context` comes from the unwinder for this callback.
+        let ip = unsafe { _Unwind_GetIP(context) };
+        if ip == 0 || frames.len == MAX_FRAMES {
+            return 5; // _URC_END_OF_STACK: stop here
+        }
+        frames.ips[frames.len] = ip;
+        frames.len += 1;
+        0 // _URC_NO_REASON: keep going
+    }
 
-#[unsafe(no_mangle)]
-pub extern "C" fn _Unwind_FindEnclosingFunction(_pc: *mut c_void) -> *mut c_void {
-    core::ptr::null_mut()
+    /// The return addresses of the calling thread's stack, as one console line.
+    pub fn backtrace_line() -> std::string::String {
+        let mut frames = Frames { ips: [0; MAX_FRAMES], len: 0 };
+        // SAFETY: the callback only writes into `frames`, which outlives the call.
+        unsafe { _Unwind_Backtrace(record_frame, (&raw mut frames).cast()) };
+        let mut line = std::string::String::from("rt-unikraft backtrace:");
+        for ip in &frames.ips[..frames.len] {
+            line.push_str(&std::format!(" {ip:#x}"));
+        }
+        line
+    }
 }

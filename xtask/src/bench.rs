@@ -94,7 +94,7 @@ pub fn bench_unikraft() -> Result<u8> {
     let size_ratio = rust_size as f64 / c_size as f64;
 
     let source = Path::new(&app.build.manifest_path).parent().expect("manifest dir").join("src/lib.rs");
-    let cargo_args = kraftfile_gen::cargo_staticlib_args(&app.build.manifest_path, &app.build.cargo_target_dir);
+    let cargo_args = kraftfile_gen::cargo_staticlib_args(&app.spec, &app.build);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cargo_alone = Vec::new();
     let mut full_rebuild = Vec::new();

@@ -27,7 +27,14 @@ use crate::kraft::{self, App};
 pub fn build(app: &App) -> Result<PathBuf> {
     let musl_gcc = which::which("musl-gcc")
         .context("musl-gcc is not installed; the hosted-musl harness needs it (Debian: apt-get install musl-tools)")?;
-    let archive = kraft::build_staticlib(&app.build)?;
+    if app.spec.backtrace {
+        bail!(
+            "{} sets `backtrace = true`, which the hosted-musl harness does not support \
+             (rt-unikraft's unwinder reads Unikraft's linker-script symbols); remove it to run here",
+            app.build.manifest_path
+        );
+    }
+    let archive = kraft::build_staticlib(&app.spec, &app.build)?;
     let glue = hosted_glue(app)?;
     let out_dir = app.unikraft_dir.join("hosted-musl");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;

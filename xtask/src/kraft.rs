@@ -289,12 +289,10 @@ fn target_suffix(target: &str) -> String {
 }
 
 /// The cargo command line the generated Makefile.uk also runs.
-pub fn build_staticlib(build: &RustBuild) -> Result<PathBuf> {
+pub fn build_staticlib(spec: &AppSpec, build: &RustBuild) -> Result<PathBuf> {
     eprintln!("xtask: building the Rust staticlib ({})", build.manifest_path);
-    let status = Command::new(cargo())
-        .args(kraftfile_gen::cargo_staticlib_args(&build.manifest_path, &build.cargo_target_dir))
-        .status()
-        .context("run cargo")?;
+    let status =
+        Command::new(cargo()).args(kraftfile_gen::cargo_staticlib_args(spec, build)).status().context("run cargo")?;
     if !status.success() {
         bail!("cargo failed to build the staticlib ({status})");
     }
@@ -316,7 +314,7 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     write_app_dir(&app_dir, &generate(&app.spec, &app.build))?;
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
     check_kconfig(&app_dir, &defconfig, sources)?;
-    build_staticlib(&app.build)?;
+    build_staticlib(&app.spec, &app.build)?;
 
     // lib-musl downloads musl at build time; a verified copy in place skips that.
     let tarball = build_dir.join("libmusl").join(sources::PIN.musl_tarball_name);
@@ -516,6 +514,31 @@ fn quote_arg(arg: &str) -> String {
     format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// The return addresses in a `rt-unikraft backtrace: 0x.. 0x..` console line.
+pub fn parse_backtrace_line(line: &str) -> Option<Vec<u64>> {
+    let rest = line.trim().strip_prefix("rt-unikraft backtrace:")?;
+    rest.split_whitespace().map(|word| u64::from_str_radix(word.strip_prefix("0x")?, 16).ok()).collect()
+}
+
+/// Function, file and line for each return address, from the unstripped image, with
+/// binutils' `addr2line` (inlined frames are shown as "(inlined by)"). A return address
+/// points after its call, so `address - 1` is looked up.
+pub fn symbolize(debug_image: &Path, addresses: &[u64]) -> Result<Vec<String>> {
+    if !debug_image.is_file() {
+        bail!("{} is missing", debug_image.display());
+    }
+    let out = Command::new("addr2line")
+        .args(["-f", "-C", "-i", "-p", "-e"])
+        .arg(debug_image)
+        .args(addresses.iter().map(|a| format!("{:#x}", a.saturating_sub(1))))
+        .output()
+        .context("run addr2line (binutils)")?;
+    if !out.status.success() {
+        bail!("addr2line failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().to_string()).collect())
+}
+
 /// What the guest's exit looked like (see rt-unikraft's glue/main.c and docs/runtime.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GuestExit {
@@ -567,7 +590,34 @@ pub fn boot_qemu(image: &Path, memory_mib: u32, accel: Accel, args: &[String]) -
         },
     };
     eprintln!("xtask: booting {} under QEMU ({})", image.display(), if kvm { "KVM" } else { "TCG" });
-    let status = qemu_command(&qemu, image, memory_mib, kvm, args).status().context("start QEMU")?;
+    let mut child =
+        qemu_command(&qemu, image, memory_mib, kvm, args).stdout(Stdio::piped()).spawn().context("start QEMU")?;
+    // The console is echoed line by line; a backtrace line from rt-unikraft (apps with
+    // `backtrace = true`) is followed by its symbolized frames.
+    let console = BufReader::new(child.stdout.take().expect("piped"));
+    for line in console.lines().map_while(Result::ok) {
+        println!("{line}");
+        if let Some(addresses) = parse_backtrace_line(&line) {
+            let debug_image =
+                image.with_file_name(format!("{}.dbg", image.file_name().and_then(|n| n.to_str()).unwrap_or_default()));
+            match symbolize(&debug_image, &addresses) {
+                Ok(frames) => {
+                    println!("backtrace (symbolized by xtask from {}):", debug_image.display());
+                    let mut number = 0;
+                    for frame in &frames {
+                        if frame.starts_with("(inlined by)") {
+                            println!("      {frame}");
+                        } else {
+                            println!("  {number:>2}: {frame}");
+                            number += 1;
+                        }
+                    }
+                }
+                Err(e) => eprintln!("xtask: could not symbolize the backtrace: {e:#}"),
+            }
+        }
+    }
+    let status = child.wait().context("wait for QEMU")?;
     let Some(code) = status.code() else { bail!("QEMU was killed ({status})") };
     match decode_qemu_status(code) {
         GuestExit::App(code) => Ok(code),
@@ -617,6 +667,14 @@ mod tests {
         ));
         assert!(!is_routine("   Compiling hello v0.1.0"));
         assert!(!is_routine("error: oops"));
+    }
+
+    #[test]
+    fn backtrace_lines_are_recognised() {
+        assert_eq!(parse_backtrace_line("rt-unikraft backtrace: 0x10a2b3 0x1000"), Some(vec![0x10a2b3, 0x1000]));
+        assert_eq!(parse_backtrace_line("rt-unikraft backtrace:"), Some(vec![]));
+        assert_eq!(parse_backtrace_line("rt-unikraft backtrace: 0xzz"), None);
+        assert_eq!(parse_backtrace_line("hello"), None);
     }
 
     #[test]

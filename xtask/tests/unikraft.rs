@@ -202,6 +202,11 @@ fn firecracker_image_builds() {
 /// A throwaway app crate outside the workspace, with `metadata` as its
 /// `[package.metadata.unikraft]` table body.
 fn scratch_app(dir: &Path, metadata: &str) -> PathBuf {
+    scratch_app_with(dir, metadata, "#![no_std]\nunikernel::main!(run);\nfn run() -> i32 { 0 }\n")
+}
+
+/// [`scratch_app`] with `lib_rs` as its code.
+fn scratch_app_with(dir: &Path, metadata: &str, lib_rs: &str) -> PathBuf {
     let root = workspace_root();
     fs::create_dir_all(dir.join("src")).unwrap();
     fs::write(
@@ -216,7 +221,7 @@ fn scratch_app(dir: &Path, metadata: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    fs::write(dir.join("src/lib.rs"), "#![no_std]\nunikernel::main!(run);\nfn run() -> i32 { 0 }\n").unwrap();
+    fs::write(dir.join("src/lib.rs"), lib_rs).unwrap();
     // The workspace's lock file keeps the scratch crate on the same dependency versions.
     fs::copy(root.join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
     dir.join("Cargo.toml")
@@ -293,4 +298,37 @@ fn conformance_passes_on_unikraft() {
     assert!(stdout.contains("PASS std.fs "), "{}", show(&out));
     assert!(stdout.contains("PASS std.panic-exit "), "{}", show(&out));
     assert!(stdout.contains("conformance (unikraft-qemu): all cases passed"), "{}", show(&out));
+}
+
+#[test]
+fn backtrace_true_prints_a_symbolized_backtrace_on_panic() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("backtrace_true_prints_a_symbolized_backtrace_on_panic").is_none() {
+        return;
+    }
+    // Under target/ (git-ignored) rather than a temp dir, so a re-run only relinks.
+    let dir = workspace_root().join("target/test-apps/backtrace");
+    let lib_rs = "unikernel::main!(run);\n\n\
+                  #[inline(never)]\n\
+                  fn deliberately_panicking_function(depth: u32) -> i32 {\n\
+                  \x20   if depth == 0 {\n\
+                  \x20       panic!(\"panic at the bottom of the stack\");\n\
+                  \x20   }\n\
+                  \x20   std::hint::black_box(deliberately_panicking_function(depth - 1)) + 1\n\
+                  }\n\n\
+                  fn run() -> i32 {\n\
+                  \x20   deliberately_panicking_function(std::hint::black_box(2))\n\
+                  }\n";
+    let manifest = scratch_app_with(&dir, "backtrace = true", lib_rs);
+    let out = Command::new(XTASK).args(["kraft-run", "--manifest-path"]).arg(&manifest).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    assert!(stdout.contains("panic at the bottom of the stack"), "{}", show(&out));
+    assert!(stdout.contains("rt-unikraft backtrace: 0x"), "{}", show(&out));
+    assert!(stdout.contains("backtrace (symbolized by xtask from "), "{}", show(&out));
+    // The panicking function, with its file and line, three times (depth 2, 1, 0).
+    let frames = stdout.lines().filter(|l| l.contains("scratch::deliberately_panicking_function at ")).count();
+    assert!(frames >= 3, "{}", show(&out));
+    assert!(stdout.contains("src/lib.rs:6"), "{}", show(&out));
+    assert!(stdout.contains("main at ") && stdout.contains("rt-unikraft/glue/main.c"), "{}", show(&out));
 }
