@@ -64,6 +64,9 @@ pub struct UnikraftMetadata {
     /// Real backtraces on panic (default `false`): links gcc's unwinder and prints the
     /// frames, which `cargo xtask kraft-run` symbolizes from the debug image.
     pub backtrace: Option<bool>,
+    /// Devices the app uses: any of `net`, `block` (default none).
+    #[serde(default)]
+    pub devices: Vec<String>,
 }
 
 /// Everything needed to generate the files for one app.
@@ -89,6 +92,8 @@ pub struct AppSpec {
     pub memory_mib: u32,
     /// Real backtraces on panic (gcc's `libgcc_eh` and rt-unikraft's `backtrace` feature).
     pub backtrace: bool,
+    /// Devices (`net`, `block`), sorted; their drivers are in the kconfig.
+    pub devices: Vec<String>,
 }
 
 /// Bad metadata.
@@ -104,12 +109,19 @@ pub enum MetadataError {
     BadMemory(String),
     /// An image name Unikraft will not accept.
     BadName(String),
+    /// A device this generator does not know.
+    UnknownDevice(String),
 }
 
 impl fmt::Display for MetadataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MetadataError::Malformed(e) => write!(f, "[package.metadata.unikraft] is malformed: {e}"),
+            MetadataError::UnknownDevice(d) => write!(
+                f,
+                "unknown device `{d}` in `devices`; known: {}",
+                KNOWN_DEVICES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            ),
             MetadataError::UnknownTarget(t) => {
                 write!(f, "unknown target `{t}`; known targets: {}", KNOWN_TARGETS.join(", "))
             }
@@ -140,11 +152,21 @@ pub fn base_kconfig() -> BTreeMap<String, String> {
         "CONFIG_LIBVFSCORE_AUTOMOUNT_CI",
         "CONFIG_LIBVFSCORE_AUTOMOUNT_CI_RAMFS",
         "CONFIG_LIBRAMFS",
+        // rt-unikraft's executor waits on a semaphore that device interrupts signal.
+        "CONFIG_LIBUKLOCK",
+        "CONFIG_LIBUKLOCK_SEMAPHORE",
     ]
     .into_iter()
     .map(|k| (k.to_string(), "y".to_string()))
     .collect()
 }
+
+/// Devices an app can ask for in `devices`, and the kconfig each needs (virtio over PCI,
+/// what QEMU and Firecracker give a guest).
+pub const KNOWN_DEVICES: &[(&str, &[&str])] = &[
+    ("net", &["CONFIG_LIBUKNETDEV", "CONFIG_LIBVIRTIO_NET", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
+    ("block", &["CONFIG_LIBUKBLKDEV", "CONFIG_LIBVIRTIO_BLK", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
+];
 
 fn parse_memory(m: &str) -> Option<u32> {
     let (digits, factor) = if let Some(d) = m.strip_suffix('M') {
@@ -198,6 +220,15 @@ impl AppSpec {
         let mut libraries = meta.libraries.clone();
         libraries.entry("musl".to_string()).or_insert_with(|| version.clone());
         let mut kconfig = base_kconfig();
+        let mut devices = meta.devices.clone();
+        devices.sort();
+        devices.dedup();
+        for device in &devices {
+            let Some((_, options)) = KNOWN_DEVICES.iter().find(|(name, _)| name == device) else {
+                return Err(MetadataError::UnknownDevice(device.clone()));
+            };
+            kconfig.extend(options.iter().map(|o| (o.to_string(), "y".to_string())));
+        }
         kconfig.extend(meta.kconfig.clone());
         Ok(AppSpec {
             name,
@@ -210,6 +241,7 @@ impl AppSpec {
             cmdline: meta.cmdline.clone(),
             memory_mib,
             backtrace: meta.backtrace.unwrap_or(false),
+            devices,
         })
     }
 }

@@ -10,7 +10,7 @@ fn build_of(package: &str) -> RustBuild {
         manifest_path: format!("/src/{dir}/Cargo.toml"),
         lib_name: package.replace('-', "_"),
         cargo_target_dir: "/src/target/unikraft/cargo".to_string(),
-        glue_sources: vec!["/src/rt-unikraft/glue/main.c".to_string()],
+        glue_sources: vec!["/src/rt-unikraft/glue/main.c".to_string(), "/src/rt-unikraft/glue/netdev.c".to_string()],
     }
 }
 

@@ -27,3 +27,84 @@ int main(int argc, char *argv[], char *envp[])
 		(*f)(argc, argv, envp);
 	return unikernel_main(argc, argv);
 }
+
+/*
+ * Stand-ins for the Unikraft-side glue (glue/netdev.c) the Rust archive calls: clocks
+ * from the host, a plain timed sleep for the executor's wait, and no devices.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <time.h>
+
+static uint64_t rtuk_clock(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rtuk_monotonic_ns(void)
+{
+	return rtuk_clock(CLOCK_MONOTONIC);
+}
+
+uint64_t rtuk_wall_clock_ns(void)
+{
+	return rtuk_clock(CLOCK_REALTIME);
+}
+
+void rtuk_wait(uint64_t timeout_ns)
+{
+	struct timespec ts = { (time_t)(timeout_ns / 1000000000ULL),
+			       (long)(timeout_ns % 1000000000ULL) };
+
+	nanosleep(&ts, NULL);
+}
+
+int rtuk_net_count(void)
+{
+	return 0;
+}
+
+int rtuk_net_open(unsigned index, void *out)
+{
+	(void)index;
+	(void)out;
+	return -ENODEV;
+}
+
+int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t slots)
+{
+	(void)base; (void)stride; (void)headroom; (void)slots;
+	return -ENODEV;
+}
+
+int rtuk_net_start(void)
+{
+	return -ENODEV;
+}
+
+int rtuk_net_post_rx(uint16_t slot)
+{
+	(void)slot;
+	return -ENODEV;
+}
+
+int rtuk_net_rx(uint16_t *slot, uint16_t *len)
+{
+	(void)slot; (void)len;
+	return -ENODEV;
+}
+
+int rtuk_net_tx(uint16_t slot, uint16_t len)
+{
+	(void)slot; (void)len;
+	return -ENODEV;
+}
+
+int rtuk_net_tx_reclaim(uint16_t *out, int max)
+{
+	(void)out; (void)max;
+	return 0;
+}

@@ -125,9 +125,8 @@ pub unsafe extern "C" fn clock_nanosleep(
         return libc::EINVAL;
     }
     let requested = request.tv_sec as u64 * 1_000_000_000 + request.tv_nsec as u64;
-    let ns =
-        if flags & libc::TIMER_ABSTIME != 0 { requested.saturating_sub(crate::clock_ns(clock)) } else { requested };
-    crate::sleep_ns(ns);
+    let ns = if flags & libc::TIMER_ABSTIME != 0 { requested.saturating_sub(clock_ns(clock)) } else { requested };
+    sleep_ns(ns);
     0
 }
 
@@ -306,5 +305,25 @@ mod unwinder {
             line.push_str(&std::format!(" {ip:#x}"));
         }
         line
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-pointer; Unikraft's posix-time implements both clocks.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleeps `ns` nanoseconds with `nanosleep`, which Unikraft implements for real.
+fn sleep_ns(ns: u64) {
+    let mut request = libc::timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ };
+    let mut remaining = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: both pointers are valid for the call.
+    while unsafe { libc::nanosleep(&request, &mut remaining) } != 0 {
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+        request = remaining;
     }
 }

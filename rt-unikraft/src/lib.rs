@@ -24,6 +24,8 @@
 
 #[cfg(not(test))]
 pub mod entry;
+mod glue;
+pub mod net;
 
 use std::boxed::Box;
 use std::string::String;
@@ -46,26 +48,6 @@ pub(crate) static BOOT_ARGS: OnceLock<Vec<String>> = OnceLock::new();
 /// Longest single idle sleep when nothing is scheduled: the executor re-checks after it.
 const IDLE_SLEEP_NS: u64 = 1_000_000_000;
 
-pub(crate) fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid out-pointer; Unikraft's posix-time implements both clocks.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Sleeps `ns` nanoseconds with `nanosleep`, which Unikraft implements for real.
-pub(crate) fn sleep_ns(ns: u64) {
-    let mut request = libc::timespec { tv_sec: (ns / 1_000_000_000) as _, tv_nsec: (ns % 1_000_000_000) as _ };
-    let mut remaining = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: both pointers are valid for the call.
-    while unsafe { libc::nanosleep(&request, &mut remaining) } != 0 {
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break;
-        }
-        request = remaining;
-    }
-}
-
 /// The Unikraft [`Platform`].
 pub struct Unikraft;
 
@@ -75,11 +57,13 @@ impl Platform for Unikraft {
     }
 
     fn monotonic_ns() -> u64 {
-        clock_ns(libc::CLOCK_MONOTONIC)
+        // SAFETY: plain call (ukplat_monotonic_clock through the glue).
+        unsafe { glue::rtuk_monotonic_ns() }
     }
 
     fn wall_clock_ns() -> u64 {
-        clock_ns(libc::CLOCK_REALTIME)
+        // SAFETY: plain call (ukplat_wall_clock through the glue).
+        unsafe { glue::rtuk_wall_clock_ns() }
     }
 
     fn fill_random(buf: &mut [u8]) {
@@ -124,20 +108,29 @@ impl Platform for Unikraft {
     }
 
     fn wait_until(deadline_ns: Option<u64>) {
-        // No devices yet, so the only thing to wait for is the next timer.
+        // Blocks in the scheduler until a device interrupt (uknetdev receive) or the
+        // deadline: an idle guest halts its vCPU.
         let left = match deadline_ns {
             Some(deadline) => deadline.saturating_sub(Self::monotonic_ns()),
             None => IDLE_SLEEP_NS,
         };
         if left > 0 {
-            sleep_ns(left);
+            // SAFETY: plain call.
+            unsafe { glue::rtuk_wait(left) };
         }
     }
 
     fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
-        Err(OpenError::NotFound(std::format!(
-            "net device `{name}`: rt-unikraft has no uknetdev support yet (planned with the Unikraft devices work)"
-        )))
+        let index = if name.is_empty() {
+            0
+        } else {
+            name.parse().map_err(|_| {
+                OpenError::NotFound(std::format!(
+                    "net device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)"
+                ))
+            })?
+        };
+        Ok(Box::new(net::UkNet::open(index)?))
     }
 
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {

@@ -71,7 +71,7 @@ impl Drop for TapDevice {
 
 impl NetDevice for TapDevice {
     fn info(&self) -> NetInfo {
-        NetInfo { mac: self.mac, max_frame: MAX_FRAME }
+        NetInfo { mac: self.mac, max_frame: MAX_FRAME, headroom: 0 }
     }
 
     fn receive(&mut self, ctx: RingContext<'_>) {

@@ -64,7 +64,7 @@ impl FloodDevice {
 
 impl NetDevice for FloodDevice {
     fn info(&self) -> NetInfo {
-        NetInfo { mac: MAC, max_frame: 1514 }
+        NetInfo { mac: MAC, max_frame: 1514, headroom: 0 }
     }
     fn receive(&mut self, ctx: RingContext<'_>) {
         for _ in 0..self.burst {

@@ -66,6 +66,10 @@ pub struct KraftRunArgs {
     /// Guest memory in MiB for this boot, instead of the metadata's `memory`.
     #[arg(long, value_name = "MIB")]
     pub memory_mib: Option<u32>,
+    /// Give the guest a virtio-net device on this TAP interface (which must exist in the
+    /// network namespace kraft-run runs in).
+    #[arg(long, value_name = "IFNAME")]
+    pub tap: Option<String>,
     /// Boot arguments for the app (after those in the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -155,12 +159,18 @@ pub fn resolve_app(select: &AppSelect) -> Result<App> {
     let rt_unikraft = packages.iter().find(|p| p["name"] == "rt-unikraft").with_context(|| {
         format!("`{name}` with its `unikraft` feature does not depend on rt-unikraft; the feature should be `unikraft = [\"unikernel/unikraft\"]`")
     })?;
-    let glue = Path::new(rt_unikraft["manifest_path"].as_str().context("rt-unikraft manifest path")?)
+    let glue_dir = Path::new(rt_unikraft["manifest_path"].as_str().context("rt-unikraft manifest path")?)
         .parent()
         .expect("a manifest is in a directory")
-        .join("glue/main.c");
-    if !glue.is_file() {
-        bail!("rt-unikraft's C glue is missing: {}", glue.display());
+        .join("glue");
+    // main.c first: the hosted-musl harness finds hosted.c next to it.
+    let mut glue_sources = Vec::new();
+    for file in ["main.c", "netdev.c"] {
+        let glue = glue_dir.join(file);
+        if !glue.is_file() {
+            bail!("rt-unikraft's C glue is missing: {}", glue.display());
+        }
+        glue_sources.push(path_str(&glue)?);
     }
     let spec = AppSpec::from_cargo_metadata(name, &package["metadata"])
         .with_context(|| format!("in {}", manifest.display()))?;
@@ -170,7 +180,7 @@ pub fn resolve_app(select: &AppSelect) -> Result<App> {
         manifest_path: path_str(&manifest)?,
         lib_name: lib_name.to_string(),
         cargo_target_dir: path_str(&target_dir.join("unikraft").join("cargo"))?,
-        glue_sources: vec![path_str(&glue)?],
+        glue_sources,
     };
     Ok(App { spec, build, unikraft_dir })
 }
@@ -558,7 +568,38 @@ pub fn decode_qemu_status(status: i32) -> GuestExit {
 }
 
 /// The QEMU command line for an image.
+/// Devices a QEMU boot gets besides the console and the exit port.
+#[derive(Debug, Clone, Default)]
+pub struct QemuDevices {
+    /// A virtio-net device on this TAP interface.
+    pub tap: Option<String>,
+}
+
+impl QemuDevices {
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(tap) = &self.tap {
+            args.push("-netdev".to_string());
+            args.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
+            args.push("-device".to_string());
+            args.push("virtio-net-pci,netdev=n0".to_string());
+        }
+        args
+    }
+}
+
 pub fn qemu_command(qemu: &Path, image: &Path, memory_mib: u32, kvm: bool, args: &[String]) -> Command {
+    qemu_command_with(qemu, image, memory_mib, kvm, &QemuDevices::default(), args)
+}
+
+pub fn qemu_command_with(
+    qemu: &Path,
+    image: &Path,
+    memory_mib: u32,
+    kvm: bool,
+    devices: &QemuDevices,
+    args: &[String],
+) -> Command {
     let mut cmd = Command::new(qemu);
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"])
         .args(["-accel", if kvm { "kvm" } else { "tcg" }, "-cpu", "max"])
@@ -570,12 +611,13 @@ pub fn qemu_command(qemu: &Path, image: &Path, memory_mib: u32, kvm: bool, args:
         .arg("-append")
         .arg(args.iter().map(|a| quote_arg(a)).collect::<Vec<_>>().join(" "))
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(devices.args())
         .stdin(Stdio::null());
     cmd
 }
 
 /// Boots `image` under QEMU, streaming the console; returns the app's exit code.
-pub fn boot_qemu(image: &Path, memory_mib: u32, accel: Accel, args: &[String]) -> Result<u8> {
+pub fn boot_qemu(image: &Path, memory_mib: u32, accel: Accel, devices: &QemuDevices, args: &[String]) -> Result<u8> {
     let qemu = which::which("qemu-system-x86_64")
         .context("qemu-system-x86_64 is not installed (Debian: apt-get install qemu-system-x86)")?;
     let kvm = match accel {
@@ -590,8 +632,10 @@ pub fn boot_qemu(image: &Path, memory_mib: u32, accel: Accel, args: &[String]) -
         },
     };
     eprintln!("xtask: booting {} under QEMU ({})", image.display(), if kvm { "KVM" } else { "TCG" });
-    let mut child =
-        qemu_command(&qemu, image, memory_mib, kvm, args).stdout(Stdio::piped()).spawn().context("start QEMU")?;
+    let mut child = qemu_command_with(&qemu, image, memory_mib, kvm, devices, args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start QEMU")?;
     // The console is echoed line by line; a backtrace line from rt-unikraft (apps with
     // `backtrace = true`) is followed by its symbolized frames.
     let console = BufReader::new(child.stdout.take().expect("piped"));
@@ -643,7 +687,13 @@ pub fn kraft_run(args: &KraftRunArgs) -> Result<u8> {
     boot_args.extend(args.args.iter().cloned());
     let memory_mib = args.memory_mib.unwrap_or(app.spec.memory_mib);
     match args.target.as_str() {
-        "qemu/x86_64" => boot_qemu(&image, memory_mib, args.accel, &boot_args),
+        "qemu/x86_64" => {
+            let devices = QemuDevices { tap: args.tap.clone() };
+            if app.spec.devices.iter().any(|d| d == "net") && devices.tap.is_none() {
+                eprintln!("xtask: note: {} uses a net device but no --tap was given; it will find none", app.spec.name);
+            }
+            boot_qemu(&image, memory_mib, args.accel, &devices, &boot_args)
+        }
         "fc/x86_64" => crate::firecracker::boot(&image, &app.spec.name, memory_mib, &boot_args),
         other => bail!("booting {other} is not supported"),
     }

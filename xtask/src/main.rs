@@ -200,12 +200,49 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
         bail!("unknown example `{example}`; examples: {}", names.join(", "));
     };
     if backend == Backend::Unikraft {
+        if needs_net {
+            if !netns::is_root() {
+                bail!(
+                    "`{example}` needs a network device: run as root (xtask then creates a network \
+                     namespace with a TAP for the guest), or use `cargo xtask kraft-run --tap IFNAME` \
+                     with a TAP you own"
+                );
+            }
+            // Build outside the namespace, then boot inside it on its TAP.
+            let build = kraft::KraftRunArgs {
+                app: kraft::AppSelect { example: Some(example.to_string()), manifest_path: None },
+                target: "qemu/x86_64".to_string(),
+                accel: kraft::Accel::Auto,
+                no_boot: true,
+                memory_mib: None,
+                tap: None,
+                args: Vec::new(),
+            };
+            kraft::kraft_run(&build)?;
+            let ns = NetNs::create("ukrun")?;
+            eprintln!(
+                "xtask: {example} boots in network namespace {ns} on {tap} (host side {host}/24, guest {guest})",
+                ns = ns.name,
+                tap = netns::TAP,
+                host = netns::HOST_IP,
+                guest = netns::GUEST_IP
+            );
+            let status = ns
+                .command(std::env::current_exe()?.to_str().context("exe path")?)
+                .args(["kraft-run", "--example", example, "--tap", netns::TAP, "--"])
+                .args(args)
+                .status()
+                .context("start kraft-run in the namespace")?;
+            drop(ns);
+            return Ok(exit_code(status));
+        }
         let args = kraft::KraftRunArgs {
             app: kraft::AppSelect { example: Some(example.to_string()), manifest_path: None },
             target: "qemu/x86_64".to_string(),
             accel: kraft::Accel::Auto,
             no_boot: false,
             memory_mib: None,
+            tap: None,
             args: args.to_vec(),
         };
         return kraft::kraft_run(&args);

@@ -59,6 +59,9 @@ pub struct NetInfo {
     /// The largest frame the device carries, Ethernet header included (1514 for a
     /// standard 1500-byte MTU).
     pub max_frame: usize,
+    /// Bytes the device needs before each frame in its buffer (virtio-net's header);
+    /// the pool reserves them ([`PacketPool::with_headroom`]). 0 for devices that copy.
+    pub headroom: usize,
 }
 
 /// What a device may touch during one `receive` or `transmit` call.

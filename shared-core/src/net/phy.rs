@@ -79,7 +79,7 @@ impl<D: NetDevice + ?Sized> RingPhy<D> {
         );
         RingPhy {
             shared: RefCell::new(Shared {
-                pool: PacketPool::new(config.slots, config.slot_size),
+                pool: PacketPool::with_headroom(config.slots, config.slot_size, info.headroom),
                 rx: FrameRing::new(config.rx_ring),
                 tx: FrameRing::new(config.tx_ring),
                 counters: NetCounters::default(),

@@ -30,13 +30,21 @@ pub struct Frame {
 /// `slots` buffers of `slot_size` bytes in one allocation, with a free list.
 ///
 /// All memory is allocated by [`PacketPool::new`]; nothing here allocates afterwards.
+///
+/// A device that hands buffers straight to hardware may need room *before* the frame
+/// (virtio-net puts its 12-byte header there). [`PacketPool::with_headroom`] reserves it:
+/// each slot is then `headroom` bytes the device may use, followed by the `slot_size`
+/// bytes [`buf`](Self::buf) shows, and slots start on 64-byte boundaries.
 pub struct PacketPool {
-    /// The slots' bytes, owned (from `Box::into_raw`). Kept as a raw pointer so that one
-    /// slot can be read (an RX token) while another is written (a TX token smoltcp
+    /// The slots' bytes, owned (allocated with `layout`). Kept as a raw pointer so that
+    /// one slot can be read (an RX token) while another is written (a TX token smoltcp
     /// consumes inside the RX token's closure) without a reference to the whole buffer.
     memory: NonNull<u8>,
-    memory_len: usize,
+    layout: core::alloc::Layout,
     slot_size: usize,
+    headroom: usize,
+    /// Distance between slot starts: headroom + slot size, rounded up to 64.
+    stride: usize,
     free: Vec<u16>,
     in_use: Box<[bool]>,
     exhausted: u64,
@@ -45,16 +53,24 @@ pub struct PacketPool {
 impl PacketPool {
     /// Allocates the pool. `slots` must be 1..=65535 and `slot_size` at least 64.
     pub fn new(slots: usize, slot_size: usize) -> Self {
+        Self::with_headroom(slots, slot_size, 0)
+    }
+
+    /// Like [`new`](Self::new), with `headroom` device-only bytes before each buffer.
+    pub fn with_headroom(slots: usize, slot_size: usize, headroom: usize) -> Self {
         assert!((1..=u16::MAX as usize).contains(&slots), "pool slots must be 1..=65535");
         assert!(slot_size >= 64, "pool slot size must be at least 64 bytes");
-        let memory: Box<[u8]> = vec![0u8; slots * slot_size].into_boxed_slice();
-        let memory_len = memory.len();
-        // SAFETY: Box::into_raw never returns null.
-        let memory = unsafe { NonNull::new_unchecked(Box::into_raw(memory) as *mut u8) };
+        let stride = (headroom + slot_size).next_multiple_of(64);
+        let layout = core::alloc::Layout::from_size_align(slots * stride, 64).expect("pool size overflows");
+        // SAFETY: the layout has a non-zero size (slots >= 1, stride >= 64).
+        let raw = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        let Some(memory) = NonNull::new(raw) else { alloc::alloc::handle_alloc_error(layout) };
         PacketPool {
             memory,
-            memory_len,
+            layout,
             slot_size,
+            headroom,
+            stride,
             // Pop from the end: low slot numbers are handed out first.
             free: (0..slots as u16).rev().collect(),
             in_use: vec![false; slots].into_boxed_slice(),
@@ -87,18 +103,33 @@ impl PacketPool {
         self.free.push(slot.0);
     }
 
-    /// The whole buffer of a slot.
+    /// The whole buffer of a slot (after its headroom).
     pub fn buf(&self, slot: &SlotId) -> &[u8] {
         // SAFETY: the slot lies inside the allocation (ids are < capacity), and only the
         // holder of the id (borrowed here) touches these bytes.
         unsafe { core::slice::from_raw_parts(self.slot_ptr(slot), self.slot_size) }
     }
 
+    /// Where a slot's buffer starts (after its headroom).
     fn slot_ptr(&self, slot: &SlotId) -> *mut u8 {
-        let start = slot.0 as usize * self.slot_size;
-        debug_assert!(start + self.slot_size <= self.memory_len);
+        let start = slot.0 as usize * self.stride + self.headroom;
+        debug_assert!(start + self.slot_size <= self.layout.size());
         // SAFETY: in bounds, as above.
         unsafe { self.memory.as_ptr().add(start) }
+    }
+
+    /// The raw memory for a device that lends slots to hardware: the first slot's start
+    /// (headroom included), the distance between slots, and the headroom. Slot `i`'s
+    /// headroom begins at `base + i * stride` and its buffer `headroom` bytes later.
+    ///
+    /// The device may only touch the slots whose [`SlotId`]s it holds.
+    pub fn raw_layout(&self) -> (*mut u8, usize, usize) {
+        (self.memory.as_ptr(), self.stride, self.headroom)
+    }
+
+    /// Device-only bytes before each buffer.
+    pub fn headroom(&self) -> usize {
+        self.headroom
     }
 
     /// The whole buffer of a slot, writable.
@@ -131,9 +162,8 @@ impl PacketPool {
 
 impl Drop for PacketPool {
     fn drop(&mut self) {
-        let slice = core::ptr::slice_from_raw_parts_mut(self.memory.as_ptr(), self.memory_len);
-        // SAFETY: `memory` came from `Box::into_raw` of a slice of this length.
-        drop(unsafe { Box::from_raw(slice) });
+        // SAFETY: `memory` was allocated in `with_headroom` with exactly this layout.
+        unsafe { alloc::alloc::dealloc(self.memory.as_ptr(), self.layout) };
     }
 }
 
@@ -208,6 +238,31 @@ impl FrameRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headroom_sits_before_each_buffer_and_slots_are_aligned() {
+        let mut pool = PacketPool::with_headroom(4, 1514, 12);
+        let (base, stride, headroom) = pool.raw_layout();
+        assert_eq!(headroom, 12);
+        assert_eq!(stride % 64, 0);
+        assert!(stride >= 12 + 1514);
+        assert_eq!(base as usize % 64, 0);
+        let slots: Vec<SlotId> = (0..4).map(|_| pool.alloc().unwrap()).collect();
+        for slot in &slots {
+            let buf = pool.buf_mut(slot);
+            assert_eq!(buf.len(), 1514);
+            let expected = base as usize + slot.index() * stride + headroom;
+            assert_eq!(buf.as_ptr() as usize, expected);
+            buf.fill(slot.index() as u8 + 1);
+        }
+        // Buffers never overlap each other's headroom.
+        for slot in &slots {
+            assert!(pool.buf(slot).iter().all(|&b| b == slot.index() as u8 + 1));
+        }
+        for slot in slots {
+            pool.free(slot);
+        }
+    }
 
     #[test]
     fn pool_hands_out_each_slot_once_and_counts_exhaustion() {

@@ -1,0 +1,194 @@
+//! The uknetdev network device behind shared-core's ring interface.
+//!
+//! The C side (`glue/netdev.c`, compiled by Unikraft's build) does the Unikraft calls;
+//! this side keeps the books. Pool slots move between three owners without a byte being
+//! copied:
+//!
+//! ```text
+//!   pool ──post_rx──▶ driver RX ring ──rx──▶ receive ring ──▶ smoltcp ──▶ pool
+//!   smoltcp ──▶ transmit ring ──tx──▶ driver TX ring ──reclaim──▶ pool
+//! ```
+//!
+//! While the driver holds a slot, its [`SlotId`] is parked in `lent` (indexed by slot),
+//! so the id is never lost and never used twice. The pool reserves the driver's headroom
+//! (virtio-net's header) before each buffer.
+//!
+//! On every `receive` the device tops the driver up to [`RX_POSTED`] buffers, then drains
+//! it while it reports more frames (the batch), up to the receive ring's room. Receive
+//! interrupts wake the executor's wait (see [`crate::Unikraft::wait_until`]).
+
+use std::boxed::Box;
+use std::vec::Vec;
+
+use shared_core::net::{Frame, NetDevice, NetInfo, RingContext, SlotId};
+use shared_core::services::OpenError;
+
+use crate::glue;
+
+/// Receive buffers kept lent to the driver (virtio rings take half their descriptors).
+const RX_POSTED: usize = 64;
+
+/// An opened uknetdev device.
+pub struct UkNet {
+    info: NetInfo,
+    started: bool,
+    /// Slots lent to the driver (RX or TX), by slot index.
+    lent: Vec<Option<SlotId>>,
+    /// How many of `lent` are receive buffers.
+    rx_lent: usize,
+    /// Scratch for reclaimed TX slots, allocated once.
+    reclaimed: Box<[u16]>,
+}
+
+impl UkNet {
+    /// Opens device `index` (0 = the first).
+    pub fn open(index: u32) -> Result<Self, OpenError> {
+        // SAFETY: plain call; the glue checks the index.
+        let count = unsafe { glue::rtuk_net_count() };
+        if count <= 0 {
+            return Err(OpenError::NotFound(
+                "Unikraft has no network device (boot with a virtio-net device, e.g. `cargo xtask kraft-run --tap IFNAME`; \
+                 the app needs `devices = [\"net\"]` in [package.metadata.unikraft])"
+                    .into(),
+            ));
+        }
+        let mut info = glue::RtukNetInfo::default();
+        // SAFETY: `info` is a valid out-pointer of the glue's struct layout.
+        let rc = unsafe { glue::rtuk_net_open(index, &mut info) };
+        if rc < 0 {
+            return Err(OpenError::Failed(std::format!("uknetdev {index}: error {}", -rc)));
+        }
+        Ok(UkNet {
+            info: NetInfo {
+                mac: info.mac,
+                max_frame: usize::from(info.mtu) + 14,
+                headroom: usize::from(info.headroom),
+            },
+            started: false,
+            lent: Vec::new(),
+            rx_lent: 0,
+            reclaimed: std::vec![0u16; 0].into_boxed_slice(),
+        })
+    }
+
+    /// Starts the device on the pool's memory (first use only): the glue gets the pool,
+    /// the first receive buffers are posted, then the queues start (the driver fills its
+    /// receive ring from those buffers).
+    fn start(&mut self, ctx: &mut RingContext<'_>) -> bool {
+        if self.started {
+            return true;
+        }
+        let (base, stride, headroom) = ctx.pool.raw_layout();
+        let slots = ctx.pool.capacity();
+        // SAFETY: the pool's memory outlives the device (both live in the same RingPhy,
+        // and the driver only touches slots lent to it, whose ids are parked in `lent`).
+        if unsafe { glue::rtuk_net_attach(base, stride, headroom as u16, slots as u16) } < 0 {
+            return false;
+        }
+        self.lent = (0..slots).map(|_| None).collect();
+        self.reclaimed = std::vec![0u16; slots].into_boxed_slice();
+        self.post_rx(ctx);
+        // SAFETY: plain call.
+        if unsafe { glue::rtuk_net_start() } < 0 {
+            return false;
+        }
+        self.started = true;
+        true
+    }
+
+    /// Tops the driver up to [`RX_POSTED`] receive buffers.
+    fn post_rx(&mut self, ctx: &mut RingContext<'_>) {
+        while self.rx_lent < RX_POSTED {
+            let Some(slot) = ctx.pool.alloc() else { break };
+            let index = slot.index();
+            // SAFETY: plain call with a slot index the glue checks.
+            if unsafe { glue::rtuk_net_post_rx(index as u16) } < 0 {
+                ctx.pool.free(slot);
+                break;
+            }
+            self.lent[index] = Some(slot);
+            self.rx_lent += 1;
+        }
+    }
+
+    fn reclaim_tx(&mut self, ctx: &mut RingContext<'_>) {
+        // SAFETY: `reclaimed` has room for its length.
+        let n = unsafe { glue::rtuk_net_tx_reclaim(self.reclaimed.as_mut_ptr(), self.reclaimed.len() as i32) };
+        for &slot in &self.reclaimed[..n.max(0) as usize] {
+            if let Some(id) = self.lent[usize::from(slot)].take() {
+                ctx.pool.free(id);
+            }
+        }
+    }
+}
+
+impl NetDevice for UkNet {
+    fn info(&self) -> NetInfo {
+        self.info
+    }
+
+    fn receive(&mut self, mut ctx: RingContext<'_>) {
+        if !self.start(&mut ctx) {
+            return;
+        }
+        self.reclaim_tx(&mut ctx);
+        self.post_rx(&mut ctx);
+        while !ctx.ring.is_full() {
+            let (mut slot, mut len) = (0u16, 0u16);
+            // SAFETY: both are valid out-pointers.
+            let status = unsafe { glue::rtuk_net_rx(&mut slot, &mut len) };
+            if status <= 0 || status & 1 == 0 {
+                break;
+            }
+            let Some(id) = self.lent[usize::from(slot)].take() else { break };
+            self.rx_lent -= 1;
+            let len = usize::from(len);
+            if len > ctx.pool.slot_size() {
+                ctx.counters.rx_dropped += 1;
+                ctx.pool.free(id);
+            } else {
+                ctx.counters.rx_packets += 1;
+                ctx.counters.rx_bytes += len as u64;
+                if let Err(frame) = ctx.ring.push(Frame { slot: id, len }) {
+                    ctx.counters.rx_dropped += 1;
+                    ctx.pool.free(frame.slot);
+                }
+            }
+            if status & 2 == 0 {
+                break;
+            }
+        }
+    }
+
+    fn transmit(&mut self, mut ctx: RingContext<'_>) {
+        if !self.start(&mut ctx) {
+            return;
+        }
+        self.reclaim_tx(&mut ctx);
+        while let Some(frame) = ctx.ring.pop() {
+            let index = frame.slot.index();
+            // SAFETY: plain call; the slot's bytes stay valid while it is lent.
+            let rc = unsafe { glue::rtuk_net_tx(index as u16, frame.len as u16) };
+            match rc {
+                1 => {
+                    ctx.counters.tx_packets += 1;
+                    ctx.counters.tx_bytes += frame.len as u64;
+                    self.lent[index] = Some(frame.slot);
+                }
+                0 => {
+                    // Ring full: keep the frame for the next flush.
+                    if let Err(frame) = ctx.ring.push_front(frame) {
+                        ctx.counters.tx_dropped += 1;
+                        ctx.pool.free(frame.slot);
+                    }
+                    break;
+                }
+                _ => {
+                    ctx.counters.tx_dropped += 1;
+                    ctx.pool.free(frame.slot);
+                }
+            }
+        }
+        self.reclaim_tx(&mut ctx);
+    }
+}
