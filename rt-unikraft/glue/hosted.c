@@ -62,6 +62,10 @@ void rtuk_wait(uint64_t timeout_ns)
 	nanosleep(&ts, NULL);
 }
 
+void rtuk_kick(void)
+{
+}
+
 int rtuk_net_count(void)
 {
 	return 0;

@@ -65,6 +65,14 @@ void rtuk_wait(uint64_t timeout_ns)
 }
 #endif
 
+/* Makes the next rtuk_wait return at once: work was left for the next round. */
+void rtuk_kick(void)
+{
+#if CONFIG_LIBUKLOCK_SEMAPHORE
+	rtuk_signal();
+#endif
+}
+
 uint64_t rtuk_monotonic_ns(void)
 {
 	return ukplat_monotonic_clock();

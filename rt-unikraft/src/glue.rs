@@ -18,6 +18,8 @@ pub struct RtukNetInfo {
 unsafe extern "C" {
     /// Sleeps until a device event or `timeout_ns` passes.
     pub fn rtuk_wait(timeout_ns: u64);
+    /// Makes the next `rtuk_wait` return at once.
+    pub fn rtuk_kick();
     /// `ukplat_monotonic_clock()`.
     pub fn rtuk_monotonic_ns() -> u64;
     /// `ukplat_wall_clock()`.

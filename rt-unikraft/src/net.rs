@@ -13,7 +13,7 @@
 //! so the id is never lost and never used twice. The pool reserves the driver's headroom
 //! (virtio-net's header) before each buffer.
 //!
-//! On every `receive` the device tops the driver up to [`RX_POSTED`] buffers, then drains
+//! On every `receive` the device tops the driver up to [`RX_POSTED_MAX`] buffers, then drains
 //! it while it reports more frames (the batch), up to the receive ring's room. Receive
 //! interrupts wake the executor's wait (see [`crate::Unikraft::wait_until`]).
 
@@ -25,8 +25,11 @@ use shared_core::services::OpenError;
 
 use crate::glue;
 
-/// Receive buffers kept lent to the driver (virtio rings take half their descriptors).
-const RX_POSTED: usize = 64;
+/// Receive buffers kept lent to the driver, at most: a 256-descriptor virtio ring holds
+/// 128 (two descriptors per buffer), and a burst larger than what is posted waits in the
+/// host's TAP queue or is dropped there. Never more than half the pool, so transmit
+/// always finds slots.
+const RX_POSTED_MAX: usize = 128;
 
 /// An opened uknetdev device.
 pub struct UkNet {
@@ -96,9 +99,10 @@ impl UkNet {
         true
     }
 
-    /// Tops the driver up to [`RX_POSTED`] receive buffers.
+    /// Tops the driver up to [`RX_POSTED_MAX`] receive buffers (or half the pool).
     fn post_rx(&mut self, ctx: &mut RingContext<'_>) {
-        while self.rx_lent < RX_POSTED {
+        let target = RX_POSTED_MAX.min(ctx.pool.capacity() / 2);
+        while self.rx_lent < target {
             let Some(slot) = ctx.pool.alloc() else { break };
             let index = slot.index();
             // SAFETY: plain call with a slot index the glue checks.
@@ -108,6 +112,41 @@ impl UkNet {
             }
             self.lent[index] = Some(slot);
             self.rx_lent += 1;
+        }
+    }
+
+    /// Takes frames from the driver while it reports more and the receive ring has room.
+    /// Returns how many, and whether the driver still holds some.
+    fn drain(&mut self, ctx: &mut RingContext<'_>) -> (usize, bool) {
+        let mut frames = 0;
+        loop {
+            if ctx.ring.is_full() {
+                return (frames, true);
+            }
+            let (mut slot, mut len) = (0u16, 0u16);
+            // SAFETY: both are valid out-pointers.
+            let status = unsafe { glue::rtuk_net_rx(&mut slot, &mut len) };
+            if status <= 0 || status & 1 == 0 {
+                return (frames, false);
+            }
+            let Some(id) = self.lent[usize::from(slot)].take() else { return (frames, false) };
+            self.rx_lent -= 1;
+            frames += 1;
+            let len = usize::from(len);
+            if len > ctx.pool.slot_size() {
+                ctx.counters.rx_dropped += 1;
+                ctx.pool.free(id);
+            } else {
+                ctx.counters.rx_packets += 1;
+                ctx.counters.rx_bytes += len as u64;
+                if let Err(frame) = ctx.ring.push(Frame { slot: id, len }) {
+                    ctx.counters.rx_dropped += 1;
+                    ctx.pool.free(frame.slot);
+                }
+            }
+            if status & 2 == 0 {
+                return (frames, false);
+            }
         }
     }
 
@@ -132,29 +171,21 @@ impl NetDevice for UkNet {
             return;
         }
         self.reclaim_tx(&mut ctx);
-        self.post_rx(&mut ctx);
-        while !ctx.ring.is_full() {
-            let (mut slot, mut len) = (0u16, 0u16);
-            // SAFETY: both are valid out-pointers.
-            let status = unsafe { glue::rtuk_net_rx(&mut slot, &mut len) };
-            if status <= 0 || status & 1 == 0 {
+        // The driver refills its receive ring only inside rx_one, from the buffers posted
+        // so far. So post, drain, and repeat: the rx_one that finds no more frames also
+        // hands the driver the buffers posted just before it, and the ring never runs
+        // dry while frames keep coming.
+        loop {
+            self.post_rx(&mut ctx);
+            let (frames, more) = self.drain(&mut ctx);
+            if more {
+                // Frames are left in the driver, whose interrupt stays off until it is
+                // drained: make the executor's next wait return at once instead.
+                // SAFETY: plain call.
+                unsafe { glue::rtuk_kick() };
                 break;
             }
-            let Some(id) = self.lent[usize::from(slot)].take() else { break };
-            self.rx_lent -= 1;
-            let len = usize::from(len);
-            if len > ctx.pool.slot_size() {
-                ctx.counters.rx_dropped += 1;
-                ctx.pool.free(id);
-            } else {
-                ctx.counters.rx_packets += 1;
-                ctx.counters.rx_bytes += len as u64;
-                if let Err(frame) = ctx.ring.push(Frame { slot: id, len }) {
-                    ctx.counters.rx_dropped += 1;
-                    ctx.pool.free(frame.slot);
-                }
-            }
-            if status & 2 == 0 {
+            if frames == 0 {
                 break;
             }
         }
@@ -176,7 +207,10 @@ impl NetDevice for UkNet {
                     self.lent[index] = Some(frame.slot);
                 }
                 0 => {
-                    // Ring full: keep the frame for the next flush.
+                    // Ring full: keep the frame for the next flush, which the next
+                    // wait must not delay.
+                    // SAFETY: plain call.
+                    unsafe { glue::rtuk_kick() };
                     if let Err(frame) = ctx.ring.push_front(frame) {
                         ctx.counters.tx_dropped += 1;
                         ctx.pool.free(frame.slot);

@@ -582,7 +582,15 @@ impl QemuDevices {
             args.push("-netdev".to_string());
             args.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
             args.push("-device".to_string());
-            args.push("virtio-net-pci,netdev=n0".to_string());
+            // No segmentation offloads towards the guest: Unikraft 0.16's virtio-net
+            // negotiates legacy GSO but posts MTU-sized receive buffers (no mergeable
+            // buffers), so a 64 KiB TSO segment from the host could not be delivered and
+            // TCP would crawl on retransmissions. Checksum offload stays (rt-unikraft
+            // completes partial checksums).
+            args.push(
+                "virtio-net-pci,netdev=n0,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
+                    .to_string(),
+            );
         }
         args
     }

@@ -291,6 +291,7 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
 }
 
 fn conformance(backend: Backend) -> Result<u8> {
+    let mut unikraft_guest = None;
     let (label, runner): (&str, Box<AppRunner>) = match backend {
         Backend::Unix => {
             let bin = build_unix("conformance", false)?;
@@ -318,6 +319,8 @@ fn conformance(backend: Backend) -> Result<u8> {
                 }
             };
             let memory = app.spec.memory_mib;
+            unikraft_guest =
+                Some(ConformanceGuest::Unikraft { qemu: qemu.clone(), image: image.clone(), memory_mib: memory, kvm });
             let runner = move |args: &[&str]| {
                 let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
                 let (transcript, status) = run_captured(
@@ -338,8 +341,13 @@ fn conformance(backend: Backend) -> Result<u8> {
         }
     };
 
-    let (transcript, mut host_lines, status) = if backend == Backend::Unix {
-        conformance_unix_main(&build_unix("conformance", false)?)?
+    let main_guest = match backend {
+        Backend::Unix => Some(ConformanceGuest::Unix(build_unix("conformance", false)?)),
+        Backend::Unikraft => unikraft_guest.take(),
+        _ => None,
+    };
+    let (transcript, mut host_lines, status) = if let Some(guest) = &main_guest {
+        conformance_main(guest, label)?
     } else {
         // Devices are not wired on these backends yet: the app reports the net and block
         // cases as SKIP.
@@ -449,9 +457,17 @@ fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<(String, Option<
     Ok((transcript, child.wait()?.code()))
 }
 
-/// The unix main run: with root, in a network namespace with the host peer; always with
+/// How the conformance app is started for its main run.
+enum ConformanceGuest {
+    /// The unix binary (net on `RT_UNIX_TAP`, block on `RT_UNIX_BLOCK`).
+    Unix(PathBuf),
+    /// A Unikraft image under QEMU (net on a virtio-net TAP; no block device yet).
+    Unikraft { qemu: PathBuf, image: PathBuf, memory_mib: u32, kvm: bool },
+}
+
+/// The main run: with root, in a network namespace with the host peer; on unix also with
 /// a disk image whose contents are checked afterwards.
-fn conformance_unix_main(bin: &Path) -> Result<(String, Vec<String>, Option<i32>)> {
+fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Vec<String>, Option<i32>)> {
     let dir = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
@@ -460,21 +476,37 @@ fn conformance_unix_main(bin: &Path) -> Result<(String, Vec<String>, Option<i32>
 
     let root = netns::is_root();
     let ns = if root { Some(NetNs::create("ukconf")?) } else { None };
-    let mut app = match &ns {
-        Some(ns) => {
-            let mut c = ns.command("env");
-            c.arg(format!("RT_UNIX_TAP={}", netns::TAP));
+    let has_block = matches!(guest, ConformanceGuest::Unix(_));
+    let app_args = vec![
+        format!("--ipv4={}/24", netns::GUEST_IP),
+        format!("--host={}", netns::HOST_IP),
+        format!("--backend={label}"),
+        format!("--net={root}"),
+        format!("--block={has_block}"),
+    ];
+    let mut app = match guest {
+        ConformanceGuest::Unix(bin) => {
+            let mut c = match &ns {
+                Some(ns) => {
+                    let mut c = ns.command("env");
+                    c.arg(format!("RT_UNIX_TAP={}", netns::TAP));
+                    c
+                }
+                None => Command::new("env"),
+            };
+            c.arg(format!("RT_UNIX_BLOCK={}", disk.display())).arg(bin).args(&app_args);
             c
         }
-        None => Command::new("env"),
+        ConformanceGuest::Unikraft { qemu, image, memory_mib, kvm } => {
+            let devices = kraft::QemuDevices { tap: ns.as_ref().map(|_| netns::TAP.to_string()) };
+            let qemu = kraft::qemu_command_with(qemu, image, *memory_mib, *kvm, &devices, &app_args);
+            match &ns {
+                Some(ns) => ns.wrap(&qemu),
+                None => qemu,
+            }
+        }
     };
-    app.arg(format!("RT_UNIX_BLOCK={}", disk.display()))
-        .arg(bin)
-        .arg(format!("--ipv4={}/24", netns::GUEST_IP))
-        .arg(format!("--host={}", netns::HOST_IP))
-        .arg("--backend=unix")
-        .arg(format!("--net={root}"))
-        .stdout(Stdio::piped());
+    app.stdout(Stdio::piped());
     let mut child = app.spawn().context("start the conformance app")?;
     let stdout = child.stdout.take().expect("piped");
 
@@ -527,10 +559,20 @@ fn conformance_unix_main(bin: &Path) -> Result<(String, Vec<String>, Option<i32>
     if ns.is_none() {
         host_lines.push("SKIP host.net not root: the runner needs root to create a network namespace and TAP".into());
     }
-    host_lines.push(check_disk(&disk)?);
+    if has_block {
+        host_lines.push(check_disk(&disk)?);
+    }
     drop(ns);
 
-    Ok((transcript, host_lines, status.code()))
+    let code = match guest {
+        ConformanceGuest::Unix(_) => status.code(),
+        // QEMU's status is the guest's code * 2 + 1 (see kraft::decode_qemu_status).
+        ConformanceGuest::Unikraft { .. } => status.code().and_then(|s| match kraft::decode_qemu_status(s) {
+            kraft::GuestExit::App(code) => Some(i32::from(code)),
+            kraft::GuestExit::NotReported => None,
+        }),
+    };
+    Ok((transcript, host_lines, code))
 }
 
 /// The guest wrote sectors 1..=8 with a known pattern; the image must hold it.

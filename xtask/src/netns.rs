@@ -47,6 +47,13 @@ impl NetNs {
         Ok(ns)
     }
 
+    /// `cmd` (program and arguments), run inside the namespace instead.
+    pub fn wrap(&self, cmd: &Command) -> Command {
+        let mut wrapped = Command::new("ip");
+        wrapped.args(["netns", "exec", &self.name]).arg(cmd.get_program()).args(cmd.get_args());
+        wrapped
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
