@@ -439,6 +439,7 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
 
         // net.tcp: the host sends TCP_BYTES of a known pattern to port 8000; verify and echo.
         let until = deadline(CASE_TIMEOUT_MS);
+        let tcp_start = services::monotonic_ns();
         let mut received = 0usize;
         let mut corrupt = None;
         let mut pending: Vec<u8> = Vec::with_capacity(65536);
@@ -472,7 +473,10 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
                     Some(at) => Outcome::Fail(format!("byte {at} of the stream is wrong")),
                     None => check(
                         received == TCP_BYTES,
-                        format!("received, verified and echoed {received} bytes"),
+                        format!(
+                            "received, verified and echoed {received} bytes in {} ms",
+                            (services::monotonic_ns() - tcp_start) / 1_000_000
+                        ),
                         format!("received {received} bytes, expected {TCP_BYTES}"),
                     ),
                 };

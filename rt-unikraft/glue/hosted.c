@@ -112,3 +112,22 @@ int rtuk_net_tx_reclaim(uint16_t *out, int max)
 	(void)out; (void)max;
 	return 0;
 }
+
+int rtuk_blk_open(unsigned index, void *out)
+{
+	(void)index;
+	(void)out;
+	return -ENODEV;
+}
+
+int rtuk_blk_submit(int op, uint64_t sector, uint64_t nb, void *buf)
+{
+	(void)op; (void)sector; (void)nb; (void)buf;
+	return -ENODEV;
+}
+
+int rtuk_blk_poll(int handle)
+{
+	(void)handle;
+	return -ENODEV;
+}

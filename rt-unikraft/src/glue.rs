@@ -15,6 +15,17 @@ pub struct RtukNetInfo {
     pub ioalign: u16,
 }
 
+/// `struct rtuk_blk_info` in glue/blkdev.c.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RtukBlkInfo {
+    pub sectors: u64,
+    pub max_sectors_per_req: u64,
+    pub sector_size: u32,
+    pub ioalign: u32,
+    pub read_only: i32,
+}
+
 unsafe extern "C" {
     /// Sleeps until a device event or `timeout_ns` passes.
     pub fn rtuk_wait(timeout_ns: u64);
@@ -33,4 +44,8 @@ unsafe extern "C" {
     pub fn rtuk_net_rx(slot: *mut u16, len: *mut u16) -> c_int;
     pub fn rtuk_net_tx(slot: u16, len: u16) -> c_int;
     pub fn rtuk_net_tx_reclaim(out: *mut u16, max: c_int) -> c_int;
+
+    pub fn rtuk_blk_open(index: u32, info: *mut RtukBlkInfo) -> c_int;
+    pub fn rtuk_blk_submit(op: c_int, sector: u64, sectors: u64, buf: *mut core::ffi::c_void) -> c_int;
+    pub fn rtuk_blk_poll(handle: c_int) -> c_int;
 }

@@ -24,6 +24,7 @@
 
 #[cfg(not(test))]
 pub mod entry;
+pub mod block;
 mod glue;
 pub mod net;
 
@@ -134,8 +135,11 @@ impl Platform for Unikraft {
     }
 
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
-        Err(OpenError::NotFound(std::format!(
-            "block device `{name}`: rt-unikraft has no ukblkdev support yet (planned with the Unikraft devices work)"
-        )))
+        let index = if name.is_empty() {
+            0
+        } else {
+            name.parse().map_err(|_| OpenError::NotFound(std::format!("block device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)")))?
+        };
+        Ok(Box::new(block::UkBlock::open(index)?))
     }
 }

@@ -70,6 +70,9 @@ pub struct KraftRunArgs {
     /// network namespace kraft-run runs in).
     #[arg(long, value_name = "IFNAME")]
     pub tap: Option<String>,
+    /// Give the guest a virtio-blk device backed by this raw disk image.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
     /// Boot arguments for the app (after those in the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -165,7 +168,7 @@ pub fn resolve_app(select: &AppSelect) -> Result<App> {
         .join("glue");
     // main.c first: the hosted-musl harness finds hosted.c next to it.
     let mut glue_sources = Vec::new();
-    for file in ["main.c", "netdev.c"] {
+    for file in ["main.c", "netdev.c", "blkdev.c"] {
         let glue = glue_dir.join(file);
         if !glue.is_file() {
             bail!("rt-unikraft's C glue is missing: {}", glue.display());
@@ -573,11 +576,17 @@ pub fn decode_qemu_status(status: i32) -> GuestExit {
 pub struct QemuDevices {
     /// A virtio-net device on this TAP interface.
     pub tap: Option<String>,
+    /// A virtio-blk device backed by this raw image.
+    pub disk: Option<PathBuf>,
 }
 
 impl QemuDevices {
     fn args(&self) -> Vec<String> {
         let mut args = Vec::new();
+        if let Some(disk) = &self.disk {
+            args.push("-drive".to_string());
+            args.push(format!("file={},if=virtio,format=raw", disk.display()));
+        }
         if let Some(tap) = &self.tap {
             args.push("-netdev".to_string());
             args.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
@@ -696,7 +705,7 @@ pub fn kraft_run(args: &KraftRunArgs) -> Result<u8> {
     let memory_mib = args.memory_mib.unwrap_or(app.spec.memory_mib);
     match args.target.as_str() {
         "qemu/x86_64" => {
-            let devices = QemuDevices { tap: args.tap.clone() };
+            let devices = QemuDevices { tap: args.tap.clone(), disk: args.disk.clone() };
             if app.spec.devices.iter().any(|d| d == "net") && devices.tap.is_none() {
                 eprintln!("xtask: note: {} uses a net device but no --tap was given; it will find none", app.spec.name);
             }

@@ -216,6 +216,7 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
                 no_boot: true,
                 memory_mib: None,
                 tap: None,
+                disk: None,
                 args: Vec::new(),
             };
             kraft::kraft_run(&build)?;
@@ -243,6 +244,7 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
             no_boot: false,
             memory_mib: None,
             tap: None,
+            disk: None,
             args: args.to_vec(),
         };
         return kraft::kraft_run(&args);
@@ -461,7 +463,7 @@ fn run_captured(cmd: &mut Command, timeout: Duration) -> Result<(String, Option<
 enum ConformanceGuest {
     /// The unix binary (net on `RT_UNIX_TAP`, block on `RT_UNIX_BLOCK`).
     Unix(PathBuf),
-    /// A Unikraft image under QEMU (net on a virtio-net TAP; no block device yet).
+    /// A Unikraft image under QEMU (net on a virtio-net TAP, block on a virtio-blk image).
     Unikraft { qemu: PathBuf, image: PathBuf, memory_mib: u32, kvm: bool },
 }
 
@@ -476,7 +478,7 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
 
     let root = netns::is_root();
     let ns = if root { Some(NetNs::create("ukconf")?) } else { None };
-    let has_block = matches!(guest, ConformanceGuest::Unix(_));
+    let has_block = true;
     let app_args = vec![
         format!("--ipv4={}/24", netns::GUEST_IP),
         format!("--host={}", netns::HOST_IP),
@@ -498,7 +500,8 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
             c
         }
         ConformanceGuest::Unikraft { qemu, image, memory_mib, kvm } => {
-            let devices = kraft::QemuDevices { tap: ns.as_ref().map(|_| netns::TAP.to_string()) };
+            let devices =
+                kraft::QemuDevices { tap: ns.as_ref().map(|_| netns::TAP.to_string()), disk: Some(disk.clone()) };
             let qemu = kraft::qemu_command_with(qemu, image, *memory_mib, *kvm, &devices, &app_args);
             match &ns {
                 Some(ns) => ns.wrap(&qemu),
