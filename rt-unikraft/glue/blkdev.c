@@ -12,19 +12,9 @@
 #include <errno.h>
 #include <uk/config.h>
 
-/* What Rust learns about the device. */
-struct rtuk_blk_info {
-	uint64_t sectors;
-	uint64_t max_sectors_per_req;
-	uint32_t sector_size;
-	uint32_t ioalign;
-	int32_t read_only;
-};
-
 void rtuk_kick(void);
 
 #if CONFIG_LIBUKBLKDEV
-#include <fcntl.h>
 #include <uk/alloc.h>
 #include <uk/blkdev.h>
 
@@ -51,7 +41,8 @@ static void rtuk_blk_event(struct uk_blkdev *dev __unused, uint16_t queue __unus
 	rtuk_kick();
 }
 
-int rtuk_blk_open(unsigned index, struct rtuk_blk_info *out)
+/* Opens device `index`; `out` gets Unikraft's own capability struct (see unikraft-sys). */
+int rtuk_blk_open(unsigned index, struct uk_blkdev_cap *out)
 {
 	struct uk_blkdev_conf conf = { .nb_queues = 1 };
 	struct uk_blkdev_queue_conf qconf = { 0 };
@@ -82,11 +73,7 @@ int rtuk_blk_open(unsigned index, struct rtuk_blk_info *out)
 	 * whenever the executor wakes. */
 	rtuk_blk.armed = uk_blkdev_queue_intr_enable(dev, 0) == 0;
 	cap = uk_blkdev_capabilities(dev);
-	out->sectors = cap->sectors;
-	out->sector_size = (uint32_t)cap->ssize;
-	out->max_sectors_per_req = cap->max_sectors_per_req;
-	out->ioalign = cap->ioalign;
-	out->read_only = cap->mode == O_RDONLY;
+	*out = *cap;
 	rtuk_blk.dev = dev;
 	rtuk_blk.started = 1;
 	return 0;
@@ -143,7 +130,8 @@ int rtuk_blk_poll(int handle)
 	return req->result < 0 ? (req->result ? req->result : -EIO) : 1;
 }
 #else /* !CONFIG_LIBUKBLKDEV */
-int rtuk_blk_open(unsigned index, struct rtuk_blk_info *out)
+/* Opens device `index`; `out` gets Unikraft's own capability struct (see unikraft-sys). */
+int rtuk_blk_open(unsigned index, struct uk_blkdev_cap *out)
 {
 	(void)index;
 	(void)out;

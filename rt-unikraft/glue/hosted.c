@@ -29,8 +29,8 @@ int main(int argc, char *argv[], char *envp[])
 }
 
 /*
- * Stand-ins for the Unikraft-side glue (glue/netdev.c) the Rust archive calls: clocks
- * from the host, a plain timed sleep for the executor's wait, and no devices.
+ * Stand-ins for what the Rust archive calls on Unikraft: the platform clocks (from the
+ * host), the glue's wait (a plain timed sleep), and no devices.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -44,12 +44,12 @@ static uint64_t rtuk_clock(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t rtuk_monotonic_ns(void)
+uint64_t ukplat_monotonic_clock(void)
 {
 	return rtuk_clock(CLOCK_MONOTONIC);
 }
 
-uint64_t rtuk_wall_clock_ns(void)
+uint64_t ukplat_wall_clock(void)
 {
 	return rtuk_clock(CLOCK_REALTIME);
 }
@@ -71,10 +71,9 @@ int rtuk_net_count(void)
 	return 0;
 }
 
-int rtuk_net_open(unsigned index, void *out)
+int rtuk_net_open(unsigned index, void *info, uint8_t mac_out[6], uint16_t *mtu_out)
 {
-	(void)index;
-	(void)out;
+	(void)index; (void)info; (void)mac_out; (void)mtu_out;
 	return -ENODEV;
 }
 

@@ -73,24 +73,6 @@ void rtuk_kick(void)
 #endif
 }
 
-uint64_t rtuk_monotonic_ns(void)
-{
-	return ukplat_monotonic_clock();
-}
-
-uint64_t rtuk_wall_clock_ns(void)
-{
-	return ukplat_wall_clock();
-}
-
-/* What Rust learns about the device when it opens it. */
-struct rtuk_net_info {
-	uint8_t mac[6];
-	uint16_t mtu;
-	uint16_t headroom;
-	uint16_t ioalign;
-};
-
 #if CONFIG_LIBUKNETDEV
 #include <uk/alloc.h>
 #include <uk/netdev.h>
@@ -156,11 +138,14 @@ int rtuk_net_count(void)
 	return (int)uk_netdev_count();
 }
 
-/* Opens and configures device `index`, before any buffers exist (the pool comes later). */
-int rtuk_net_open(unsigned index, struct rtuk_net_info *out)
+/*
+ * Opens and configures device `index`, before any buffers exist (the pool comes later).
+ * `info` is Unikraft's own struct (unikraft-sys declares it, checked by its layout test).
+ */
+int rtuk_net_open(unsigned index, struct uk_netdev_info *info, uint8_t mac_out[6],
+		  uint16_t *mtu_out)
 {
 	struct uk_netdev_conf conf = { .nb_rx_queues = 1, .nb_tx_queues = 1 };
-	struct uk_netdev_info info;
 	const struct uk_hwaddr *mac;
 	struct uk_netdev *dev;
 	uint16_t mtu;
@@ -174,19 +159,16 @@ int rtuk_net_open(unsigned index, struct rtuk_net_info *out)
 		return -EIO;
 	if (uk_netdev_state_get(dev) != UK_NETDEV_UNCONFIGURED)
 		return -EBUSY;
-	uk_netdev_info_get(dev, &info);
+	uk_netdev_info_get(dev, info);
 	/* The address is only available once the device is configured. */
 	if (uk_netdev_configure(dev, &conf) < 0)
 		return -EIO;
-	memset(out, 0, sizeof(*out));
-	out->headroom = info.nb_encap_rx > info.nb_encap_tx ? info.nb_encap_rx
-							       : info.nb_encap_tx;
-	out->ioalign = info.ioalign;
+	memset(mac_out, 0, 6);
 	mac = uk_netdev_hwaddr_get(dev);
 	if (mac)
-		memcpy(out->mac, mac->addr_bytes, 6);
+		memcpy(mac_out, mac->addr_bytes, 6);
 	mtu = uk_netdev_mtu_get(dev);
-	out->mtu = mtu ? mtu : 1500;
+	*mtu_out = mtu ? mtu : 1500;
 	rtuk_net.dev = dev;
 	return 0;
 }
@@ -357,10 +339,9 @@ int rtuk_net_count(void)
 	return 0;
 }
 
-int rtuk_net_open(unsigned index, struct rtuk_net_info *out)
+int rtuk_net_open(unsigned index, void *info, uint8_t mac_out[6], uint16_t *mtu_out)
 {
-	(void)index;
-	(void)out;
+	(void)index; (void)info; (void)mac_out; (void)mtu_out;
 	return -ENODEV;
 }
 

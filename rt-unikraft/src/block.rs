@@ -95,9 +95,10 @@ pub struct UkBlock {
 impl UkBlock {
     /// Opens device `index` (0 = the first).
     pub fn open(index: u32) -> Result<Self, OpenError> {
-        let mut info = glue::RtukBlkInfo::default();
-        // SAFETY: `info` is a valid out-pointer of the glue's struct layout.
-        let rc = unsafe { glue::rtuk_blk_open(index, &mut info) };
+        let mut cap = unikraft_sys::uk_blkdev_cap::default();
+        // SAFETY: a valid out-pointer; `uk_blkdev_cap`'s layout is checked against the
+        // headers by unikraft-sys's layout test.
+        let rc = unsafe { glue::rtuk_blk_open(index, &mut cap) };
         if rc == -19 {
             return Err(OpenError::NotFound(
                 "Unikraft has no block device (boot with a virtio-blk disk, e.g. `cargo xtask kraft-run --disk FILE`; \
@@ -108,16 +109,21 @@ impl UkBlock {
         if rc < 0 {
             return Err(OpenError::Failed(format!("ukblkdev {index}: error {}", -rc)));
         }
-        let sector = info.sector_size as usize;
-        if sector == 0 || info.sectors == 0 {
-            return Err(OpenError::Failed(format!("ukblkdev {index}: reports {} sectors of {sector} bytes", info.sectors)));
+        let sector = cap.ssize;
+        if sector == 0 || cap.sectors == 0 || sector > u32::MAX as usize {
+            return Err(OpenError::Failed(format!(
+                "ukblkdev {index}: reports {} sectors of {sector} bytes",
+                cap.sectors
+            )));
         }
-        let max_sectors = (info.max_sectors_per_req as usize).clamp(1, MAX_CHUNK_BYTES / sector.min(MAX_CHUNK_BYTES));
+        let max_sectors = (cap.max_sectors_per_req as usize).clamp(1, MAX_CHUNK_BYTES / sector.min(MAX_CHUNK_BYTES));
         let chunk_bytes = max_sectors * sector;
-        let align = (info.ioalign as usize).max(sector.min(4096)).next_power_of_two();
+        let align = (cap.ioalign as usize).max(sector.min(4096)).next_power_of_two();
+        // O_RDONLY is 0 on Linux and in Unikraft's headers.
+        let read_only = cap.mode == 0;
         let bounces = (0..MAX_IN_FLIGHT).map(|_| Bounce::new(chunk_bytes, align)).collect();
         Ok(UkBlock {
-            info: BlockInfo { sector_size: info.sector_size, sectors: info.sectors, read_only: info.read_only != 0 },
+            info: BlockInfo { sector_size: sector as u32, sectors: cap.sectors, read_only },
             chunk_bytes,
             bounces,
             free_bounces: (0..MAX_IN_FLIGHT).rev().collect(),
@@ -127,7 +133,14 @@ impl UkBlock {
 
     /// Drives the current request: collects finished chunks (copying read data out),
     /// queues more, and returns `Ready` when all are done.
-    fn drive(&mut self, cx: &mut Context<'_>, kind: i32, lba: u64, read_into: Option<&mut [u8]>, write_from: Option<&[u8]>) -> Poll<Result<(), BlockError>> {
+    fn drive(
+        &mut self,
+        cx: &mut Context<'_>,
+        kind: i32,
+        lba: u64,
+        read_into: Option<&mut [u8]>,
+        write_from: Option<&[u8]>,
+    ) -> Poll<Result<(), BlockError>> {
         let len = read_into.as_ref().map(|b| b.len()).or(write_from.map(|b| b.len())).unwrap_or(0);
         let same = self.op.as_ref().is_some_and(|op| op.kind == kind && op.lba == lba && op.len == len);
         if !same {

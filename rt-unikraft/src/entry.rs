@@ -68,14 +68,25 @@ fn set_default_thread_stack() {
 /// # Safety
 /// `argv` must point to `argc` valid NUL-terminated strings (as Unikraft's boot passes).
 unsafe fn record_boot_args(argc: c_int, argv: *const *const c_char) {
-    let args = (1..argc.max(0) as usize)
+    let args: std::vec::Vec<std::string::String> = (1..argc.max(0) as usize)
         .map(|i| {
             // SAFETY: the caller guarantees `argc` valid entries.
             let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
             arg.to_string_lossy().into_owned()
         })
         .collect();
-    let _ = crate::BOOT_ARGS.set(args);
+    // `--rt-unikraft-*` arguments are the runtime's, not the app's.
+    let (runtime, app): (std::vec::Vec<_>, std::vec::Vec<_>) =
+        args.into_iter().partition(|a| a.starts_with("--rt-unikraft-"));
+    for arg in runtime {
+        if let Some(n) = arg.strip_prefix("--rt-unikraft-rx-batch=").and_then(|n| n.parse().ok()) {
+            crate::net::set_rx_batch(n);
+        } else {
+            let message = std::format!("rt-unikraft: ignoring unknown runtime argument {arg}\n");
+            Unikraft::console_write(message.as_bytes());
+        }
+    }
+    let _ = crate::BOOT_ARGS.set(app);
 }
 
 /// std asks for the glibc version to pick workarounds; claim a recent glibc.

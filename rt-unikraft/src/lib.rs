@@ -22,9 +22,9 @@
 //! Devices (`uknetdev`, `ukblkdev`) are not wired up yet: [`Platform::open_net`] and
 //! [`Platform::open_block`] report that no device exists.
 
+pub mod block;
 #[cfg(not(test))]
 pub mod entry;
-pub mod block;
 mod glue;
 pub mod net;
 
@@ -58,13 +58,13 @@ impl Platform for Unikraft {
     }
 
     fn monotonic_ns() -> u64 {
-        // SAFETY: plain call (ukplat_monotonic_clock through the glue).
-        unsafe { glue::rtuk_monotonic_ns() }
+        // SAFETY: plain call into Unikraft's platform layer.
+        unsafe { unikraft_sys::ukplat_monotonic_clock() }
     }
 
     fn wall_clock_ns() -> u64 {
-        // SAFETY: plain call (ukplat_wall_clock through the glue).
-        unsafe { glue::rtuk_wall_clock_ns() }
+        // SAFETY: plain call into Unikraft's platform layer.
+        unsafe { unikraft_sys::ukplat_wall_clock() }
     }
 
     fn fill_random(buf: &mut [u8]) {
@@ -138,7 +138,11 @@ impl Platform for Unikraft {
         let index = if name.is_empty() {
             0
         } else {
-            name.parse().map_err(|_| OpenError::NotFound(std::format!("block device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)")))?
+            name.parse().map_err(|_| {
+                OpenError::NotFound(std::format!(
+                    "block device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)"
+                ))
+            })?
         };
         Ok(Box::new(block::UkBlock::open(index)?))
     }

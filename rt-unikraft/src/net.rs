@@ -17,6 +17,7 @@
 //! it while it reports more frames (the batch), up to the receive ring's room. Receive
 //! interrupts wake the executor's wait (see [`crate::Unikraft::wait_until`]).
 
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::boxed::Box;
 use std::vec::Vec;
 
@@ -30,6 +31,16 @@ use crate::glue;
 /// host's TAP queue or is dropped there. Never more than half the pool, so transmit
 /// always finds slots.
 const RX_POSTED_MAX: usize = 128;
+
+/// Frames taken from the driver per wake-up: all that are waiting (the default), or a
+/// fixed number. `--rt-unikraft-rx-batch=1` (a runtime boot argument the app never sees)
+/// gives the one-packet-per-wake-up behaviour `cargo xtask bench-net` compares against.
+static RX_BATCH: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Sets how many frames one wake-up takes from the driver (at least 1).
+pub fn set_rx_batch(frames: usize) {
+    RX_BATCH.store(frames.max(1), Ordering::Relaxed);
+}
 
 /// An opened uknetdev device.
 pub struct UkNet {
@@ -55,17 +66,21 @@ impl UkNet {
                     .into(),
             ));
         }
-        let mut info = glue::RtukNetInfo::default();
-        // SAFETY: `info` is a valid out-pointer of the glue's struct layout.
-        let rc = unsafe { glue::rtuk_net_open(index, &mut info) };
+        let mut info = unikraft_sys::uk_netdev_info::default();
+        let mut mac = [0u8; 6];
+        let mut mtu = 0u16;
+        // SAFETY: valid out-pointers; `uk_netdev_info`'s layout is checked against the
+        // headers by unikraft-sys's layout test.
+        let rc = unsafe { glue::rtuk_net_open(index, &mut info, mac.as_mut_ptr(), &mut mtu) };
         if rc < 0 {
             return Err(OpenError::Failed(std::format!("uknetdev {index}: error {}", -rc)));
         }
         Ok(UkNet {
             info: NetInfo {
-                mac: info.mac,
-                max_frame: usize::from(info.mtu) + 14,
-                headroom: usize::from(info.headroom),
+                mac,
+                max_frame: usize::from(mtu) + 14,
+                // The pool reserves the larger of the two: a slot serves both directions.
+                headroom: usize::from(info.nb_encap_rx.max(info.nb_encap_tx)),
             },
             started: false,
             lent: Vec::new(),
@@ -115,12 +130,12 @@ impl UkNet {
         }
     }
 
-    /// Takes frames from the driver while it reports more and the receive ring has room.
-    /// Returns how many, and whether the driver still holds some.
-    fn drain(&mut self, ctx: &mut RingContext<'_>) -> (usize, bool) {
+    /// Takes frames from the driver while it reports more, the receive ring has room and
+    /// `budget` allows. Returns how many, and whether the driver may still hold some.
+    fn drain(&mut self, ctx: &mut RingContext<'_>, budget: usize) -> (usize, bool) {
         let mut frames = 0;
         loop {
-            if ctx.ring.is_full() {
+            if ctx.ring.is_full() || frames == budget {
                 return (frames, true);
             }
             let (mut slot, mut len) = (0u16, 0u16);
@@ -175,10 +190,12 @@ impl NetDevice for UkNet {
         // so far. So post, drain, and repeat: the rx_one that finds no more frames also
         // hands the driver the buffers posted just before it, and the ring never runs
         // dry while frames keep coming.
+        let mut budget = RX_BATCH.load(Ordering::Relaxed);
         loop {
             self.post_rx(&mut ctx);
-            let (frames, more) = self.drain(&mut ctx);
-            if more {
+            let (frames, more) = self.drain(&mut ctx, budget);
+            budget -= frames.min(budget);
+            if more || budget == 0 {
                 // Frames are left in the driver, whose interrupt stays off until it is
                 // drained: make the executor's next wait return at once instead.
                 // SAFETY: plain call.

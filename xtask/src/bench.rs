@@ -203,3 +203,78 @@ pub fn bench_runtime() -> Result<u8> {
     }
     Ok(if smallest <= MEMORY_TARGET_MIB { 0 } else { 1 })
 }
+
+/// Runs per mode in `bench-net`; the median is reported.
+const NET_ROUNDS: usize = 3;
+/// Seconds of load per run.
+const NET_SECONDS: u64 = 5;
+
+/// Boots the udp-echo image in a fresh namespace with `runtime_args`, floods it for
+/// [`NET_SECONDS`] and returns the round trips per second.
+fn udp_echo_rate(qemu: &Path, image: &Path, memory_mib: u32, runtime_args: &[&str]) -> Result<f64> {
+    use std::io::{BufRead, BufReader};
+    let ns = crate::netns::NetNs::create("ukbench")?;
+    let devices = kraft::QemuDevices { tap: Some(crate::netns::TAP.to_string()), disk: None };
+    let args: Vec<String> = runtime_args.iter().map(|a| a.to_string()).collect();
+    let qemu_cmd = kraft::qemu_command_with(qemu, image, memory_mib, false, &devices, &args);
+    let mut child = ns.wrap(&qemu_cmd).stdout(std::process::Stdio::piped()).spawn().context("start QEMU")?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let listening = lines.by_ref().map_while(Result::ok).any(|l| l.contains("listening on"));
+    let result = if listening {
+        let exe = std::env::current_exe()?;
+        let out = ns
+            .command(exe.to_str().context("exe path")?)
+            .args(["peer", "udp-flood", "--window", "32", "--seconds", &NET_SECONDS.to_string()])
+            .output()
+            .context("run the flood peer")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.lines()
+            .find_map(|l| l.strip_prefix("round trips: "))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .map(|n| n / NET_SECONDS as f64)
+            .with_context(|| format!("the flood peer failed: {}", String::from_utf8_lossy(&out.stderr)))
+    } else {
+        Err(anyhow::anyhow!("the udp-echo guest never said it was listening"))
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(ns);
+    result
+}
+
+fn median_f64(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// `cargo xtask bench-net`: UDP echo round trips per second through the Unikraft guest,
+/// with the driver drained on every wake-up (the default) and with one packet per
+/// wake-up (`--rt-unikraft-rx-batch=1`), from one run. Under TCG only the ratio means
+/// anything.
+pub fn bench_net() -> Result<u8> {
+    if !crate::netns::is_root() {
+        bail!("bench-net needs root (it boots the guest in a network namespace with a TAP)");
+    }
+    let sources = sources::provisioned()?;
+    let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
+    let app = kraft::resolve_app(&AppSelect { example: Some("udp-echo".into()), manifest_path: None })?;
+    let image = kraft::build_image(&app, "qemu/x86_64", &sources)?;
+    let mut drained = Vec::new();
+    let mut single = Vec::new();
+    for round in 1..=NET_ROUNDS {
+        eprintln!("bench: round {round}/{NET_ROUNDS}: drain per wake-up");
+        drained.push(udp_echo_rate(&qemu, &image, app.spec.memory_mib, &[])?);
+        eprintln!("bench: round {round}/{NET_ROUNDS}: one packet per wake-up");
+        single.push(udp_echo_rate(&qemu, &image, app.spec.memory_mib, &["--rt-unikraft-rx-batch=1"])?);
+    }
+    let (drained, single) = (median_f64(drained), median_f64(single));
+    println!(
+        "unikraft net benchmark (udp-echo, qemu/x86_64 under TCG, 32 datagrams in flight, {NET_SECONDS} s per run)"
+    );
+    println!(
+        "  round trips/s: drain per wake-up {drained:.0} / one packet per wake-up {single:.0} = {:.2}x  (medians of {NET_ROUNDS})",
+        drained / single
+    );
+    Ok(0)
+}

@@ -13,7 +13,7 @@ mod doctor;
 mod firecracker;
 mod hosted_musl;
 mod kraft;
-mod netns;
+pub mod netns;
 mod peer;
 mod report;
 mod sources;
@@ -75,6 +75,9 @@ enum Cmd {
     /// Benchmark of the Unikraft runtime: the least guest memory in which `hello-std`
     /// (std, one spawned thread) boots and finishes.
     BenchRuntime,
+    /// Benchmark of the Unikraft net path: UDP echo round trips per second through the
+    /// guest, draining the driver per wake-up versus one packet per wake-up (needs root).
+    BenchNet,
     /// List the tools each backend needs, found or missing, and how to install them.
     Doctor,
     /// Run the conformance app on a backend and check its report.
@@ -109,6 +112,17 @@ enum PeerAction {
         guest: String,
         #[arg(long, default_value_t = 80)]
         port: u16,
+    },
+    /// Keep a window of datagrams in flight to a UDP echo; print round trips completed.
+    UdpFlood {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 7)]
+        port: u16,
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
     },
 }
 
@@ -162,6 +176,7 @@ fn real_main() -> Result<u8> {
         Cmd::Fetch(args) => sources::fetch(&args),
         Cmd::BenchUnikraft => bench::bench_unikraft(),
         Cmd::BenchRuntime => bench::bench_runtime(),
+        Cmd::BenchNet => bench::bench_net(),
         Cmd::Sources => {
             let found = sources::provisioned()?;
             println!("unikraft={}", found.unikraft.display());
@@ -179,6 +194,9 @@ fn real_main() -> Result<u8> {
                 PeerAction::Conformance => peer::conformance(netns::HOST_IP, netns::GUEST_IP)?,
                 PeerAction::Udp { guest, port, message } => peer::udp_probe(&guest, port, &message)?,
                 PeerAction::Http { guest, port } => peer::http_get(&guest, port)?,
+                PeerAction::UdpFlood { guest, port, window, seconds } => {
+                    println!("round trips: {}", peer::udp_flood(&guest, port, window, seconds)?)
+                }
             }
             Ok(0)
         }

@@ -109,3 +109,47 @@ pub fn http_get(guest: &str, port: u16) -> Result<()> {
     print!("{}", String::from_utf8_lossy(&response));
     Ok(())
 }
+
+/// Keeps `window` datagrams in flight to the guest's UDP echo for `seconds` and returns
+/// how many round trips completed. A lost datagram is replaced after 200 ms, so a drop
+/// costs time, not the run.
+pub fn udp_flood(guest: &str, port: u16, window: usize, seconds: u64) -> Result<u64> {
+    let udp = UdpSocket::bind(("0.0.0.0", 0))?;
+    udp.connect((guest, port))?;
+    udp.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let payload = [0x5au8; 64];
+    // Wait until the guest answers at all.
+    let mut buf = [0u8; 2048];
+    let mut alive = false;
+    for _ in 0..50 {
+        udp.send(&payload)?;
+        if udp.recv(&mut buf).is_ok() {
+            alive = true;
+            break;
+        }
+    }
+    if !alive {
+        bail!("no echo from {guest}:{port}");
+    }
+    while udp.recv(&mut buf).is_ok() {} // drain stragglers
+    let end = std::time::Instant::now() + Duration::from_secs(seconds);
+    for _ in 0..window {
+        udp.send(&payload)?;
+    }
+    let mut round_trips = 0u64;
+    while std::time::Instant::now() < end {
+        match udp.recv(&mut buf) {
+            Ok(_) => {
+                round_trips += 1;
+                udp.send(&payload)?;
+            }
+            // A timeout: refill the window.
+            Err(_) => {
+                for _ in 0..window {
+                    udp.send(&payload)?;
+                }
+            }
+        }
+    }
+    Ok(round_trips)
+}
