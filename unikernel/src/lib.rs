@@ -46,14 +46,14 @@ compile_error!(
      you asked for, and check `cargo tree -e features -i unikernel` for who enables which."
 );
 
-#[cfg(all(feature = "solo5", not(any(feature = "unix", feature = "unikraft"))))]
-compile_error!("the `solo5` backend (crate rt-solo5) is not available in this version yet; use `unix`.");
-
 #[cfg(all(feature = "unix", not(any(feature = "unikraft", feature = "solo5"))))]
 shared_core::provide_platform!(rt_unix::Unix);
 
 #[cfg(all(feature = "unikraft", not(any(feature = "unix", feature = "solo5"))))]
 shared_core::provide_platform!(rt_unikraft::Unikraft);
+
+#[cfg(all(feature = "solo5", not(any(feature = "unix", feature = "unikraft"))))]
+shared_core::provide_platform!(rt_solo5::Solo5);
 
 /// Backend entry points the [`main!`] macro expands to. Not a public API.
 #[doc(hidden)]
@@ -94,7 +94,8 @@ pub mod __private {
 /// The crate must be `#![no_main]`; what the macro defines depends on the backend:
 /// * `unix`: the process's C `main`, which the C runtime calls;
 /// * `unikraft`: `unikernel_app_run`, which rt-unikraft's `unikernel_main` calls once
-///   the C `main` compiled by Unikraft's build has handed it `argc`/`argv`.
+///   the C `main` compiled by Unikraft's build has handed it `argc`/`argv`;
+/// * `solo5`: the same `unikernel_app_run`, called by rt-solo5's `solo5_app_main`.
 #[macro_export]
 macro_rules! main {
     ($entry:path) => {
@@ -114,7 +115,10 @@ macro_rules! __backend_entry {
     };
 }
 
-#[cfg(all(feature = "unikraft", not(any(feature = "unix", feature = "solo5"))))]
+#[cfg(any(
+    all(feature = "unikraft", not(any(feature = "unix", feature = "solo5"))),
+    all(feature = "solo5", not(any(feature = "unix", feature = "unikraft")))
+))]
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __backend_entry {
@@ -133,7 +137,6 @@ macro_rules! __backend_entry {
     all(feature = "unix", feature = "unikraft"),
     all(feature = "unix", feature = "solo5"),
     all(feature = "unikraft", feature = "solo5"),
-    all(feature = "solo5", not(any(feature = "unix", feature = "unikraft"))),
 ))]
 #[doc(hidden)]
 #[macro_export]

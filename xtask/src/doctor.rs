@@ -103,6 +103,15 @@ pub fn report() {
                 }
             }
         }
+        if backend == "solo5" {
+            match crate::solo5::solo5_tree() {
+                Ok(tree) => println!("  ok       {:<20} {}", "solo5 tree", tree.display()),
+                Err(e) => {
+                    missing += 1;
+                    println!("  MISSING  {:<20} {e}", "solo5 tree");
+                }
+            }
+        }
         match missing {
             0 => println!("  => {backend}: ready"),
             n => println!("  => {backend}: missing {n}"),

@@ -16,6 +16,7 @@ mod kraft;
 pub mod netns;
 mod peer;
 mod report;
+mod solo5;
 mod sources;
 
 use std::io::{BufRead, BufReader};
@@ -63,6 +64,9 @@ enum Cmd {
     /// Build an app as a Unikraft image (Cargo drives Unikraft's make), boot it and exit
     /// with the app's exit code.
     KraftRun(kraft::KraftRunArgs),
+    /// Build an app as a Solo5 unikernel and run it on the spt (or hvt) tender; exits
+    /// with the app's exit code.
+    Solo5Run(solo5::Solo5RunArgs),
     /// Write an app's Unikraft directory (Kraftfile, Makefile.uk, Config.uk, defconfigs)
     /// from its Cargo.toml, for `kraft build` (Unikraft's tooling drives cargo).
     KraftGen(kraft::KraftGenArgs),
@@ -174,6 +178,7 @@ fn real_main() -> Result<u8> {
         Cmd::KraftRun(args) => kraft::kraft_run(&args),
         Cmd::KraftGen(args) => kraft::kraft_gen(&args),
         Cmd::Fetch(args) => sources::fetch(&args),
+        Cmd::Solo5Run(args) => solo5::solo5_run(&args),
         Cmd::BenchUnikraft => bench::bench_unikraft(),
         Cmd::BenchRuntime => bench::bench_runtime(),
         Cmd::BenchNet => bench::bench_net(),

@@ -84,6 +84,10 @@ pub struct FetchArgs {
     /// Replace entries that are already in the cache.
     #[arg(long)]
     pub force: bool,
+    /// Provision only Solo5 (pinned v0.12.1) from this git repository (bare or not):
+    /// cloned at the tag into the cache and built there (needs libseccomp-dev).
+    #[arg(long, value_name = "DIR")]
+    pub solo5_src: Option<PathBuf>,
     /// Print the cache layout and exit.
     #[arg(long)]
     pub print_cache: bool,
@@ -232,6 +236,10 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
         return Ok(0);
     }
 
+    if let Some(src) = &args.solo5_src {
+        return fetch_solo5(src, &cache, args.force);
+    }
+
     // Check everything cheap first, so a bad input changes nothing.
     for (flag, dir) in [("--unikraft-src", &args.unikraft_src), ("--musl-src", &args.musl_src)] {
         if let Some(dir) = dir {
@@ -358,6 +366,53 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
         eprintln!("xtask: {what} {tag} ready at {}", dest.display());
     }
     eprintln!("xtask: sources provisioned; `cargo xtask kraft-run --example hello` builds and boots an image");
+    Ok(0)
+}
+
+/// Clones Solo5 at its pinned tag from `src` into the cache and builds it there.
+fn fetch_solo5(src: &Path, cache: &Path, force: bool) -> Result<u8> {
+    let tag = crate::solo5::SOLO5_TAG;
+    let dest = cache.join("solo5").join(tag);
+    if !src.is_dir() {
+        bail!("--solo5-src {}: no such directory", src.display());
+    }
+    if !is_git_repository(src) {
+        bail!(
+            "--solo5-src {}: not a git repository (a clone of Solo5/solo5 with the tag {tag} is needed)",
+            src.display()
+        );
+    }
+    if dest.join("tenders/spt/solo5-spt").is_file() && !force {
+        eprintln!("xtask: Solo5 {tag} already provisioned at {}", dest.display());
+        return Ok(0);
+    }
+    fs::create_dir_all(cache).with_context(|| format!("create the cache directory {}", cache.display()))?;
+    let staging = Staging::new(cache, "solo5")?;
+    let tree = staging.path.join("solo5");
+    eprintln!("xtask: cloning Solo5 {tag} from {}", src.display());
+    git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
+    // Solo5's build records absolute paths (the toolchain's library symlink), so it is
+    // built where it will stay; a failed build removes the whole entry again.
+    staging.commit("solo5", &dest)?;
+    eprintln!("xtask: building Solo5 (configure.sh, make)");
+    for (program, args) in [("./configure.sh", &[][..]), ("make", &["-j4"][..])] {
+        let out =
+            Command::new(program).args(args).current_dir(&dest).output().with_context(|| format!("run {program}"));
+        let failure = match out {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(String::from_utf8_lossy(&out.stderr).into_owned()),
+            Err(e) => Some(format!("{e:#}")),
+        };
+        if let Some(log) = failure {
+            let _ = fs::remove_dir_all(&dest);
+            let hint = if log.contains("seccomp") { " (apt-get install libseccomp-dev)" } else { "" };
+            bail!(
+                "building Solo5 failed at {program}{hint}: {}",
+                log.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+            );
+        }
+    }
+    eprintln!("xtask: Solo5 {tag} ready at {}", dest.display());
     Ok(0)
 }
 

@@ -1,0 +1,199 @@
+//! `rt-solo5`: the solo5 backend, `no_std` + `alloc`, over the Solo5 ABI (`solo5.h`).
+//!
+//! Solo5 gives a guest no libc, one heap region and a handful of calls. This crate builds
+//! the shared-core services on them:
+//!
+//! * entry: `solo5_app_main(start_info)`: sets up the heap, records the command line as
+//!   boot arguments, runs the app (`unikernel::main!` defines `unikernel_app_run`), and
+//!   returns its status, which the tender exits with;
+//! * heap: a linked-list allocator over `[heap_start, heap_start + heap_size - STACK)`;
+//!   Solo5 starts the stack at the top of that same region, so the top [`STACK_BYTES`]
+//!   are left to it;
+//! * clocks: `solo5_clock_monotonic` / `solo5_clock_wall`; console: `solo5_console_write`;
+//! * wait: `solo5_yield(deadline)`, which returns early when a device has an event;
+//! * random: the CPU's RDRAND (Solo5 has no entropy call), checked with CPUID at first use;
+//! * exit: `solo5_exit`; a panic prints its message and exits with 101, as elsewhere;
+//! * [`mem`]: the C functions `core` and `alloc` call (`memcpy`, `strlen`...), which no
+//!   libc provides here, and stubs for the unwinder symbols they name.
+//!
+//! Devices (`solo5_net_*`, `solo5_block_*`) are not wired yet: opening one reports so.
+#![no_std]
+// Under `cfg(test)` (clippy --all-targets) the entry, panic handler and C functions are left
+// out, since a host test binary has its own; what only they use is then unused.
+#![cfg_attr(test, allow(dead_code))]
+
+extern crate alloc;
+
+#[cfg(not(test))]
+pub mod mem;
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::{c_char, c_int};
+
+use shared_core::block::BlockDevice;
+use shared_core::net::NetDevice;
+use shared_core::services::{OpenError, Platform};
+
+/// Bytes at the top of the heap region left to the stack Solo5 starts there.
+pub const STACK_BYTES: usize = 512 * 1024;
+
+/// `struct solo5_start_info` (solo5.h).
+#[repr(C)]
+pub struct Solo5StartInfo {
+    pub cmdline: *const c_char,
+    pub heap_start: usize,
+    pub heap_size: usize,
+}
+
+unsafe extern "C" {
+    fn solo5_exit(status: c_int) -> !;
+    fn solo5_abort() -> !;
+    fn solo5_clock_monotonic() -> u64;
+    fn solo5_clock_wall() -> u64;
+    fn solo5_yield(deadline: u64, ready_set: *mut u64);
+    fn solo5_console_write(buf: *const c_char, size: usize);
+    /// The app's entry, defined by `unikernel::main!`.
+    fn unikernel_app_run() -> c_int;
+}
+
+#[cfg(not(test))]
+#[global_allocator]
+static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+
+/// The boot arguments, set once at entry (single-threaded: Solo5 has one vCPU and no
+/// threads).
+static mut BOOT_ARGS: Option<Vec<String>> = None;
+
+/// Solo5's entry point.
+///
+/// # Safety
+/// Called once by the Solo5 bindings with a valid start info.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn solo5_app_main(info: *const Solo5StartInfo) -> c_int {
+    // SAFETY: the bindings pass a valid, read-only start info.
+    let info = unsafe { &*info };
+    let usable = info.heap_size.saturating_sub(STACK_BYTES);
+    // SAFETY: the region is ours (Solo5's contract) and the stack keeps to the top part.
+    unsafe { HEAP.lock().init(info.heap_start as *mut u8, usable) };
+    let cmdline = if info.cmdline.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a NUL-terminated string from the tender.
+        let bytes = unsafe { core::ffi::CStr::from_ptr(info.cmdline) }.to_bytes();
+        String::from_utf8_lossy(bytes).into_owned()
+    };
+    let args = cmdline.split_whitespace().map(String::from).collect();
+    // SAFETY: written once, before the app runs; nothing else runs concurrently.
+    unsafe { *core::ptr::addr_of_mut!(BOOT_ARGS) = Some(args) };
+    // SAFETY: the app's entry takes no arguments and returns a status.
+    unsafe { unikernel_app_run() }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write;
+    let mut console = Console;
+    let _ = write!(console, "\napp panicked: {info}\n");
+    Solo5::exit(101)
+}
+
+/// `solo5_abort`, for the unwinder stubs in [`mem`].
+pub(crate) struct Solo5Abort;
+
+impl Solo5Abort {
+    pub(crate) fn abort() -> ! {
+        // SAFETY: plain Solo5 call.
+        unsafe { solo5_abort() }
+    }
+}
+
+struct Console;
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        Solo5::console_write(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Whether the CPU has RDRAND (CPUID leaf 1, ECX bit 30).
+fn has_rdrand() -> bool {
+    // CPUID exists on every x86_64 CPU.
+    let leaf = core::arch::x86_64::__cpuid(1);
+    leaf.ecx & (1 << 30) != 0
+}
+
+#[target_feature(enable = "rdrand")]
+unsafe fn rdrand64() -> Option<u64> {
+    let mut value = 0u64;
+    for _ in 0..10 {
+        // SAFETY: the caller checked that RDRAND exists.
+        if core::arch::x86_64::_rdrand64_step(&mut value) == 1 {
+            return Some(value);
+        }
+    }
+    None
+}
+
+/// The solo5 [`Platform`].
+pub struct Solo5;
+
+impl Platform for Solo5 {
+    fn backend_name() -> &'static str {
+        "solo5"
+    }
+
+    fn monotonic_ns() -> u64 {
+        // SAFETY: plain Solo5 call.
+        unsafe { solo5_clock_monotonic() }
+    }
+
+    fn wall_clock_ns() -> u64 {
+        // SAFETY: plain Solo5 call.
+        unsafe { solo5_clock_wall() }
+    }
+
+    fn fill_random(buf: &mut [u8]) {
+        assert!(has_rdrand(), "rt-solo5 needs RDRAND for random numbers and this CPU has none");
+        for chunk in buf.chunks_mut(8) {
+            // SAFETY: RDRAND was checked above.
+            let value = unsafe { rdrand64() }.expect("RDRAND kept failing");
+            chunk.copy_from_slice(&value.to_le_bytes()[..chunk.len()]);
+        }
+    }
+
+    fn console_write(bytes: &[u8]) {
+        // SAFETY: `bytes` is valid for its length.
+        unsafe { solo5_console_write(bytes.as_ptr().cast(), bytes.len()) }
+    }
+
+    fn exit(code: i32) -> ! {
+        // Statuses of 255 and above are Solo5's own.
+        // SAFETY: plain Solo5 call.
+        unsafe { solo5_exit(code.clamp(0, 254)) }
+    }
+
+    fn boot_args() -> Vec<String> {
+        // SAFETY: only read after entry wrote it; single-threaded.
+        unsafe { (*core::ptr::addr_of!(BOOT_ARGS)).clone().unwrap_or_default() }
+    }
+
+    fn wait_until(deadline_ns: Option<u64>) {
+        let deadline = deadline_ns.unwrap_or_else(|| Self::monotonic_ns() + 1_000_000_000);
+        let mut ready = 0u64;
+        // SAFETY: `ready` is a valid out-pointer.
+        unsafe { solo5_yield(deadline, &mut ready) };
+    }
+
+    fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
+        Err(OpenError::NotFound(alloc::format!("net device `{name}`: rt-solo5 does not drive solo5_net_* yet")))
+    }
+
+    fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
+        Err(OpenError::NotFound(alloc::format!("block device `{name}`: rt-solo5 does not drive solo5_block_* yet")))
+    }
+}

@@ -1,0 +1,132 @@
+//! `cargo xtask solo5-run`: an app as a Solo5 unikernel, on the spt or hvt tender.
+//!
+//! 1. cargo builds the app's library as a `staticlib` for the ordinary
+//!    `x86_64-unknown-linux-gnu` target with the `solo5` feature (stable Rust, `no_std` +
+//!    `alloc`; rt-solo5 provides the allocator, the panic handler and the C functions
+//!    `core` needs).
+//! 2. `solo5-elftool gen-manifest` turns the device manifest into C (no devices yet).
+//! 3. Solo5's toolchain wrapper links manifest + archive against the tender's bindings.
+//! 4. The tender runs it; its exit status is the app's.
+//!
+//! The Solo5 tree (built: tenders, bindings, toolchain wrappers) comes from `SOLO5_SRC`,
+//! or from `<cache>/solo5/v0.12.1`, which `cargo xtask fetch --solo5-src DIR` provisions.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::kraft::{self, AppSelect};
+use crate::sources;
+
+/// The pinned Solo5 release.
+pub const SOLO5_TAG: &str = "v0.12.1";
+
+#[derive(clap::Args, Debug)]
+pub struct Solo5RunArgs {
+    #[command(flatten)]
+    pub app: AppSelect,
+    /// The tender: spt (a sandboxed Linux process) or hvt (KVM).
+    #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
+    pub target: String,
+    /// Build only; print the unikernel's path.
+    #[arg(long)]
+    pub no_run: bool,
+    /// Boot arguments for the app.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+/// A built Solo5 tree: tenders, bindings and toolchain wrappers.
+pub fn solo5_tree() -> Result<PathBuf> {
+    let tree = match std::env::var_os("SOLO5_SRC").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => sources::cache_dir()?.join("solo5").join(SOLO5_TAG),
+    };
+    for needed in ["tenders/spt/solo5-spt", "elftool/solo5-elftool", "toolchain/bin/x86_64-solo5-none-static-ld"] {
+        if !tree.join(needed).is_file() {
+            bail!(
+                "Solo5 {SOLO5_TAG} is not provisioned (no {} in {}); run \
+                 `cargo xtask fetch --solo5-src DIR` with a Solo5 repository, or set SOLO5_SRC to a built tree \
+                 (./configure.sh && make; needs libseccomp-dev)",
+                needed,
+                tree.display()
+            );
+        }
+    }
+    Ok(tree)
+}
+
+/// Builds the app for `target` and returns the unikernel.
+pub fn build(app: &kraft::App, target: &str, tree: &Path) -> Result<PathBuf> {
+    let out_dir = app.unikraft_dir.parent().expect("target/unikraft").parent().expect("target").join("solo5");
+    let out_dir = out_dir.join(&app.spec.name);
+    std::fs::create_dir_all(&out_dir)?;
+    let cargo_dir = out_dir.parent().expect("has a parent").join("cargo");
+    eprintln!("xtask: building the Rust staticlib for solo5 ({})", app.build.manifest_path);
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["rustc", "--manifest-path", &app.build.manifest_path, "--lib", "--release"])
+        .args(["--no-default-features", "--features", "solo5", "--crate-type", "staticlib"])
+        .arg("--target-dir")
+        .arg(&cargo_dir)
+        .args(["--config", "profile.release.lto=true", "--config", "profile.release.panic='abort'"])
+        .status()
+        .context("run cargo")?;
+    if !status.success() {
+        bail!(
+            "cargo failed to build {} for solo5 ({status}); the app needs a `solo5 = [\"unikernel/solo5\"]` feature \
+             and must be no_std + alloc (Solo5 has no libc for std)",
+            app.build.manifest_path
+        );
+    }
+    let archive = cargo_dir.join("release").join(format!("lib{}.a", app.build.lib_name));
+
+    let manifest_json = out_dir.join("manifest.json");
+    std::fs::write(&manifest_json, "{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[]}\n")?;
+    let manifest_c = out_dir.join("manifest.c");
+    run(Command::new(tree.join("elftool/solo5-elftool")).arg("gen-manifest").arg(&manifest_json).arg(&manifest_c))?;
+    let manifest_o = out_dir.join("manifest.o");
+    run(Command::new(tree.join("toolchain/bin/x86_64-solo5-none-static-cc"))
+        .arg("-c")
+        .arg(&manifest_c)
+        .arg("-o")
+        .arg(&manifest_o))?;
+    let image = out_dir.join(format!("{}.{target}", app.spec.name));
+    run(Command::new(tree.join("toolchain/bin/x86_64-solo5-none-static-ld"))
+        .args(["-z", &format!("solo5-abi={target}"), "-o"])
+        .arg(&image)
+        .arg(&manifest_o)
+        .arg(&archive))?;
+    Ok(image)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// `cargo xtask solo5-run`.
+pub fn solo5_run(args: &Solo5RunArgs) -> Result<u8> {
+    let tree = solo5_tree()?;
+    let app = kraft::resolve_app(&args.app)?;
+    let image = build(&app, &args.target, &tree)?;
+    if args.no_run {
+        println!("{}", image.display());
+        return Ok(0);
+    }
+    let tender = tree.join(format!("tenders/{0}/solo5-{0}", args.target));
+    if args.target == "hvt" && !Path::new("/dev/kvm").exists() {
+        bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target spt");
+    }
+    let status = Command::new(&tender)
+        .arg(format!("--mem={}", app.spec.memory_mib))
+        .arg(&image)
+        .args(&args.args)
+        .status()
+        .with_context(|| format!("run {}", tender.display()))?;
+    let Some(code) = status.code() else { bail!("the {} tender was killed ({status})", args.target) };
+    Ok(code as u8)
+}
