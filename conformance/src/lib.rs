@@ -482,7 +482,11 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
                 };
             }
             if services::monotonic_ns() > until {
-                break Outcome::Fail(format!("TCP transfer incomplete after {CASE_TIMEOUT_MS} ms: {received} bytes"));
+                break Outcome::Fail(format!(
+                    "TCP transfer incomplete after {CASE_TIMEOUT_MS} ms: {received} bytes ({} of {} buffers free)",
+                    stack.phy.pool_available(),
+                    stack.phy.pool_capacity()
+                ));
             }
             stack.poll();
             stack.wait_at_most(100).await;
@@ -497,8 +501,15 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
     });
     let c = stack.phy.counters();
     println!(
-        "# net counters: rx {} pkts {} B, tx {} pkts {} B, drops rx {} tx {}",
-        c.rx_packets, c.rx_bytes, c.tx_packets, c.tx_bytes, c.rx_dropped, c.tx_dropped
+        "# net counters: rx {} pkts {} B, tx {} pkts {} B, drops rx {} tx {}; {} of {} buffers free",
+        c.rx_packets,
+        c.rx_bytes,
+        c.tx_packets,
+        c.tx_bytes,
+        c.rx_dropped,
+        c.tx_dropped,
+        stack.phy.pool_available(),
+        stack.phy.pool_capacity()
     );
 }
 
