@@ -117,10 +117,19 @@ fn run() -> i32 {
     if !std_exit.is_empty() {
         #[cfg(feature = "std")]
         std_cases::exit_now(&std_exit);
+        // Without std the same two endings exist: a panic, and the backend's exit.
         #[cfg(not(feature = "std"))]
         {
-            println!("--std-exit needs std, which this backend does not have");
-            services::exit(2);
+            if std_exit == "panic" {
+                panic!("conformance: deliberate panic (--std-exit=panic)");
+            }
+            match std_exit.parse::<i32>() {
+                Ok(code) => services::exit(code),
+                Err(_) => {
+                    println!("--std-exit={std_exit}: expected `panic` or an exit code");
+                    services::exit(2)
+                }
+            }
         }
     }
 

@@ -58,9 +58,11 @@ unsafe extern "C" {
     fn unikernel_app_run() -> c_int;
 }
 
+/// Counted like every backend's heap (`shared_core::heap::stats()`).
 #[cfg(not(test))]
 #[global_allocator]
-static HEAP: linked_list_allocator::LockedHeap = linked_list_allocator::LockedHeap::empty();
+static HEAP: shared_core::heap::CountingAlloc<linked_list_allocator::LockedHeap> =
+    shared_core::heap::CountingAlloc::new(linked_list_allocator::LockedHeap::empty());
 
 /// The boot arguments, set once at entry (single-threaded: Solo5 has one vCPU and no
 /// threads).
@@ -77,7 +79,7 @@ pub unsafe extern "C" fn solo5_app_main(info: *const Solo5StartInfo) -> c_int {
     let info = unsafe { &*info };
     let usable = info.heap_size.saturating_sub(STACK_BYTES);
     // SAFETY: the region is ours (Solo5's contract) and the stack keeps to the top part.
-    unsafe { HEAP.lock().init(info.heap_start as *mut u8, usable) };
+    unsafe { HEAP.inner().lock().init(info.heap_start as *mut u8, usable) };
     let cmdline = if info.cmdline.is_null() {
         String::new()
     } else {

@@ -58,6 +58,11 @@ impl<A> CountingAlloc<A> {
     pub const fn new(inner: A) -> Self {
         CountingAlloc { inner }
     }
+
+    /// The wrapped allocator (e.g. to hand a `no_std` heap its memory at start-up).
+    pub fn inner(&self) -> &A {
+        &self.inner
+    }
 }
 
 fn grew(bytes: usize) {

@@ -53,3 +53,18 @@ fn hello_runs_on_spt_with_its_args_and_exit_code() {
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     assert_eq!(solo5_run("spt", &[]).status.code(), Some(0));
 }
+
+#[test]
+fn conformance_passes_on_spt() {
+    if !provisioned("conformance_passes_on_spt") {
+        return;
+    }
+    let out = Command::new(XTASK).args(["conformance", "--backend", "solo5"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(stdout.contains("CONFORMANCE BEGIN backend=solo5-spt"), "{}", show(&out));
+    for case in ["time.sleep", "random.bytes", "heap.soak", "args.parse", "std.panic-exit", "std.process-exit"] {
+        assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
+    }
+    assert!(stdout.contains("conformance (solo5-spt): all cases passed"), "{}", show(&out));
+}
