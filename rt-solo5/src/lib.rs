@@ -16,7 +16,8 @@
 //! * [`mem`]: the C functions `core` and `alloc` call (`memcpy`, `strlen`...), which no
 //!   libc provides here, and stubs for the unwinder symbols they name.
 //!
-//! Devices (`solo5_net_*`, `solo5_block_*`) are not wired yet: opening one reports so.
+//! Net goes through [`net`] (`solo5_net_*`); block devices (`solo5_block_*`) are not wired
+//! yet: opening one reports so.
 #![no_std]
 // Under `cfg(test)` (clippy --all-targets) the entry, panic handler and C functions are left
 // out, since a host test binary has its own; what only they use is then unused.
@@ -26,6 +27,7 @@ extern crate alloc;
 
 #[cfg(not(test))]
 pub mod mem;
+pub mod net;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -192,7 +194,7 @@ impl Platform for Solo5 {
     }
 
     fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
-        Err(OpenError::NotFound(alloc::format!("net device `{name}`: rt-solo5 does not drive solo5_net_* yet")))
+        Ok(Box::new(net::Solo5Net::open(name)?))
     }
 
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {

@@ -362,12 +362,18 @@ fn conformance(backend: Backend) -> Result<u8> {
             ("unikraft-qemu", Box::new(runner))
         }
         Backend::Solo5 => {
-            // spt only: no devices yet, so the net and block cases report SKIP.
+            // spt: net on a TAP in the namespace (as root); no block device yet.
             let tree = solo5::solo5_tree()?;
             let app = conformance_app()?;
-            let image = solo5::build(&app, "spt", &tree)?;
             let tender = tree.join("tenders/spt/solo5-spt");
             let memory = app.spec.memory_mib;
+            // The main run gets the net device when a namespace can give it a TAP; the
+            // exit runs never need one.
+            let root = netns::is_root();
+            let main_image = solo5::build(&app, "spt", &tree, root)?;
+            let image = if root { solo5::build(&app, "spt", &tree, false)? } else { main_image.clone() };
+            unikraft_guest =
+                Some(ConformanceGuest::Solo5 { tender: tender.clone(), image: main_image, memory_mib: memory });
             let runner = move |args: &[&str]| {
                 let mut cmd = Command::new(&tender);
                 cmd.arg(format!("--mem={memory}")).arg(&image).args(args);
@@ -379,7 +385,7 @@ fn conformance(backend: Backend) -> Result<u8> {
 
     let main_guest = match backend {
         Backend::Unix => Some(ConformanceGuest::Unix(build_unix("conformance", false)?)),
-        Backend::Unikraft => unikraft_guest.take(),
+        Backend::Unikraft | Backend::Solo5 => unikraft_guest.take(),
         _ => None,
     };
     let (transcript, mut host_lines, status) = if let Some(guest) = &main_guest {
@@ -499,6 +505,8 @@ enum ConformanceGuest {
     Unix(PathBuf),
     /// A Unikraft image under QEMU (net on a virtio-net TAP, block on a virtio-blk image).
     Unikraft { qemu: PathBuf, image: PathBuf, memory_mib: u32, kvm: bool },
+    /// A Solo5 unikernel on the spt tender (net on a TAP; no block device yet).
+    Solo5 { tender: PathBuf, image: PathBuf, memory_mib: u32 },
 }
 
 /// The main run: with root, in a network namespace with the host peer; on unix also with
@@ -512,7 +520,7 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
 
     let root = netns::is_root();
     let ns = if root { Some(NetNs::create("ukconf")?) } else { None };
-    let has_block = true;
+    let has_block = !matches!(guest, ConformanceGuest::Solo5 { .. });
     let app_args = vec![
         format!("--ipv4={}/24", netns::GUEST_IP),
         format!("--host={}", netns::HOST_IP),
@@ -532,6 +540,18 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
             };
             c.arg(format!("RT_UNIX_BLOCK={}", disk.display())).arg(bin).args(&app_args);
             c
+        }
+        ConformanceGuest::Solo5 { tender, image, memory_mib } => {
+            let mut c = Command::new(tender);
+            c.arg(format!("--mem={memory_mib}"));
+            if ns.is_some() {
+                c.arg(format!("--net:service0={}", netns::TAP));
+            }
+            c.arg(image).args(&app_args);
+            match &ns {
+                Some(ns) => ns.wrap(&c),
+                None => c,
+            }
         }
         ConformanceGuest::Unikraft { qemu, image, memory_mib, kvm } => {
             let devices =
@@ -602,7 +622,7 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
     drop(ns);
 
     let code = match guest {
-        ConformanceGuest::Unix(_) => status.code(),
+        ConformanceGuest::Unix(_) | ConformanceGuest::Solo5 { .. } => status.code(),
         // QEMU's status is the guest's code * 2 + 1 (see kraft::decode_qemu_status).
         ConformanceGuest::Unikraft { .. } => status.code().and_then(|s| match kraft::decode_qemu_status(s) {
             kraft::GuestExit::App(code) => Some(i32::from(code)),

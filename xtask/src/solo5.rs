@@ -4,7 +4,8 @@
 //!    `x86_64-unknown-linux-gnu` target with the `solo5` feature (stable Rust, `no_std` +
 //!    `alloc`; rt-solo5 provides the allocator, the panic handler and the C functions
 //!    `core` needs).
-//! 2. `solo5-elftool gen-manifest` turns the device manifest into C (no devices yet).
+//! 2. `solo5-elftool gen-manifest` turns the device manifest into C (`service0`, a
+//!    NET_BASIC device, when the metadata lists `net`).
 //! 3. Solo5's toolchain wrapper links manifest + archive against the tender's bindings.
 //! 4. The tender runs it; its exit status is the app's.
 //!
@@ -32,6 +33,9 @@ pub struct Solo5RunArgs {
     /// Build only; print the unikernel's path.
     #[arg(long)]
     pub no_run: bool,
+    /// Attach the app's net device (`service0`) to this TAP interface.
+    #[arg(long, value_name = "IFNAME")]
+    pub tap: Option<String>,
     /// Boot arguments for the app.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -57,8 +61,10 @@ pub fn solo5_tree() -> Result<PathBuf> {
     Ok(tree)
 }
 
-/// Builds the app for `target` and returns the unikernel.
-pub fn build(app: &kraft::App, target: &str, tree: &Path) -> Result<PathBuf> {
+/// Builds the app for `target` and returns the unikernel. With `devices` false the
+/// manifest declares none (a tender refuses to start a unikernel whose declared devices
+/// are not all attached, so runs without a TAP need this variant).
+pub fn build(app: &kraft::App, target: &str, tree: &Path, devices: bool) -> Result<PathBuf> {
     let out_dir = app.unikraft_dir.parent().expect("target/unikraft").parent().expect("target").join("solo5");
     let out_dir = out_dir.join(&app.spec.name);
     std::fs::create_dir_all(&out_dir)?;
@@ -81,17 +87,24 @@ pub fn build(app: &kraft::App, target: &str, tree: &Path) -> Result<PathBuf> {
     }
     let archive = cargo_dir.join("release").join(format!("lib{}.a", app.build.lib_name));
 
-    let manifest_json = out_dir.join("manifest.json");
-    std::fs::write(&manifest_json, "{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[]}\n")?;
-    let manifest_c = out_dir.join("manifest.c");
+    let variant = if devices { "" } else { "-nodev" };
+    let manifest_json = out_dir.join(format!("manifest{variant}.json"));
+    // The manifest lists the devices the metadata asks for (net only, so far).
+    let devices = if devices && app.spec.devices.iter().any(|d| d == "net") {
+        "{\"name\":\"service0\",\"type\":\"NET_BASIC\"}"
+    } else {
+        ""
+    };
+    std::fs::write(&manifest_json, format!("{{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[{devices}]}}\n"))?;
+    let manifest_c = out_dir.join(format!("manifest{variant}.c"));
     run(Command::new(tree.join("elftool/solo5-elftool")).arg("gen-manifest").arg(&manifest_json).arg(&manifest_c))?;
-    let manifest_o = out_dir.join("manifest.o");
+    let manifest_o = out_dir.join(format!("manifest{variant}.o"));
     run(Command::new(tree.join("toolchain/bin/x86_64-solo5-none-static-cc"))
         .arg("-c")
         .arg(&manifest_c)
         .arg("-o")
         .arg(&manifest_o))?;
-    let image = out_dir.join(format!("{}.{target}", app.spec.name));
+    let image = out_dir.join(format!("{}{variant}.{target}", app.spec.name));
     run(Command::new(tree.join("toolchain/bin/x86_64-solo5-none-static-ld"))
         .args(["-z", &format!("solo5-abi={target}"), "-o"])
         .arg(&image)
@@ -112,7 +125,8 @@ fn run(cmd: &mut Command) -> Result<()> {
 pub fn solo5_run(args: &Solo5RunArgs) -> Result<u8> {
     let tree = solo5_tree()?;
     let app = kraft::resolve_app(&args.app)?;
-    let image = build(&app, &args.target, &tree)?;
+    // Without a TAP the net device cannot be attached, so the image declares none.
+    let image = build(&app, &args.target, &tree, args.tap.is_some())?;
     if args.no_run {
         println!("{}", image.display());
         return Ok(0);
@@ -121,12 +135,12 @@ pub fn solo5_run(args: &Solo5RunArgs) -> Result<u8> {
     if args.target == "hvt" && !Path::new("/dev/kvm").exists() {
         bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target spt");
     }
-    let status = Command::new(&tender)
-        .arg(format!("--mem={}", app.spec.memory_mib))
-        .arg(&image)
-        .args(&args.args)
-        .status()
-        .with_context(|| format!("run {}", tender.display()))?;
+    let mut cmd = Command::new(&tender);
+    cmd.arg(format!("--mem={}", app.spec.memory_mib));
+    if let Some(tap) = &args.tap {
+        cmd.arg(format!("--net:service0={tap}"));
+    }
+    let status = cmd.arg(&image).args(&args.args).status().with_context(|| format!("run {}", tender.display()))?;
     let Some(code) = status.code() else { bail!("the {} tender was killed ({status})", args.target) };
     Ok(code as u8)
 }

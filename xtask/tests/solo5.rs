@@ -67,4 +67,106 @@ fn conformance_passes_on_spt() {
         assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
     }
     assert!(stdout.contains("conformance (solo5-spt): all cases passed"), "{}", show(&out));
+    if is_root() {
+        for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp", "host.tcp"] {
+            assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
+        }
+    } else {
+        skip("conformance_passes_on_spt: net section not run (not root: no network namespace and TAP)");
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A network namespace with tap0 = 10.0.0.1/24, deleted on drop.
+struct Ns(String);
+impl Ns {
+    fn new(tag: &str) -> Ns {
+        let name = format!("uks5-{tag}-{}", std::process::id());
+        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+        ip(&["netns", "add", &name]);
+        let ns = Ns(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
+        ip(&["-n", &name, "link", "set", "tap0", "up"]);
+        ns
+    }
+    fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+}
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A running unikernel, killed (with its tender) on drop.
+struct Guest(std::process::Child);
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_in(ns: &Ns, example: &str) -> Guest {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    let build =
+        Command::new(XTASK).args(["solo5-run", "--example", example, "--tap", "tap0", "--no-run"]).output().unwrap();
+    assert!(build.status.success(), "{}", show(&build));
+    let mut child = ns
+        .command(XTASK)
+        .args(["solo5-run", "--example", example, "--tap", "tap0"])
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guest = Guest(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the guest never said it is listening");
+        if line.contains("listening on 10.0.0.2") {
+            return guest;
+        }
+    }
+}
+
+#[test]
+fn udp_echo_and_http_answer_the_host_from_spt() {
+    if !provisioned("udp_echo_and_http_answer_the_host_from_spt") {
+        return;
+    }
+    if !is_root() {
+        skip("udp_echo_and_http_answer_the_host_from_spt: not root (needs a network namespace and TAP)");
+        return;
+    }
+    let ns = Ns::new("udp");
+    let guest = start_in(&ns, "udp-echo");
+    let out = ns.command(XTASK).args(["peer", "udp", "--message", "ping-from-host"]).output().unwrap();
+    drop(guest);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reply from 10.0.0.2:7: ping-from-host"), "{}", show(&out));
+    drop(ns);
+
+    let ns = Ns::new("http");
+    let guest = start_in(&ns, "http");
+    let out = ns.command(XTASK).args(["peer", "http"]).output().unwrap();
+    drop(guest);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from a unikernel"), "{}", show(&out));
 }

@@ -1,0 +1,100 @@
+//! The Solo5 network device (`solo5_net_*`) behind shared-core's ring interface.
+//!
+//! Solo5 moves one packet per call and copies it across the tender boundary anyway, so
+//! `receive` reads straight into free pool slots until the tender has no more (or the
+//! ring is full), and `transmit` writes each queued frame from its slot and frees it.
+//! `solo5_yield` returns when the device has a packet, which wakes the executor.
+
+use alloc::string::String;
+use core::ffi::c_char;
+
+use shared_core::net::{Frame, NetDevice, NetInfo, RingContext};
+use shared_core::services::OpenError;
+
+/// `struct solo5_net_info` (solo5.h).
+#[repr(C)]
+#[derive(Default)]
+pub struct Solo5NetInfo {
+    pub mac_address: [u8; 6],
+    pub mtu: usize,
+}
+
+/// `SOLO5_R_OK` / `SOLO5_R_AGAIN` (solo5.h's `solo5_result_t`).
+const SOLO5_R_OK: i32 = 0;
+const SOLO5_R_AGAIN: i32 = 1;
+
+unsafe extern "C" {
+    fn solo5_net_acquire(name: *const c_char, handle: *mut u64, info: *mut Solo5NetInfo) -> i32;
+    fn solo5_net_read(handle: u64, buf: *mut u8, size: usize, read_size: *mut usize) -> i32;
+    fn solo5_net_write(handle: u64, buf: *const u8, size: usize) -> i32;
+}
+
+/// An acquired Solo5 network device.
+pub struct Solo5Net {
+    handle: u64,
+    info: NetInfo,
+}
+
+impl Solo5Net {
+    /// Acquires the manifest's device `name` (`""` = `service0`, what xtask declares).
+    pub fn open(name: &str) -> Result<Self, OpenError> {
+        let name = if name.is_empty() { "service0" } else { name };
+        let mut cname = String::from(name);
+        cname.push('\0');
+        let mut handle = 0u64;
+        let mut info = Solo5NetInfo::default();
+        // SAFETY: a NUL-terminated name and valid out-pointers.
+        let rc = unsafe { solo5_net_acquire(cname.as_ptr().cast(), &mut handle, &mut info) };
+        if rc != SOLO5_R_OK {
+            return Err(OpenError::NotFound(alloc::format!(
+                "solo5 net device `{name}` (is it in the manifest, i.e. `devices = [\"net\"]`, and attached with \
+                 `--net:{name}=TAP`? solo5_net_acquire returned {rc})"
+            )));
+        }
+        Ok(Solo5Net { handle, info: NetInfo { mac: info.mac_address, max_frame: info.mtu + 14, headroom: 0 } })
+    }
+}
+
+impl NetDevice for Solo5Net {
+    fn info(&self) -> NetInfo {
+        self.info
+    }
+
+    fn receive(&mut self, ctx: RingContext<'_>) {
+        while !ctx.ring.is_full() {
+            let Some(slot) = ctx.pool.alloc() else { break };
+            let buf = ctx.pool.buf_mut(&slot);
+            let mut len = 0usize;
+            // SAFETY: `buf` is valid for its length, which is at least mtu + 14.
+            let rc = unsafe { solo5_net_read(self.handle, buf.as_mut_ptr(), buf.len(), &mut len) };
+            if rc != SOLO5_R_OK {
+                ctx.pool.free(slot);
+                if rc != SOLO5_R_AGAIN {
+                    ctx.counters.rx_dropped += 1;
+                }
+                break;
+            }
+            ctx.counters.rx_packets += 1;
+            ctx.counters.rx_bytes += len as u64;
+            if let Err(frame) = ctx.ring.push(Frame { slot, len }) {
+                ctx.counters.rx_dropped += 1;
+                ctx.pool.free(frame.slot);
+            }
+        }
+    }
+
+    fn transmit(&mut self, ctx: RingContext<'_>) {
+        while let Some(frame) = ctx.ring.pop() {
+            let buf = &ctx.pool.buf(&frame.slot)[..frame.len];
+            // SAFETY: `buf` is valid for its length.
+            let rc = unsafe { solo5_net_write(self.handle, buf.as_ptr(), buf.len()) };
+            if rc == SOLO5_R_OK {
+                ctx.counters.tx_packets += 1;
+                ctx.counters.tx_bytes += frame.len as u64;
+            } else {
+                ctx.counters.tx_dropped += 1;
+            }
+            ctx.pool.free(frame.slot);
+        }
+    }
+}
