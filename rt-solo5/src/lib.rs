@@ -16,8 +16,7 @@
 //! * [`mem`]: the C functions `core` and `alloc` call (`memcpy`, `strlen`...), which no
 //!   libc provides here, and stubs for the unwinder symbols they name.
 //!
-//! Net goes through [`net`] (`solo5_net_*`); block devices (`solo5_block_*`) are not wired
-//! yet: opening one reports so.
+//! Devices: [`net`] (`solo5_net_*`) and [`block`] (`solo5_block_*`).
 #![no_std]
 // Under `cfg(test)` (clippy --all-targets) the entry, panic handler and C functions are left
 // out, since a host test binary has its own; what only they use is then unused.
@@ -25,6 +24,7 @@
 
 extern crate alloc;
 
+pub mod block;
 #[cfg(not(test))]
 pub mod mem;
 pub mod net;
@@ -198,6 +198,6 @@ impl Platform for Solo5 {
     }
 
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
-        Err(OpenError::NotFound(alloc::format!("block device `{name}`: rt-solo5 does not drive solo5_block_* yet")))
+        Ok(Box::new(block::Solo5Block::open(name)?))
     }
 }

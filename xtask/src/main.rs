@@ -362,7 +362,7 @@ fn conformance(backend: Backend) -> Result<u8> {
             ("unikraft-qemu", Box::new(runner))
         }
         Backend::Solo5 => {
-            // spt: net on a TAP in the namespace (as root); no block device yet.
+            // spt: as root, net on a TAP in the namespace and block on the disk image.
             let tree = solo5::solo5_tree()?;
             let app = conformance_app()?;
             let tender = tree.join("tenders/spt/solo5-spt");
@@ -505,7 +505,8 @@ enum ConformanceGuest {
     Unix(PathBuf),
     /// A Unikraft image under QEMU (net on a virtio-net TAP, block on a virtio-blk image).
     Unikraft { qemu: PathBuf, image: PathBuf, memory_mib: u32, kvm: bool },
-    /// A Solo5 unikernel on the spt tender (net on a TAP; no block device yet).
+    /// A Solo5 unikernel on the spt tender (as root: net on a TAP and block on the image,
+    /// which its manifest declares; otherwise neither).
     Solo5 { tender: PathBuf, image: PathBuf, memory_mib: u32 },
 }
 
@@ -520,7 +521,10 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
 
     let root = netns::is_root();
     let ns = if root { Some(NetNs::create("ukconf")?) } else { None };
-    let has_block = !matches!(guest, ConformanceGuest::Solo5 { .. });
+    let has_block = match guest {
+        ConformanceGuest::Solo5 { .. } => root,
+        _ => true,
+    };
     let app_args = vec![
         format!("--ipv4={}/24", netns::GUEST_IP),
         format!("--host={}", netns::HOST_IP),
@@ -545,7 +549,9 @@ fn conformance_main(guest: &ConformanceGuest, label: &str) -> Result<(String, Ve
             let mut c = Command::new(tender);
             c.arg(format!("--mem={memory_mib}"));
             if ns.is_some() {
+                // The device image declares both devices; both must be attached.
                 c.arg(format!("--net:service0={}", netns::TAP));
+                c.arg(format!("--block:storage0={}", disk.display()));
             }
             c.arg(image).args(&app_args);
             match &ns {

@@ -5,7 +5,8 @@
 //!    `alloc`; rt-solo5 provides the allocator, the panic handler and the C functions
 //!    `core` needs).
 //! 2. `solo5-elftool gen-manifest` turns the device manifest into C (`service0`, a
-//!    NET_BASIC device, when the metadata lists `net`).
+//!    NET_BASIC device, when the metadata lists `net`; `storage0`, BLOCK_BASIC, for
+//!    `block`).
 //! 3. Solo5's toolchain wrapper links manifest + archive against the tender's bindings.
 //! 4. The tender runs it; its exit status is the app's.
 //!
@@ -36,6 +37,9 @@ pub struct Solo5RunArgs {
     /// Attach the app's net device (`service0`) to this TAP interface.
     #[arg(long, value_name = "IFNAME")]
     pub tap: Option<String>,
+    /// Attach the app's block device (`storage0`) to this disk image.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
     /// Boot arguments for the app.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -89,12 +93,15 @@ pub fn build(app: &kraft::App, target: &str, tree: &Path, devices: bool) -> Resu
 
     let variant = if devices { "" } else { "-nodev" };
     let manifest_json = out_dir.join(format!("manifest{variant}.json"));
-    // The manifest lists the devices the metadata asks for (net only, so far).
-    let devices = if devices && app.spec.devices.iter().any(|d| d == "net") {
-        "{\"name\":\"service0\",\"type\":\"NET_BASIC\"}"
-    } else {
-        ""
-    };
+    // The manifest lists the devices the metadata asks for.
+    let mut declared = Vec::new();
+    if devices && app.spec.devices.iter().any(|d| d == "net") {
+        declared.push("{\"name\":\"service0\",\"type\":\"NET_BASIC\"}");
+    }
+    if devices && app.spec.devices.iter().any(|d| d == "block") {
+        declared.push("{\"name\":\"storage0\",\"type\":\"BLOCK_BASIC\"}");
+    }
+    let devices = declared.join(",");
     std::fs::write(&manifest_json, format!("{{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[{devices}]}}\n"))?;
     let manifest_c = out_dir.join(format!("manifest{variant}.c"));
     run(Command::new(tree.join("elftool/solo5-elftool")).arg("gen-manifest").arg(&manifest_json).arg(&manifest_c))?;
@@ -125,8 +132,11 @@ fn run(cmd: &mut Command) -> Result<()> {
 pub fn solo5_run(args: &Solo5RunArgs) -> Result<u8> {
     let tree = solo5_tree()?;
     let app = kraft::resolve_app(&args.app)?;
-    // Without a TAP the net device cannot be attached, so the image declares none.
-    let image = build(&app, &args.target, &tree, args.tap.is_some())?;
+    // The tender refuses declared devices that are not attached: without both a TAP and
+    // a disk (for an app that lists both) the image declares none.
+    let wants = |d: &str| app.spec.devices.iter().any(|x| x == d);
+    let attached = (!wants("net") || args.tap.is_some()) && (!wants("block") || args.disk.is_some());
+    let image = build(&app, &args.target, &tree, attached)?;
     if args.no_run {
         println!("{}", image.display());
         return Ok(0);
@@ -139,6 +149,9 @@ pub fn solo5_run(args: &Solo5RunArgs) -> Result<u8> {
     cmd.arg(format!("--mem={}", app.spec.memory_mib));
     if let Some(tap) = &args.tap {
         cmd.arg(format!("--net:service0={tap}"));
+    }
+    if let Some(disk) = &args.disk {
+        cmd.arg(format!("--block:storage0={}", disk.display()));
     }
     let status = cmd.arg(&image).args(&args.args).status().with_context(|| format!("run {}", tender.display()))?;
     let Some(code) = status.code() else { bail!("the {} tender was killed ({status})", args.target) };

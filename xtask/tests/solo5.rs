@@ -68,11 +68,13 @@ fn conformance_passes_on_spt() {
     }
     assert!(stdout.contains("conformance (solo5-spt): all cases passed"), "{}", show(&out));
     if is_root() {
-        for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp", "host.tcp"] {
+        for case in
+            ["net.arp", "net.icmp", "net.udp-echo", "net.tcp", "host.tcp", "block.write-read", "host.block-image"]
+        {
             assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
         }
     } else {
-        skip("conformance_passes_on_spt: net section not run (not root: no network namespace and TAP)");
+        skip("conformance_passes_on_spt: net and block sections not run (not root: no network namespace and TAP)");
     }
 }
 
