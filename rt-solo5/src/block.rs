@@ -7,29 +7,12 @@
 //! for.
 
 use alloc::string::String;
-use core::ffi::c_char;
 use core::task::{Context, Poll};
 
 use shared_core::block::{check_request, BlockDevice, BlockError, BlockInfo};
 use shared_core::services::OpenError;
 
-/// `struct solo5_block_info` (solo5.h).
-#[repr(C)]
-#[derive(Default)]
-pub struct Solo5BlockInfo {
-    /// Bytes.
-    pub capacity: u64,
-    /// The I/O unit, bytes.
-    pub block_size: u64,
-}
-
-const SOLO5_R_OK: i32 = 0;
-
-unsafe extern "C" {
-    fn solo5_block_acquire(name: *const c_char, handle: *mut u64, info: *mut Solo5BlockInfo) -> i32;
-    fn solo5_block_read(handle: u64, offset: u64, buf: *mut u8, size: usize) -> i32;
-    fn solo5_block_write(handle: u64, offset: u64, buf: *const u8, size: usize) -> i32;
-}
+use solo5_sys::{solo5_block_acquire, solo5_block_info, solo5_block_read, solo5_block_write, SOLO5_R_OK};
 
 /// An acquired Solo5 block device.
 pub struct Solo5Block {
@@ -44,7 +27,7 @@ impl Solo5Block {
         let mut cname = String::from(name);
         cname.push('\0');
         let mut handle = 0u64;
-        let mut info = Solo5BlockInfo::default();
+        let mut info = solo5_block_info::default();
         // SAFETY: a NUL-terminated name and valid out-pointers.
         let rc = unsafe { solo5_block_acquire(cname.as_ptr().cast(), &mut handle, &mut info) };
         if rc != SOLO5_R_OK {

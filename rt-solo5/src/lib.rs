@@ -32,7 +32,7 @@ pub mod net;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ffi::{c_char, c_int};
+use core::ffi::c_int;
 
 use shared_core::block::BlockDevice;
 use shared_core::net::NetDevice;
@@ -41,21 +41,11 @@ use shared_core::services::{OpenError, Platform};
 /// Bytes at the top of the heap region left to the stack Solo5 starts there.
 pub const STACK_BYTES: usize = 512 * 1024;
 
-/// `struct solo5_start_info` (solo5.h).
-#[repr(C)]
-pub struct Solo5StartInfo {
-    pub cmdline: *const c_char,
-    pub heap_start: usize,
-    pub heap_size: usize,
-}
+#[cfg(not(test))]
+use solo5_sys::solo5_start_info;
+use solo5_sys::{solo5_abort, solo5_clock_monotonic, solo5_clock_wall, solo5_console_write, solo5_exit, solo5_yield};
 
 unsafe extern "C" {
-    fn solo5_exit(status: c_int) -> !;
-    fn solo5_abort() -> !;
-    fn solo5_clock_monotonic() -> u64;
-    fn solo5_clock_wall() -> u64;
-    fn solo5_yield(deadline: u64, ready_set: *mut u64);
-    fn solo5_console_write(buf: *const c_char, size: usize);
     /// The app's entry, defined by `unikernel::main!`.
     fn unikernel_app_run() -> c_int;
 }
@@ -76,7 +66,7 @@ static mut BOOT_ARGS: Option<Vec<String>> = None;
 /// Called once by the Solo5 bindings with a valid start info.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn solo5_app_main(info: *const Solo5StartInfo) -> c_int {
+pub unsafe extern "C" fn solo5_app_main(info: *const solo5_start_info) -> c_int {
     // SAFETY: the bindings pass a valid, read-only start info.
     let info = unsafe { &*info };
     let usable = info.heap_size.saturating_sub(STACK_BYTES);

@@ -6,28 +6,11 @@
 //! `solo5_yield` returns when the device has a packet, which wakes the executor.
 
 use alloc::string::String;
-use core::ffi::c_char;
 
 use shared_core::net::{Frame, NetDevice, NetInfo, RingContext};
 use shared_core::services::OpenError;
 
-/// `struct solo5_net_info` (solo5.h).
-#[repr(C)]
-#[derive(Default)]
-pub struct Solo5NetInfo {
-    pub mac_address: [u8; 6],
-    pub mtu: usize,
-}
-
-/// `SOLO5_R_OK` / `SOLO5_R_AGAIN` (solo5.h's `solo5_result_t`).
-const SOLO5_R_OK: i32 = 0;
-const SOLO5_R_AGAIN: i32 = 1;
-
-unsafe extern "C" {
-    fn solo5_net_acquire(name: *const c_char, handle: *mut u64, info: *mut Solo5NetInfo) -> i32;
-    fn solo5_net_read(handle: u64, buf: *mut u8, size: usize, read_size: *mut usize) -> i32;
-    fn solo5_net_write(handle: u64, buf: *const u8, size: usize) -> i32;
-}
+use solo5_sys::{solo5_net_acquire, solo5_net_info, solo5_net_read, solo5_net_write, SOLO5_R_AGAIN, SOLO5_R_OK};
 
 /// An acquired Solo5 network device.
 pub struct Solo5Net {
@@ -42,7 +25,7 @@ impl Solo5Net {
         let mut cname = String::from(name);
         cname.push('\0');
         let mut handle = 0u64;
-        let mut info = Solo5NetInfo::default();
+        let mut info = solo5_net_info::default();
         // SAFETY: a NUL-terminated name and valid out-pointers.
         let rc = unsafe { solo5_net_acquire(cname.as_ptr().cast(), &mut handle, &mut info) };
         if rc != SOLO5_R_OK {
