@@ -46,7 +46,7 @@ fn bad_example_or_backend_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown example `nope`; examples: hello"));
     let out = xtask(&["run", "--backend", "solo5"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use `cargo xtask solo5-run --example NAME`"));
 }
 
 #[test]
