@@ -88,6 +88,9 @@ enum Cmd {
     Conformance {
         #[arg(long, value_enum, default_value = "unix")]
         backend: Backend,
+        /// With `--backend solo5`: the tender.
+        #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
+        solo5_target: String,
     },
     /// Print where the provisioned Unikraft sources are, or fail (internal, for tests).
     #[command(hide = true)]
@@ -193,7 +196,7 @@ fn real_main() -> Result<u8> {
             doctor::report();
             Ok(0)
         }
-        Cmd::Conformance { backend } => conformance(backend),
+        Cmd::Conformance { backend, solo5_target } => conformance(backend, &solo5_target),
         Cmd::Peer { action } => {
             match action {
                 PeerAction::Conformance => peer::conformance(netns::HOST_IP, netns::GUEST_IP)?,
@@ -315,7 +318,7 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
     Ok(exit_code(status))
 }
 
-fn conformance(backend: Backend) -> Result<u8> {
+fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
     let mut unikraft_guest = None;
     let (label, runner): (&str, Box<AppRunner>) = match backend {
         Backend::Unix => {
@@ -362,16 +365,16 @@ fn conformance(backend: Backend) -> Result<u8> {
             ("unikraft-qemu", Box::new(runner))
         }
         Backend::Solo5 => {
-            // spt: as root, net on a TAP in the namespace and block on the disk image.
+            // As root, net on a TAP in the namespace and block on the disk image.
             let tree = solo5::solo5_tree()?;
             let app = conformance_app()?;
-            let tender = tree.join("tenders/spt/solo5-spt");
+            let tender = tree.join(format!("tenders/{solo5_target}/solo5-{solo5_target}"));
             let memory = app.spec.memory_mib;
             // The main run gets the net device when a namespace can give it a TAP; the
             // exit runs never need one.
             let root = netns::is_root();
-            let main_image = solo5::build(&app, "spt", &tree, root)?;
-            let image = if root { solo5::build(&app, "spt", &tree, false)? } else { main_image.clone() };
+            let main_image = solo5::build(&app, solo5_target, &tree, root)?;
+            let image = if root { solo5::build(&app, solo5_target, &tree, false)? } else { main_image.clone() };
             unikraft_guest =
                 Some(ConformanceGuest::Solo5 { tender: tender.clone(), image: main_image, memory_mib: memory });
             let runner = move |args: &[&str]| {
@@ -379,7 +382,7 @@ fn conformance(backend: Backend) -> Result<u8> {
                 cmd.arg(format!("--mem={memory}")).arg(&image).args(args);
                 run_captured(&mut cmd, CONFORMANCE_TIMEOUT)
             };
-            ("solo5-spt", Box::new(runner))
+            (if solo5_target == "hvt" { "solo5-hvt" } else { "solo5-spt" }, Box::new(runner))
         }
     };
 

@@ -36,6 +36,9 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
+/// Solo5's upstream repository (`cargo xtask fetch --solo5`).
+const SOLO5_GIT: &str = "https://github.com/Solo5/solo5.git";
+
 /// The one source set this project builds against.
 pub struct Pin {
     /// Tag of `unikraft/unikraft`.
@@ -88,6 +91,9 @@ pub struct FetchArgs {
     /// cloned at the tag into the cache and built there (needs libseccomp-dev).
     #[arg(long, value_name = "DIR")]
     pub solo5_src: Option<PathBuf>,
+    /// Provision only Solo5 (pinned v0.12.1), cloned from upstream (needs git and network).
+    #[arg(long, conflicts_with = "solo5_src")]
+    pub solo5: bool,
     /// Print the cache layout and exit.
     #[arg(long)]
     pub print_cache: bool,
@@ -237,7 +243,10 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
     }
 
     if let Some(src) = &args.solo5_src {
-        return fetch_solo5(src, &cache, args.force);
+        return fetch_solo5(Some(src), &cache, args.force);
+    }
+    if args.solo5 {
+        return fetch_solo5(None, &cache, args.force);
     }
 
     // Check everything cheap first, so a bad input changes nothing.
@@ -369,18 +378,22 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Clones Solo5 at its pinned tag from `src` into the cache and builds it there.
-fn fetch_solo5(src: &Path, cache: &Path, force: bool) -> Result<u8> {
+/// Clones Solo5 at its pinned tag from `src` (or upstream) into the cache and builds it.
+fn fetch_solo5(src: Option<&Path>, cache: &Path, force: bool) -> Result<u8> {
     let tag = crate::solo5::SOLO5_TAG;
     let dest = cache.join("solo5").join(tag);
-    if !src.is_dir() {
-        bail!("--solo5-src {}: no such directory", src.display());
-    }
-    if !is_git_repository(src) {
-        bail!(
-            "--solo5-src {}: not a git repository (a clone of Solo5/solo5 with the tag {tag} is needed)",
-            src.display()
-        );
+    if let Some(src) = src {
+        if !src.is_dir() {
+            bail!("--solo5-src {}: no such directory", src.display());
+        }
+        if !is_git_repository(src) {
+            bail!(
+                "--solo5-src {}: not a git repository (a clone of Solo5/solo5 with the tag {tag} is needed)",
+                src.display()
+            );
+        }
+    } else if which::which("git").is_err() {
+        bail!("git is not installed; it is needed to clone Solo5 (apt install git), or pass --solo5-src DIR");
     }
     if dest.join("tenders/spt/solo5-spt").is_file() && !force {
         eprintln!("xtask: Solo5 {tag} already provisioned at {}", dest.display());
@@ -389,8 +402,16 @@ fn fetch_solo5(src: &Path, cache: &Path, force: bool) -> Result<u8> {
     fs::create_dir_all(cache).with_context(|| format!("create the cache directory {}", cache.display()))?;
     let staging = Staging::new(cache, "solo5")?;
     let tree = staging.path.join("solo5");
-    eprintln!("xtask: cloning Solo5 {tag} from {}", src.display());
-    git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
+    match src {
+        Some(src) => {
+            eprintln!("xtask: cloning Solo5 {tag} from {}", src.display());
+            git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
+        }
+        None => {
+            eprintln!("xtask: cloning Solo5 {tag} from {SOLO5_GIT}");
+            git_clone_at_tag(SOLO5_GIT, tag, &tree, true)?;
+        }
+    }
     // Solo5's build records absolute paths (the toolchain's library symlink), so it is
     // built where it will stay; a failed build removes the whole entry again.
     staging.commit("solo5", &dest)?;

@@ -172,3 +172,62 @@ fn udp_echo_and_http_answer_the_host_from_spt() {
     drop(guest);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from a unikernel"), "{}", show(&out));
 }
+
+/// Whether this host can run SSE code in an hvt guest: Solo5's own `test_fpu` decides.
+/// (Under some nested or PVM-based KVMs the FPU is not usable by hvt guests; every Rust
+/// guest uses SSE, since the x86_64 baseline includes it.)
+fn hvt_can_run_fpu_code(test: &str) -> bool {
+    let tree =
+        std::env::var_os("SOLO5_SRC").filter(|v| !v.is_empty()).map(std::path::PathBuf::from).unwrap_or_else(|| {
+            let cache = std::env::var_os("UNIKERNEL_CACHE").map(std::path::PathBuf::from).unwrap_or_else(|| {
+                std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/unikernel-rs")
+            });
+            cache.join("solo5/v0.12.1")
+        });
+    if !std::path::Path::new("/dev/kvm").exists() {
+        skip(&format!("{test}: no /dev/kvm"));
+        return false;
+    }
+    let out = Command::new(tree.join("tenders/hvt/solo5-hvt")).arg(tree.join("tests/test_fpu/test_fpu.hvt")).output();
+    match out {
+        Ok(out) if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SUCCESS") => true,
+        Ok(out) => {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            skip(&format!(
+                "{test}: this host's KVM cannot run FPU/SSE code in hvt guests (Solo5's own test_fpu fails: {why})"
+            ));
+            false
+        }
+        Err(e) => {
+            skip(&format!("{test}: cannot run solo5-hvt ({e})"));
+            false
+        }
+    }
+}
+
+#[test]
+fn hello_runs_on_hvt_where_kvm_can() {
+    if !provisioned("hello_runs_on_hvt_where_kvm_can") || !hvt_can_run_fpu_code("hello_runs_on_hvt_where_kvm_can") {
+        return;
+    }
+    let out = solo5_run("hvt", &["a", "--exit=4"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("boot args: a --exit=4"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", show(&out));
+}
+
+#[test]
+fn conformance_passes_on_hvt_where_kvm_can() {
+    if !provisioned("conformance_passes_on_hvt_where_kvm_can")
+        || !hvt_can_run_fpu_code("conformance_passes_on_hvt_where_kvm_can")
+    {
+        return;
+    }
+    let out =
+        Command::new(XTASK).args(["conformance", "--backend", "solo5", "--solo5-target", "hvt"]).output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("conformance (solo5-hvt): all cases passed"),
+        "{}",
+        show(&out)
+    );
+}
