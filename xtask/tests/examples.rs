@@ -2,23 +2,12 @@
 //! Network tests need root (a network namespace and a TAP); without it they print a
 //! SKIP line and return.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
 
-/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
+use std::process::Command;
+use std::time::Duration;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
-}
+use common::{is_root, skip, start_until, Guest, Ns, XTASK};
 
 fn xtask(args: &[&str]) -> std::process::Output {
     Command::new(XTASK).args(args).output().expect("run xtask")
@@ -59,52 +48,14 @@ fn doctor_lists_every_backend() {
     }
 }
 
-/// A namespace with tap0 = 10.0.0.1/24, deleted on drop.
-struct Ns(String);
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let name = format!("uktest-{tag}-{}", std::process::id());
-        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-        ip(&["netns", "add", &name]);
-        let ns = Ns(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        ip(&["-n", &name, "link", "set", "tap0", "up"]);
-        ns
-    }
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A guest process, killed and reaped on drop (also when an assertion fails).
-struct Guest(std::process::Child);
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts `example` inside `ns` and waits for its "listening" line.
 fn start_in(ns: &Ns, example: &str) -> Guest {
     let build = Command::new(env!("CARGO")).args(["build", "--quiet", "-p", example]).status().unwrap();
     assert!(build.success());
     let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug").join(example);
-    let mut child = ns.command("env").arg("RT_UNIX_TAP=tap0").arg(bin).stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let guest = Guest(child);
-    let first = lines.next().expect("a line").unwrap();
-    assert!(first.contains("listening on 10.0.0.2"), "{first}");
-    guest
+    let mut cmd = ns.command("env");
+    cmd.arg("RT_UNIX_TAP=tap0").arg(bin);
+    start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(30))
 }
 
 #[test]
@@ -113,7 +64,7 @@ fn udp_echo_answers_a_datagram_from_the_host() {
         skip("udp_echo_answers_a_datagram_from_the_host: not root (needs a network namespace and TAP)");
         return;
     }
-    let ns = Ns::new("udp");
+    let ns = Ns::new("uktest-udp");
     let guest = start_in(&ns, "udp-echo");
     let out = ns.command(XTASK).args(["peer", "udp", "--message", "ping-from-host"]).output().unwrap();
     drop(guest);
@@ -128,7 +79,7 @@ fn http_serves_its_page_to_the_host() {
         skip("http_serves_its_page_to_the_host: not root (needs a network namespace and TAP)");
         return;
     }
-    let ns = Ns::new("http");
+    let ns = Ns::new("uktest-http");
     let guest = start_in(&ns, "http");
     let out = ns.command(XTASK).args(["peer", "http"]).output().unwrap();
     drop(guest);

@@ -6,13 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+mod common;
 
-/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
+use common::{skip, XTASK};
 
 fn fetch(cache: &Path, args: &[&Path], flags: &[&str]) -> Output {
     let mut cmd = Command::new(XTASK);

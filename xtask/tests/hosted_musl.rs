@@ -2,15 +2,11 @@
 //! rt-unikraft shims, linked against the host's musl and run as a process. Needs only
 //! `musl-gcc` (Debian `musl-tools`, which `.ci/run` installs), so it runs everywhere.
 
-use std::process::{Command, Output};
+mod common;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+use std::process::Command;
 
-/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
+use common::{show, skip, XTASK};
 
 fn have_musl_gcc(test: &str) -> bool {
     let found = std::env::var_os("PATH")
@@ -19,14 +15,6 @@ fn have_musl_gcc(test: &str) -> bool {
         skip(&format!("{test}: musl-gcc is not installed (apt-get install musl-tools)"));
     }
     found
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 #[test]

@@ -1,25 +1,14 @@
 //! The solo5 backend: apps built on stable Rust as Solo5 unikernels and run on the spt
-//! tender. Needs a provisioned Solo5 tree (`cargo xtask fetch --solo5-src DIR`, or
-//! SOLO5_SRC); prints SKIP lines otherwise. (hvt is not tested: the hello guest stops
-//! with a KVM emulation error after its first lines here; see docs/backends.md.)
+//! tender, and on hvt where the host's KVM can run FPU code in guests. Needs a
+//! provisioned Solo5 tree (`cargo xtask fetch --solo5`, `--solo5-src DIR`, or SOLO5_SRC);
+//! prints SKIP lines otherwise.
+
+mod common;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{is_root, show, skip, start_until, Guest, Ns, XTASK};
 
 fn solo5_run(target: &str, args: &[&str]) -> Output {
     Command::new(XTASK)
@@ -78,76 +67,13 @@ fn conformance_passes_on_spt() {
     }
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
-}
-
-/// A network namespace with tap0 = 10.0.0.1/24, deleted on drop.
-struct Ns(String);
-impl Ns {
-    fn new(tag: &str) -> Ns {
-        let name = format!("uks5-{tag}-{}", std::process::id());
-        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-        ip(&["netns", "add", &name]);
-        let ns = Ns(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        ip(&["-n", &name, "link", "set", "tap0", "up"]);
-        ns
-    }
-    fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A running unikernel, killed (with its tender) on drop.
-struct Guest(std::process::Child);
-impl Drop for Guest {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["--", &format!("-{}", self.0.id())]).status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_in(ns: &Ns, example: &str) -> Guest {
-    use std::io::{BufRead, BufReader};
-    use std::os::unix::process::CommandExt;
     let build =
         Command::new(XTASK).args(["solo5-run", "--example", example, "--tap", "tap0", "--no-run"]).output().unwrap();
     assert!(build.status.success(), "{}", show(&build));
-    let mut child = ns
-        .command(XTASK)
-        .args(["solo5-run", "--example", example, "--tap", "tap0"])
-        .stdout(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guest = Guest(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the guest never said it is listening");
-        if line.contains("listening on 10.0.0.2") {
-            return guest;
-        }
-    }
+    let mut cmd = ns.command(XTASK);
+    cmd.args(["solo5-run", "--example", example, "--tap", "tap0"]);
+    start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(60))
 }
 
 #[test]
@@ -159,14 +85,14 @@ fn udp_echo_and_http_answer_the_host_from_spt() {
         skip("udp_echo_and_http_answer_the_host_from_spt: not root (needs a network namespace and TAP)");
         return;
     }
-    let ns = Ns::new("udp");
+    let ns = Ns::new("uks5-udp");
     let guest = start_in(&ns, "udp-echo");
     let out = ns.command(XTASK).args(["peer", "udp", "--message", "ping-from-host"]).output().unwrap();
     drop(guest);
     assert!(String::from_utf8_lossy(&out.stdout).contains("reply from 10.0.0.2:7: ping-from-host"), "{}", show(&out));
     drop(ns);
 
-    let ns = Ns::new("http");
+    let ns = Ns::new("uks5-http");
     let guest = start_in(&ns, "http");
     let out = ns.command(XTASK).args(["peer", "http"]).output().unwrap();
     drop(guest);

@@ -1,0 +1,97 @@
+//! Helpers shared by the xtask integration tests (each test file includes this module;
+//! not every file uses every helper).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The xtask binary under test.
+pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
+
+/// Both output streams of a finished command, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Whether the tests run as root (network namespaces need it).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// A network namespace with tap0 = 10.0.0.1/24, deleted on drop.
+pub struct Ns(String);
+
+impl Ns {
+    /// Creates `<tag>-<pid>` (the tag keeps concurrent tests apart).
+    pub fn new(tag: &str) -> Ns {
+        let name = format!("{tag}-{}", std::process::id());
+        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
+        ip(&["netns", "add", &name]);
+        let ns = Ns(name.clone());
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
+        ip(&["-n", &name, "link", "set", "tap0", "up"]);
+        ns
+    }
+
+    /// A command that runs `program` inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A running guest (process, or runner with its VM/tender in the same process group),
+/// killed and reaped on drop, also when an assertion fails.
+pub struct Guest(Child);
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["--", &format!("-{}", self.0.id())]).status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `cmd` in its own process group and waits until a stdout line contains
+/// `ready` (at most `timeout`).
+pub fn start_until(mut cmd: Command, ready: &str, timeout: Duration) -> Guest {
+    let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("start the guest");
+    let stdout = child.stdout.take().expect("piped");
+    let guest = Guest(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("the guest never printed `{ready}`"));
+        if line.contains(ready) {
+            return guest;
+        }
+    }
+}
