@@ -154,10 +154,7 @@ fn workspace_root() -> PathBuf {
 fn require_unix(backend: Backend) -> Result<()> {
     match backend {
         Backend::Unix => Ok(()),
-        Backend::Solo5 => {
-            bail!("`cargo xtask run` does not drive solo5 yet; use `cargo xtask solo5-run --example NAME`")
-        }
-        Backend::Unikraft | Backend::HostedMusl => unreachable!("handled before"),
+        Backend::Unikraft | Backend::HostedMusl | Backend::Solo5 => unreachable!("handled before"),
     }
 }
 
@@ -274,6 +271,44 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
             args: args.to_vec(),
         };
         return kraft::kraft_run(&args);
+    }
+    if backend == Backend::Solo5 {
+        let select = kraft::AppSelect { example: Some(example.to_string()), manifest_path: None };
+        let run_args = |tap: Option<String>, no_run: bool, args: Vec<String>| solo5::Solo5RunArgs {
+            app: select.clone(),
+            target: "spt".to_string(),
+            no_run,
+            tap,
+            disk: None,
+            args,
+        };
+        if !needs_net {
+            return solo5::solo5_run(&run_args(None, false, args.to_vec()));
+        }
+        if !netns::is_root() {
+            bail!(
+                "`{example}` needs a network device: run as root (xtask then creates a network namespace with a \
+                 TAP for the guest), or use `cargo xtask solo5-run --tap IFNAME` with a TAP you own"
+            );
+        }
+        // Build outside the namespace, then run the tender inside it on its TAP.
+        solo5::solo5_run(&run_args(Some(netns::TAP.to_string()), true, Vec::new()))?;
+        let ns = NetNs::create("uks5run")?;
+        eprintln!(
+            "xtask: {example} runs on solo5-spt in network namespace {ns} on {tap} (host side {host}/24, guest {guest})",
+            ns = ns.name,
+            tap = netns::TAP,
+            host = netns::HOST_IP,
+            guest = netns::GUEST_IP
+        );
+        let status = ns
+            .command(std::env::current_exe()?.to_str().context("exe path")?)
+            .args(["solo5-run", "--example", example, "--tap", netns::TAP, "--"])
+            .args(args)
+            .status()
+            .context("start solo5-run in the namespace")?;
+        drop(ns);
+        return Ok(exit_code(status));
     }
     if backend == Backend::HostedMusl {
         if needs_net {
