@@ -115,22 +115,7 @@ fn run() -> i32 {
     ));
     let args_ok = args.finish();
     if !std_exit.is_empty() {
-        #[cfg(feature = "std")]
-        std_cases::exit_now(&std_exit);
-        // Without std the same two endings exist: a panic, and the backend's exit.
-        #[cfg(not(feature = "std"))]
-        {
-            if std_exit == "panic" {
-                panic!("conformance: deliberate panic (--std-exit=panic)");
-            }
-            match std_exit.parse::<i32>() {
-                Ok(code) => services::exit(code),
-                Err(_) => {
-                    println!("--std-exit={std_exit}: expected `panic` or an exit code");
-                    services::exit(2)
-                }
-            }
-        }
+        end_now(&std_exit);
     }
 
     let mut report = Report::default();
@@ -171,6 +156,23 @@ fn run() -> i32 {
     } else {
         1
     }
+}
+
+/// `--std-exit=panic` panics; `--std-exit=N` exits with N, through `std::process::exit`
+/// where there is std (so std's own exit path is what is tested), else the backend's.
+/// The runner checks the statuses (`std.panic-exit`, `std.process-exit`).
+fn end_now(how: &str) -> ! {
+    if how == "panic" {
+        panic!("conformance: deliberate panic (--std-exit=panic)");
+    }
+    let code = how.parse::<i32>().unwrap_or_else(|_| {
+        println!("--std-exit={how}: expected `panic` or an exit code");
+        2
+    });
+    #[cfg(feature = "std")]
+    std::process::exit(code);
+    #[cfg(not(feature = "std"))]
+    services::exit(code)
 }
 
 fn time_cases(report: &mut Report) {

@@ -4,7 +4,7 @@
 //! (docs/runtime.md); on unix it is the reference. Backends without std (solo5) report
 //! every case as SKIP. Two cases end the process and so cannot run here: the runner boots
 //! the app again with `--std-exit=panic` and `--std-exit=3` and checks the exit status
-//! (`std.panic-exit`, `std.process-exit`, see [`exit_now`]).
+//! (`std.panic-exit`, `std.process-exit`, see `end_now` in lib.rs).
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
@@ -35,20 +35,6 @@ pub fn run(report: &mut Report) {
     report.record("std.hashmap", hashmap());
     report.record("std.parallelism", parallelism());
     report.record("std.command", command());
-}
-
-/// `--std-exit=panic` panics; `--std-exit=N` calls `std::process::exit(N)`.
-pub fn exit_now(how: &str) -> ! {
-    if how == "panic" {
-        panic!("conformance: deliberate panic (--std-exit=panic)");
-    }
-    match how.parse::<i32>() {
-        Ok(code) => std::process::exit(code),
-        Err(_) => {
-            std::println!("--std-exit={how}: expected `panic` or an exit code");
-            std::process::exit(2)
-        }
-    }
 }
 
 fn args() -> Outcome {

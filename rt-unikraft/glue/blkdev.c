@@ -130,23 +130,5 @@ int rtuk_blk_poll(int handle)
 	return req->result < 0 ? (req->result ? req->result : -EIO) : 1;
 }
 #else /* !CONFIG_LIBUKBLKDEV */
-/* Opens device `index`; `out` gets Unikraft's own capability struct (see unikraft-sys). */
-int rtuk_blk_open(unsigned index, struct uk_blkdev_cap *out)
-{
-	(void)index;
-	(void)out;
-	return -ENODEV;
-}
-
-int rtuk_blk_submit(int op, uint64_t sector, uint64_t nb, void *buf)
-{
-	(void)op; (void)sector; (void)nb; (void)buf;
-	return -ENODEV;
-}
-
-int rtuk_blk_poll(int handle)
-{
-	(void)handle;
-	return -ENODEV;
-}
+#include "no_blkdev.inc"
 #endif /* CONFIG_LIBUKBLKDEV */

@@ -334,49 +334,5 @@ int rtuk_net_tx_reclaim(uint16_t *out, int max)
 	return n;
 }
 #else /* !CONFIG_LIBUKNETDEV */
-int rtuk_net_count(void)
-{
-	return 0;
-}
-
-int rtuk_net_open(unsigned index, void *info, uint8_t mac_out[6], uint16_t *mtu_out)
-{
-	(void)index; (void)info; (void)mac_out; (void)mtu_out;
-	return -ENODEV;
-}
-
-int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t slots)
-{
-	(void)base; (void)stride; (void)headroom; (void)slots;
-	return -ENODEV;
-}
-
-int rtuk_net_start(void)
-{
-	return -ENODEV;
-}
-
-int rtuk_net_post_rx(uint16_t slot)
-{
-	(void)slot;
-	return -ENODEV;
-}
-
-int rtuk_net_rx(uint16_t *slot, uint16_t *len)
-{
-	(void)slot; (void)len;
-	return -ENODEV;
-}
-
-int rtuk_net_tx(uint16_t slot, uint16_t len)
-{
-	(void)slot; (void)len;
-	return -ENODEV;
-}
-
-int rtuk_net_tx_reclaim(uint16_t *out, int max)
-{
-	(void)out; (void)max;
-	return 0;
-}
+#include "no_netdev.inc"
 #endif /* CONFIG_LIBUKNETDEV */

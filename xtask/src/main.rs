@@ -151,6 +151,46 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
+/// `run` on a VM backend: the example through `cargo xtask <subcommand>` (kraft-run or
+/// solo5-run). An example with a net device is built first, then run as root inside a
+/// fresh network namespace whose TAP the guest is given.
+fn run_vm(subcommand: &str, example: &str, needs_net: bool, args: &[String]) -> Result<u8> {
+    let exe = std::env::current_exe()?;
+    let exe = exe.to_str().context("exe path")?;
+    if !needs_net {
+        let status = Command::new(exe).args([subcommand, "--example", example, "--"]).args(args).status()?;
+        return Ok(exit_code(status));
+    }
+    if !netns::is_root() {
+        bail!(
+            "`{example}` needs a network device: run as root (xtask then creates a network namespace with a \
+             TAP for the guest), or use `cargo xtask {subcommand} --tap IFNAME` with a TAP you own"
+        );
+    }
+    // Build outside the namespace (the build needs nothing from it), then run inside.
+    let build =
+        Command::new(exe).args([subcommand, "--example", example, "--tap", netns::TAP, "--no-boot"]).status()?;
+    if !build.success() {
+        return Ok(exit_code(build));
+    }
+    let ns = NetNs::create("ukrun")?;
+    eprintln!(
+        "xtask: {example} runs in network namespace {ns} on {tap} (host side {host}/24, guest {guest})",
+        ns = ns.name,
+        tap = netns::TAP,
+        host = netns::HOST_IP,
+        guest = netns::GUEST_IP
+    );
+    let status = ns
+        .command(exe)
+        .args([subcommand, "--example", example, "--tap", netns::TAP, "--"])
+        .args(args)
+        .status()
+        .with_context(|| format!("start {subcommand} in the namespace"))?;
+    drop(ns);
+    Ok(exit_code(status))
+}
+
 fn require_unix(backend: Backend) -> Result<()> {
     match backend {
         Backend::Unix => Ok(()),
@@ -222,93 +262,10 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
         let names: Vec<_> = EXAMPLES.iter().map(|(n, _)| *n).collect();
         bail!("unknown example `{example}`; examples: {}", names.join(", "));
     };
-    if backend == Backend::Unikraft {
-        if needs_net {
-            if !netns::is_root() {
-                bail!(
-                    "`{example}` needs a network device: run as root (xtask then creates a network \
-                     namespace with a TAP for the guest), or use `cargo xtask kraft-run --tap IFNAME` \
-                     with a TAP you own"
-                );
-            }
-            // Build outside the namespace, then boot inside it on its TAP.
-            let build = kraft::KraftRunArgs {
-                app: kraft::AppSelect { example: Some(example.to_string()), manifest_path: None },
-                target: "qemu/x86_64".to_string(),
-                accel: kraft::Accel::Auto,
-                no_boot: true,
-                memory_mib: None,
-                tap: None,
-                disk: None,
-                args: Vec::new(),
-            };
-            kraft::kraft_run(&build)?;
-            let ns = NetNs::create("ukrun")?;
-            eprintln!(
-                "xtask: {example} boots in network namespace {ns} on {tap} (host side {host}/24, guest {guest})",
-                ns = ns.name,
-                tap = netns::TAP,
-                host = netns::HOST_IP,
-                guest = netns::GUEST_IP
-            );
-            let status = ns
-                .command(std::env::current_exe()?.to_str().context("exe path")?)
-                .args(["kraft-run", "--example", example, "--tap", netns::TAP, "--"])
-                .args(args)
-                .status()
-                .context("start kraft-run in the namespace")?;
-            drop(ns);
-            return Ok(exit_code(status));
-        }
-        let args = kraft::KraftRunArgs {
-            app: kraft::AppSelect { example: Some(example.to_string()), manifest_path: None },
-            target: "qemu/x86_64".to_string(),
-            accel: kraft::Accel::Auto,
-            no_boot: false,
-            memory_mib: None,
-            tap: None,
-            disk: None,
-            args: args.to_vec(),
-        };
-        return kraft::kraft_run(&args);
-    }
-    if backend == Backend::Solo5 {
-        let select = kraft::AppSelect { example: Some(example.to_string()), manifest_path: None };
-        let run_args = |tap: Option<String>, no_run: bool, args: Vec<String>| solo5::Solo5RunArgs {
-            app: select.clone(),
-            target: "spt".to_string(),
-            no_run,
-            tap,
-            disk: None,
-            args,
-        };
-        if !needs_net {
-            return solo5::solo5_run(&run_args(None, false, args.to_vec()));
-        }
-        if !netns::is_root() {
-            bail!(
-                "`{example}` needs a network device: run as root (xtask then creates a network namespace with a \
-                 TAP for the guest), or use `cargo xtask solo5-run --tap IFNAME` with a TAP you own"
-            );
-        }
-        // Build outside the namespace, then run the tender inside it on its TAP.
-        solo5::solo5_run(&run_args(Some(netns::TAP.to_string()), true, Vec::new()))?;
-        let ns = NetNs::create("uks5run")?;
-        eprintln!(
-            "xtask: {example} runs on solo5-spt in network namespace {ns} on {tap} (host side {host}/24, guest {guest})",
-            ns = ns.name,
-            tap = netns::TAP,
-            host = netns::HOST_IP,
-            guest = netns::GUEST_IP
-        );
-        let status = ns
-            .command(std::env::current_exe()?.to_str().context("exe path")?)
-            .args(["solo5-run", "--example", example, "--tap", netns::TAP, "--"])
-            .args(args)
-            .status()
-            .context("start solo5-run in the namespace")?;
-        drop(ns);
-        return Ok(exit_code(status));
+    match backend {
+        Backend::Unikraft => return run_vm("kraft-run", example, needs_net, args),
+        Backend::Solo5 => return run_vm("solo5-run", example, needs_net, args),
+        _ => {}
     }
     if backend == Backend::HostedMusl {
         if needs_net {
@@ -354,7 +311,7 @@ fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Resul
 }
 
 fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
-    let mut unikraft_guest = None;
+    let mut vm_guest = None;
     let (label, runner): (&str, Box<AppRunner>) = match backend {
         Backend::Unix => {
             let bin = build_unix("conformance", false)?;
@@ -382,7 +339,7 @@ fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
                 }
             };
             let memory = app.spec.memory_mib;
-            unikraft_guest =
+            vm_guest =
                 Some(ConformanceGuest::Unikraft { qemu: qemu.clone(), image: image.clone(), memory_mib: memory, kvm });
             let runner = move |args: &[&str]| {
                 let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -410,8 +367,7 @@ fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
             let root = netns::is_root();
             let main_image = solo5::build(&app, solo5_target, &tree, root)?;
             let image = if root { solo5::build(&app, solo5_target, &tree, false)? } else { main_image.clone() };
-            unikraft_guest =
-                Some(ConformanceGuest::Solo5 { tender: tender.clone(), image: main_image, memory_mib: memory });
+            vm_guest = Some(ConformanceGuest::Solo5 { tender: tender.clone(), image: main_image, memory_mib: memory });
             let runner = move |args: &[&str]| {
                 let mut cmd = Command::new(&tender);
                 cmd.arg(format!("--mem={memory}")).arg(&image).args(args);
@@ -423,7 +379,7 @@ fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
 
     let main_guest = match backend {
         Backend::Unix => Some(ConformanceGuest::Unix(build_unix("conformance", false)?)),
-        Backend::Unikraft | Backend::Solo5 => unikraft_guest.take(),
+        Backend::Unikraft | Backend::Solo5 => vm_guest.take(),
         _ => None,
     };
     let (transcript, mut host_lines, status) = if let Some(guest) = &main_guest {

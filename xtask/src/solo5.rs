@@ -31,8 +31,8 @@ pub struct Solo5RunArgs {
     /// The tender: spt (a sandboxed Linux process) or hvt (KVM).
     #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
     pub target: String,
-    /// Build only; print the unikernel's path.
-    #[arg(long)]
+    /// Build only; print the unikernel's path (`--no-boot`, as for kraft-run, also works).
+    #[arg(long, alias = "no-boot")]
     pub no_run: bool,
     /// Attach the app's net device (`service0`) to this TAP interface.
     #[arg(long, value_name = "IFNAME")]
