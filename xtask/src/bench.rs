@@ -73,6 +73,7 @@ fn build_c_hello(rust_app: &kraft::App, sources: &sources::Sources) -> Result<st
         app_dir: app_dir.clone(),
         libs: vec![sources.lib_musl.clone()],
         build_dir: build_dir.clone(),
+        name: "chello".into(),
     };
     if !make.config().is_file() {
         make.run(&[&format!("UK_DEFCONFIG={}", app_dir.join("defconfig").display()), "defconfig"], "configure")?;

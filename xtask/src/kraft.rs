@@ -342,6 +342,7 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         app_dir: app_dir.clone(),
         libs: vec![sources.lib_musl.clone()],
         build_dir: build_dir.clone(),
+        name: app.spec.name.clone(),
     };
     let wanted = fs::read(&defconfig)?;
     let stamp = build_dir.join(".defconfig-applied");
@@ -377,6 +378,10 @@ pub struct UkMake {
     pub app_dir: PathBuf,
     pub libs: Vec<PathBuf>,
     pub build_dir: PathBuf,
+    /// The image name (`N=`). Without it, `make defconfig` (which has no `.config` to read
+    /// `CONFIG_UK_NAME` from yet) names the app after its directory, so `UK_DEFNAME` in the
+    /// `.config` changes on the first build and the second one recompiles everything.
+    pub name: String,
 }
 
 impl UkMake {
@@ -404,6 +409,7 @@ impl UkMake {
             .arg(format!("L={}", libs.join(":")))
             .arg(format!("O={}", self.build_dir.display()))
             .arg(format!("C={}", self.config().display()))
+            .arg(format!("N={}", self.name))
             .args(extra)
             .env("CARGO", cargo())
             .stdin(Stdio::null())
