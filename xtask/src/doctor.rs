@@ -119,12 +119,12 @@ pub fn report() {
     }
     let root = crate::netns::is_root();
     println!("root: {} (network namespaces for net tests need root)", if root { "yes" } else { "no" });
-    println!(
-        "/dev/kvm: {}",
-        if std::path::Path::new("/dev/kvm").exists() {
-            "present (usability is checked when booting)"
-        } else {
-            "absent (QEMU uses TCG)"
-        }
-    );
+    let kvm = match which::which("qemu-system-x86_64") {
+        Err(_) => "not checked (no qemu-system-x86_64)".to_string(),
+        Ok(qemu) => match crate::kraft::kvm_problem(&qemu) {
+            None => "usable (a probe guest ran under KVM); QEMU boots use KVM".to_string(),
+            Some(why) => format!("not usable, QEMU boots use TCG: {why}"),
+        },
+    };
+    println!("KVM: {kvm}");
 }

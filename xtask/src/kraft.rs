@@ -20,6 +20,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -415,7 +416,48 @@ impl UkMake {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        run_with_progress(cmd, &self.log(), what)
+        let mut upstream = vec![self.unikraft.clone(), self.build_dir.clone()];
+        upstream.extend(self.libs.iter().cloned());
+        run_with_progress(cmd, &self.log(), what, UpstreamDiagnostics::new(&upstream))
+    }
+}
+
+/// Recognises compiler diagnostics about upstream sources (Unikraft, its libraries, musl
+/// as unpacked in the build directory): hundreds of warnings on a first build that the
+/// user can do nothing about. They go to the log only, and are counted; diagnostics about
+/// anything else (this project's glue, the app) are shown.
+///
+/// gcc writes a diagnostic as a header line naming the file (`path:12:3: warning: ...`,
+/// `In file included from path...`, `                 from path...`, `path: In function`)
+/// followed by source excerpt lines (` 12 | code`, `    | ^~~`); the excerpts belong to
+/// the header before them.
+struct UpstreamDiagnostics {
+    roots: Vec<String>,
+    /// Whether the last header line was about an upstream file (per stream).
+    in_upstream: bool,
+}
+
+impl UpstreamDiagnostics {
+    fn new(roots: &[PathBuf]) -> Self {
+        UpstreamDiagnostics { roots: roots.iter().map(|r| r.display().to_string()).collect(), in_upstream: false }
+    }
+
+    /// Whether `line` is (part of) a diagnostic about an upstream source.
+    fn hides(&mut self, line: &str) -> bool {
+        let trimmed = line.trim_start();
+        let path =
+            trimmed.strip_prefix("In file included from ").or_else(|| trimmed.strip_prefix("from ")).unwrap_or(trimmed);
+        if self.roots.iter().any(|root| path.starts_with(root.as_str())) {
+            self.in_upstream = true;
+            return true;
+        }
+        let excerpt =
+            trimmed.split_once('|').is_some_and(|(gutter, _)| gutter.trim().chars().all(|c| c.is_ascii_digit()));
+        if excerpt {
+            return self.in_upstream;
+        }
+        self.in_upstream = false;
+        false
     }
 }
 
@@ -441,7 +483,7 @@ fn is_routine(line: &str) -> bool {
 
 /// Runs `cmd`, appending everything to `log`, printing unusual lines as they come and a
 /// progress line every few seconds. On failure, shows the end of the log.
-fn run_with_progress(mut cmd: Command, log: &Path, what: &str) -> Result<()> {
+fn run_with_progress(mut cmd: Command, log: &Path, what: &str, upstream: UpstreamDiagnostics) -> Result<()> {
     let mut child = cmd.spawn().with_context(|| format!("start make ({what})"))?;
     let log_file = Arc::new(Mutex::new(
         fs::OpenOptions::new()
@@ -451,16 +493,23 @@ fn run_with_progress(mut cmd: Command, log: &Path, what: &str) -> Result<()> {
             .with_context(|| format!("open {}", log.display()))?,
     ));
     let routine = Arc::new(Mutex::new((0usize, Instant::now(), Instant::now())));
+    let hidden = Arc::new(AtomicUsize::new(0));
     let mut readers = Vec::new();
     let streams: Vec<Box<dyn std::io::Read + Send>> =
         vec![Box::new(child.stdout.take().expect("piped")), Box::new(child.stderr.take().expect("piped"))];
     for stream in streams {
         let log_file = Arc::clone(&log_file);
         let routine = Arc::clone(&routine);
+        let hidden = Arc::clone(&hidden);
+        let mut upstream = UpstreamDiagnostics { roots: upstream.roots.clone(), in_upstream: false };
         readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 let _ = writeln!(log_file.lock().expect("log lock"), "{line}");
-                if is_routine(&line) {
+                if upstream.hides(&line) {
+                    if line.contains(": warning: ") {
+                        hidden.fetch_add(1, Ordering::Relaxed);
+                    }
+                } else if is_routine(&line) {
                     let mut r = routine.lock().expect("progress lock");
                     r.0 += 1;
                     if line.trim_start().starts_with("LD ") || r.2.elapsed() >= Duration::from_secs(10) {
@@ -482,6 +531,10 @@ fn run_with_progress(mut cmd: Command, log: &Path, what: &str) -> Result<()> {
         let _ = reader.join();
     }
     let status = child.wait()?;
+    let hidden = hidden.load(Ordering::Relaxed);
+    if hidden > 0 {
+        eprintln!("unikraft: {hidden} compiler warnings about Unikraft and musl sources are in {}", log.display());
+    }
     if !status.success() {
         let text = fs::read_to_string(log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(25).collect();
@@ -494,8 +547,13 @@ fn run_with_progress(mut cmd: Command, log: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Why KVM cannot be used, or `None` when it can. A paused QEMU with `-accel kvm` sets up
-/// the vCPU (where this machine's nested KVM fails) without running any guest code.
+/// Why KVM cannot be used, or `None` when it can.
+///
+/// Opening /dev/kvm is not enough: on some hosts (a nested, paravirtualized KVM) vCPUs
+/// start but the guest's first SSE access to memory ends in a KVM emulation failure, and
+/// QEMU stops the VM without exiting. So this boots a tiny probe guest
+/// (`kvm_probe.S`: long mode, SSE on, MXCSR loaded from memory) under KVM and trusts KVM
+/// only if it reports success.
 pub fn kvm_problem(qemu: &Path) -> Option<String> {
     let dev = Path::new("/dev/kvm");
     if !dev.exists() {
@@ -504,25 +562,115 @@ pub fn kvm_problem(qemu: &Path) -> Option<String> {
     if fs::OpenOptions::new().read(true).write(true).open(dev).is_err() {
         return Some("/dev/kvm is not readable and writable by this user".into());
     }
-    let probe = Command::new(qemu)
-        .args(["-accel", "kvm", "-cpu", "max", "-S", "-nodefaults", "-no-user-config", "-display", "none"])
-        .args(["-m", "16", "-monitor", "stdio"])
-        .stdin(Stdio::piped())
+    let probe = match kvm_probe_guest() {
+        Ok(probe) => probe,
+        Err(e) => return Some(format!("the KVM probe guest could not be built ({e:#})")),
+    };
+    match run_probe_guest(qemu, &probe, "kvm") {
+        Ok(()) => None,
+        Err(e) => Some(format!("{e:#}")),
+    }
+}
+
+/// The probe guest's source; assembled on first use with the C toolchain Unikraft's
+/// build needs anyway.
+const KVM_PROBE_SOURCE: &str = include_str!("kvm_probe.S");
+
+/// What the probe guest writes to isa-debug-exit; QEMU exits with `(value << 1) | 1`.
+const KVM_PROBE_EXIT: i32 = (0x2a << 1) | 1;
+
+/// Assembles the probe guest into `target/kvm-probe/probe.bin` (once per source change).
+fn kvm_probe_guest() -> Result<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kvm-probe");
+    let bin = dir.join("probe.bin");
+    let stamp = dir.join("probe.S");
+    if bin.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(KVM_PROBE_SOURCE) {
+        return Ok(bin);
+    }
+    fs::create_dir_all(&dir)?;
+    // Unique names, then renames: parallel tests may probe at the same time.
+    let tag = std::process::id();
+    let (src, obj, out) =
+        (dir.join(format!("probe-{tag}.S")), dir.join(format!("probe-{tag}.o")), dir.join(format!("probe-{tag}.bin")));
+    fs::write(&src, KVM_PROBE_SOURCE)?;
+    let steps: [(&str, Vec<&std::ffi::OsStr>); 2] = [
+        ("cc", vec!["-c".as_ref(), src.as_os_str(), "-o".as_ref(), obj.as_os_str()]),
+        (
+            "ld",
+            vec![
+                "-m".as_ref(),
+                "elf_x86_64".as_ref(),
+                "-Ttext=0x100000".as_ref(),
+                "--oformat=binary".as_ref(),
+                "-o".as_ref(),
+                out.as_os_str(),
+                obj.as_os_str(),
+            ],
+        ),
+    ];
+    for (tool, args) in steps {
+        let result = Command::new(tool).args(args).output().with_context(|| format!("run `{tool}`"))?;
+        if !result.status.success() {
+            bail!("`{tool}` failed: {}", String::from_utf8_lossy(&result.stderr).trim());
+        }
+    }
+    fs::rename(&out, &bin)?;
+    fs::rename(&src, &stamp)?;
+    let _ = fs::remove_file(&obj);
+    Ok(bin)
+}
+
+/// Boots the probe guest with `accel` (`kvm`; `tcg` in tests): `Ok` when it reports
+/// success, else why not. A host whose KVM cannot run it stops the VM (QEMU stays up),
+/// so this gives up after 10 s, or at once when QEMU reports a KVM error.
+fn run_probe_guest(qemu: &Path, probe: &Path, accel: &str) -> Result<()> {
+    let mut child = Command::new(qemu)
+        .args(["-accel", accel, "-cpu", "max", "-nodefaults", "-no-user-config", "-display", "none"])
+        .args(["-m", "16", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-kernel"])
+        .arg(probe)
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn();
-    let Ok(mut probe) = probe else { return Some("QEMU could not be started for the KVM probe".into()) };
-    if let Some(mut stdin) = probe.stdin.take() {
-        let _ = stdin.write_all(b"quit\n");
-    }
-    match probe.wait_with_output() {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr);
-            Some(format!("QEMU cannot start a vCPU with KVM: {}", err.lines().next().unwrap_or("(no message)").trim()))
+        .spawn()
+        .context("QEMU could not be started for the KVM probe")?;
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().expect("piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
         }
-        Err(e) => Some(format!("the KVM probe failed: {e}")),
-    }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut first_error: Option<String> = None;
+    let verdict = loop {
+        while let Ok(line) = lines.try_recv() {
+            if first_error.is_none() && !line.trim().is_empty() {
+                first_error = Some(line.trim().to_string());
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            break if status.code() == Some(KVM_PROBE_EXIT) {
+                Ok(())
+            } else {
+                Err(anyhow::anyhow!(
+                    "the KVM probe guest failed (QEMU {status}): {}",
+                    first_error.as_deref().unwrap_or("no message")
+                ))
+            };
+        }
+        if first_error.as_deref().is_some_and(|l| l.contains("KVM internal error")) || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Err(anyhow::anyhow!(
+                "QEMU ({accel}) cannot run a guest that uses SSE: {}",
+                first_error.as_deref().unwrap_or("the probe guest did not finish within 10 s")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    verdict
 }
 
 /// Quotes one argument for Unikraft's command-line splitter.
@@ -724,6 +872,49 @@ pub fn kraft_run(args: &KraftRunArgs) -> Result<u8> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn upstream_diagnostics_are_hidden_and_the_projects_are_shown() {
+        let mut filter = UpstreamDiagnostics::new(&[PathBuf::from("/cache/unikraft"), PathBuf::from("/w/build")]);
+        let hidden = [
+            "In file included from /cache/unikraft/include/uk/plat/bootstrap.h:38,",
+            "                 from /w/build/libmusl/origin/musl-1.2.3//src/internal/syscall.h:8,",
+            "/cache/unikraft/include/uk/essentials.h:61: note: this is the location of the previous definition",
+            "   61 | #define MIN(a, b)                                                              \\",
+            "      | ",
+            "/w/build/libmusl/origin/musl-1.2.3//src/stdlib/qsort.c:55:15: warning: storing the address",
+            "      |         ~~~~~~^~~~~",
+        ];
+        for line in hidden {
+            assert!(filter.hides(line), "should be hidden: {line}");
+        }
+        let shown = [
+            "/w/rt-unikraft/glue/netdev.c:10:5: warning: unused variable 'x'",
+            "   10 |     int x;",
+            "  CC      libmusl: putwchar.o",
+            "make: *** [Makefile:1] Error 1",
+        ];
+        for line in shown {
+            assert!(!filter.hides(line), "should be shown: {line}");
+        }
+    }
+
+    /// The probe guest must itself be right, or every host would be judged unable to run
+    /// KVM: under TCG (software, always available with QEMU) it reports success.
+    #[test]
+    fn the_kvm_probe_guest_succeeds_under_tcg() {
+        let Ok(qemu) = which::which("qemu-system-x86_64") else {
+            eprintln!("SKIP: the_kvm_probe_guest_succeeds_under_tcg: qemu-system-x86_64 is not installed");
+            return;
+        };
+        let probe = kvm_probe_guest().expect("assemble the probe guest");
+        run_probe_guest(&qemu, &probe, "tcg").expect("the probe guest runs under TCG");
+        match kvm_problem(&qemu) {
+            None => eprintln!("note: KVM runs the probe guest on this host"),
+            Some(why) => eprintln!("note: KVM is not usable here: {why}"),
+        }
+    }
+
     use super::*;
 
     #[test]
