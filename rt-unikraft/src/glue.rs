@@ -17,6 +17,8 @@ unsafe extern "C" {
     pub fn rtuk_net_open(index: u32, info: *mut uk_netdev_info, mac: *mut u8, mtu: *mut u16) -> c_int;
     pub fn rtuk_net_attach(base: *mut u8, stride: usize, headroom: u16, slots: u16) -> c_int;
     pub fn rtuk_net_start() -> c_int;
+    /// How many frames the driver's transmit queue can hold (pool slots it may park).
+    pub fn rtuk_net_tx_frames() -> c_int;
     pub fn rtuk_net_post_rx(slot: u16) -> c_int;
     pub fn rtuk_net_rx(slot: *mut u16, len: *mut u16) -> c_int;
     pub fn rtuk_net_tx(slot: u16, len: u16) -> c_int;

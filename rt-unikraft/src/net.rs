@@ -13,7 +13,7 @@
 //! so the id is never lost and never used twice. The pool reserves the driver's headroom
 //! (virtio-net's header) before each buffer.
 //!
-//! On every `receive` the device tops the driver up to [`RX_POSTED_MAX`] buffers, then drains
+//! On every `receive` the device tops the driver up to [`rx_posted_target`] buffers, then drains
 //! it while it reports more frames (the batch), up to the receive ring's room. Receive
 //! interrupts wake the executor's wait (see [`crate::Unikraft::wait_until`]).
 
@@ -28,9 +28,26 @@ use crate::glue;
 
 /// Receive buffers kept lent to the driver, at most: a 256-descriptor virtio ring holds
 /// 128 (two descriptors per buffer), and a burst larger than what is posted waits in the
-/// host's TAP queue or is dropped there. Never more than half the pool, so transmit
-/// always finds slots.
+/// host's TAP queue or is dropped there. Fewer when the pool is small; see
+/// [`rx_posted_target`].
 const RX_POSTED_MAX: usize = 128;
+
+/// Pool slots kept out of the driver's reach (receive and transmit sides together), so
+/// that smoltcp can always build a frame.
+const POOL_RESERVE: usize = 16;
+
+/// How many receive buffers to keep lent to the driver, given the pool's size and how
+/// many sent frames the driver may park (`tx_frames`).
+///
+/// virtio-net frees a sent buffer only inside a *later* transmit call. If the receive
+/// buffers plus the parked transmit buffers could take the whole pool, smoltcp would
+/// find no slot to build a frame in, nothing would be transmitted, and so nothing would
+/// ever be freed (receive 128 + transmit 128 would be all of a 256-slot pool). Keeping
+/// the two below the pool's size means a frame can always be built, and its transmit
+/// frees the finished ones. See docs/unikraft.md for this and the driver's other traps.
+fn rx_posted_target(capacity: usize, tx_frames: usize) -> usize {
+    RX_POSTED_MAX.min(capacity / 2).min(capacity.saturating_sub(tx_frames + POOL_RESERVE)).max(1)
+}
 
 /// Frames taken from the driver per wake-up: all that are waiting (the default), or a
 /// fixed number. `--rt-unikraft-rx-batch=1` (a runtime boot argument the app never sees)
@@ -50,6 +67,8 @@ pub struct UkNet {
     lent: Vec<Option<SlotId>>,
     /// How many of `lent` are receive buffers.
     rx_lent: usize,
+    /// How many receive buffers to keep lent ([`rx_posted_target`]), set at start.
+    rx_target: usize,
     /// Scratch for reclaimed TX slots, allocated once.
     reclaimed: Box<[u16]>,
 }
@@ -85,6 +104,7 @@ impl UkNet {
             started: false,
             lent: Vec::new(),
             rx_lent: 0,
+            rx_target: 0,
             reclaimed: std::vec![0u16; 0].into_boxed_slice(),
         })
     }
@@ -103,6 +123,18 @@ impl UkNet {
         if unsafe { glue::rtuk_net_attach(base, stride, headroom as u16, slots as u16) } < 0 {
             return false;
         }
+        // SAFETY: plain call, after open.
+        let tx_frames = usize::try_from(unsafe { glue::rtuk_net_tx_frames() }).unwrap_or(RX_POSTED_MAX);
+        self.rx_target = rx_posted_target(slots, tx_frames);
+        if slots < tx_frames + POOL_RESERVE + 16 {
+            std::eprintln!(
+                "rt-unikraft: warning: a packet pool of {slots} buffers is small for this device, whose transmit \
+                 queue may hold {tx_frames} sent frames; only {} receive buffers are posted (set RingConfig::slots \
+                 to at least {})",
+                self.rx_target,
+                tx_frames + POOL_RESERVE + RX_POSTED_MAX
+            );
+        }
         self.lent = (0..slots).map(|_| None).collect();
         self.reclaimed = std::vec![0u16; slots].into_boxed_slice();
         self.post_rx(ctx);
@@ -114,10 +146,9 @@ impl UkNet {
         true
     }
 
-    /// Tops the driver up to [`RX_POSTED_MAX`] receive buffers (or half the pool).
+    /// Tops the driver up to [`rx_posted_target`] receive buffers.
     fn post_rx(&mut self, ctx: &mut RingContext<'_>) {
-        let target = RX_POSTED_MAX.min(ctx.pool.capacity() / 2);
-        while self.rx_lent < target {
+        while self.rx_lent < self.rx_target {
             let Some(slot) = ctx.pool.alloc() else { break };
             let index = slot.index();
             // SAFETY: plain call with a slot index the glue checks.
@@ -241,5 +272,26 @@ impl NetDevice for UkNet {
             }
         }
         self.reclaim_tx(&mut ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_and_parked_transmit_buffers_never_take_the_whole_pool() {
+        for capacity in [32usize, 64, 128, 200, 256, 384, 1024] {
+            for tx_frames in [0usize, 32, 64, 128, 256] {
+                let rx = rx_posted_target(capacity, tx_frames);
+                assert!(rx >= 1);
+                if capacity > tx_frames + POOL_RESERVE {
+                    assert!(rx + tx_frames < capacity, "capacity {capacity}, tx {tx_frames}: rx {rx}");
+                }
+            }
+        }
+        // The default pool (256) with virtio's 128-frame transmit queue.
+        assert_eq!(rx_posted_target(256, 128), 112);
+        assert_eq!(rx_posted_target(1024, 128), RX_POSTED_MAX);
     }
 }
