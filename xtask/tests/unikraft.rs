@@ -339,6 +339,42 @@ fn udp_echo_and_http_answer_the_host_from_unikraft() {
     }
 }
 
+/// The executor's wait blocks on Unikraft's scheduler (woken by device interrupts or the
+/// deadline), so a guest with nothing to do lets QEMU sleep.
+#[test]
+fn an_idle_unikraft_guest_uses_almost_no_cpu() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let test = "an_idle_unikraft_guest_uses_almost_no_cpu";
+    if sources_or_skip(test).is_none() {
+        return;
+    }
+    if !is_root() {
+        skip(&format!("{test}: not root (the udp-echo guest needs a network namespace and TAP)"));
+        return;
+    }
+    let ns = Ns::new("ukuk-idle");
+    let guest = boot_in(&ns, "udp-echo");
+    let window = std::time::Duration::from_secs(4);
+    let cpu = || guest.cpu_time_of("qemu-system").expect("the guest's QEMU process is not in its process group");
+    let before = cpu();
+    std::thread::sleep(window);
+    let used = cpu() - before;
+    // The same measurement sees a busy guest: echoing a flood.
+    let before_flood = cpu();
+    let flood = ns.command(XTASK).args(["peer", "udp-flood", "--window", "32", "--seconds", "2"]).output().unwrap();
+    let busy = cpu() - before_flood;
+    drop(guest);
+    assert!(flood.status.success(), "{}", show(&flood));
+    let share = used.as_secs_f64() / window.as_secs_f64();
+    eprintln!(
+        "{test}: QEMU used {used:?} of CPU in {window:?} idle ({:.1} %), {busy:?} echoing a 2 s flood",
+        share * 100.0
+    );
+    assert!(busy > std::time::Duration::from_millis(500), "the flood barely used CPU ({busy:?}): wrong process?");
+    // Busy polling would be ~100 % of a core; measured here: 0.5 %.
+    assert!(share < 0.15, "an idle guest used {:.1} % of a core", share * 100.0);
+}
+
 /// A flood with far more datagrams in flight than the guest has receive buffers empties
 /// the virtio receive ring again and again; the device then waits to be told about new
 /// buffers. Unikraft 0.16.3's notification check assumes one buffer per refill, so a

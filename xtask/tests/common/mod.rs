@@ -68,6 +68,30 @@ impl Drop for Ns {
 /// killed and reaped on drop, also when an assertion fails.
 pub struct Guest(Child);
 
+impl Guest {
+    /// CPU time (user + system) used so far by this guest's processes whose command name
+    /// starts with `comm` (e.g. the QEMU that a runner started), from /proc; `None` when
+    /// there is no such process.
+    pub fn cpu_time_of(&self, comm: &str) -> Option<Duration> {
+        let group = self.0.id().to_string();
+        let ticks_per_second = 100; // USER_HZ, which /proc reports in on Linux
+        let mut ticks = 0u64;
+        let mut found = false;
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // pid (comm) state ppid pgrp ... utime stime: fields after the ')' of comm.
+            let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+            let name = head.split_once('(').map_or("", |(_, n)| n);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            if name.starts_with(comm) && fields.get(2) == Some(&group.as_str()) {
+                found = true;
+                ticks += fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+            }
+        }
+        found.then(|| Duration::from_millis(ticks * 1000 / ticks_per_second))
+    }
+}
+
 impl Drop for Guest {
     fn drop(&mut self) {
         let _ = Command::new("kill").args(["--", &format!("-{}", self.0.id())]).status();
