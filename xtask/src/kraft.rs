@@ -750,8 +750,14 @@ impl QemuDevices {
             // buffers), so a 64 KiB TSO segment from the host could not be delivered and
             // TCP would crawl on retransmissions. Checksum offload stays (rt-unikraft
             // completes partial checksums).
+            //
+            // event_idx=off: Unikraft 0.16.3's virtio ring gets VIRTIO_F_EVENT_IDX wrong
+            // under load (its notify check assumes one buffer per kick, and a flood of
+            // datagrams left the guest waiting for a receive interrupt that never came);
+            // the plain NO_NOTIFY / NO_INTERRUPT flags it falls back to are exact.
             args.push(
-                "virtio-net-pci,netdev=n0,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off"
+                "virtio-net-pci,netdev=n0,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,\
+                 event_idx=off"
                     .to_string(),
             );
         }
