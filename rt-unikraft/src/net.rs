@@ -36,6 +36,10 @@ const RX_POSTED_MAX: usize = 128;
 /// that smoltcp can always build a frame.
 const POOL_RESERVE: usize = 16;
 
+/// Fewer receive buffers than this is worth a warning: a burst of that many frames
+/// already overflows the ring.
+const RX_POSTED_LOW: usize = 32;
+
 /// How many receive buffers to keep lent to the driver, given the pool's size and how
 /// many sent frames the driver may park (`tx_frames`).
 ///
@@ -126,7 +130,7 @@ impl UkNet {
         // SAFETY: plain call, after open.
         let tx_frames = usize::try_from(unsafe { glue::rtuk_net_tx_frames() }).unwrap_or(RX_POSTED_MAX);
         self.rx_target = rx_posted_target(slots, tx_frames);
-        if slots < tx_frames + POOL_RESERVE + 16 {
+        if self.rx_target < RX_POSTED_LOW {
             std::eprintln!(
                 "rt-unikraft: warning: a packet pool of {slots} buffers is small for this device, whose transmit \
                  queue may hold {tx_frames} sent frames; only {} receive buffers are posted (set RingConfig::slots \

@@ -431,6 +431,7 @@ impl UkMake {
 /// `In file included from path...`, `                 from path...`, `path: In function`)
 /// followed by source excerpt lines (` 12 | code`, `    | ^~~`); the excerpts belong to
 /// the header before them.
+#[derive(Clone)]
 struct UpstreamDiagnostics {
     roots: Vec<String>,
     /// Whether the last header line was about an upstream file (per stream).
@@ -501,7 +502,7 @@ fn run_with_progress(mut cmd: Command, log: &Path, what: &str, upstream: Upstrea
         let log_file = Arc::clone(&log_file);
         let routine = Arc::clone(&routine);
         let hidden = Arc::clone(&hidden);
-        let mut upstream = UpstreamDiagnostics { roots: upstream.roots.clone(), in_upstream: false };
+        let mut upstream = upstream.clone();
         readers.push(std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
                 let _ = writeln!(log_file.lock().expect("log lock"), "{line}");
@@ -581,7 +582,7 @@ const KVM_PROBE_EXIT: i32 = (0x2a << 1) | 1;
 
 /// Assembles the probe guest into `target/kvm-probe/probe.bin` (once per source change).
 fn kvm_probe_guest() -> Result<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kvm-probe");
+    let dir = crate::workspace_root().join("target/kvm-probe");
     let bin = dir.join("probe.bin");
     let stamp = dir.join("probe.S");
     if bin.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(KVM_PROBE_SOURCE) {

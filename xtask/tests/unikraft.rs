@@ -304,18 +304,29 @@ fn boot_in(ns: &Ns, example: &str) -> Guest {
     start_until(cmd, "listening on 10.0.0.2", std::time::Duration::from_secs(120))
 }
 
+/// For the tests that talk to a guest over a TAP: takes the build lock, checks sources and
+/// root (printing why the test is skipped), and boots `example` in a fresh namespace.
+/// Bind the result as `(_serial, ns, guest)` so the guest goes first, then the namespace.
+fn boot_net_example_or_skip(
+    test: &str,
+    ns_tag: &str,
+    example: &str,
+) -> Option<(std::sync::MutexGuard<'static, ()>, Ns, Guest)> {
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    sources_or_skip(test)?;
+    if !is_root() {
+        skip(&format!("{test}: not root (needs a network namespace and TAP)"));
+        return None;
+    }
+    let ns = Ns::new(ns_tag);
+    let guest = boot_in(&ns, example);
+    Some((serial, ns, guest))
+}
+
 #[test]
 fn udp_echo_and_http_answer_the_host_from_unikraft() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if sources_or_skip("udp_echo_and_http_answer_the_host_from_unikraft").is_none() {
-        return;
-    }
-    if !is_root() {
-        skip("udp_echo_and_http_answer_the_host_from_unikraft: not root (needs a network namespace and TAP)");
-        return;
-    }
-    let ns = Ns::new("ukuk-udp");
-    let guest = boot_in(&ns, "udp-echo");
+    let test = "udp_echo_and_http_answer_the_host_from_unikraft";
+    let Some((_serial, ns, guest)) = boot_net_example_or_skip(test, "ukuk-udp", "udp-echo") else { return };
     let out = ns.command(XTASK).args(["peer", "udp", "--message", "ping-from-host"]).output().unwrap();
     drop(guest);
     assert!(out.status.success(), "{}", show(&out));
@@ -343,17 +354,8 @@ fn udp_echo_and_http_answer_the_host_from_unikraft() {
 /// deadline), so a guest with nothing to do lets QEMU sleep.
 #[test]
 fn an_idle_unikraft_guest_uses_almost_no_cpu() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let test = "an_idle_unikraft_guest_uses_almost_no_cpu";
-    if sources_or_skip(test).is_none() {
-        return;
-    }
-    if !is_root() {
-        skip(&format!("{test}: not root (the udp-echo guest needs a network namespace and TAP)"));
-        return;
-    }
-    let ns = Ns::new("ukuk-idle");
-    let guest = boot_in(&ns, "udp-echo");
+    let Some((_serial, ns, guest)) = boot_net_example_or_skip(test, "ukuk-idle", "udp-echo") else { return };
     let window = std::time::Duration::from_secs(4);
     let cpu = || guest.cpu_time_of("qemu-system").expect("the guest's QEMU process is not in its process group");
     let before = cpu();
@@ -382,17 +384,8 @@ fn an_idle_unikraft_guest_uses_almost_no_cpu() {
 /// round must still be answered.
 #[test]
 fn udp_echo_keeps_answering_after_bursts_larger_than_its_receive_ring() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let test = "udp_echo_keeps_answering_after_bursts_larger_than_its_receive_ring";
-    if sources_or_skip(test).is_none() {
-        return;
-    }
-    if !is_root() {
-        skip(&format!("{test}: not root (needs a network namespace and TAP)"));
-        return;
-    }
-    let ns = Ns::new("ukuk-burst");
-    let guest = boot_in(&ns, "udp-echo");
+    let Some((_serial, ns, guest)) = boot_net_example_or_skip(test, "ukuk-burst", "udp-echo") else { return };
     let mut answered = Vec::new();
     for round in 0..6 {
         let flood =
