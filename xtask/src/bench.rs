@@ -16,8 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use crate::kraft::{self, AppSelect, UkMake};
-use crate::sources;
+use cargo_unikraft::runner::qemu::{decode_qemu_status, qemu_command, qemu_command_with, QemuDevices};
+use cargo_unikraft::runner::GuestExit;
+use cargo_unikraft::sources;
+use cargo_unikraft::unikraft::{build_image, make::UkMake};
+
+use crate::examples;
 
 /// How many times each rebuild is timed; the median is reported.
 const ROUNDS: usize = 5;
@@ -44,7 +48,7 @@ fn timed(what: &str, f: impl FnOnce() -> Result<()>) -> Result<Duration> {
 }
 
 /// Builds the C hello with the Rust hello's defconfig and returns the image.
-fn build_c_hello(rust_app: &kraft::App, sources: &sources::Sources) -> Result<std::path::PathBuf> {
+fn build_c_hello(rust_app: &cargo_unikraft::app::App, sources: &sources::Sources) -> Result<std::path::PathBuf> {
     let dir = rust_app.unikraft_dir.parent().expect("target/unikraft/<name>").join("bench-c-hello");
     let app_dir = dir.join("app");
     let build_dir = dir.join("build-qemu-x86_64");
@@ -86,8 +90,8 @@ fn build_c_hello(rust_app: &kraft::App, sources: &sources::Sources) -> Result<st
 
 pub fn bench_unikraft() -> Result<u8> {
     let sources = sources::provisioned()?;
-    let app = kraft::resolve_app(&AppSelect { example: Some("hello".into()), manifest_path: None })?;
-    let rust_image = kraft::build_image(&app, "qemu/x86_64", &sources)?;
+    let app = examples::app("hello")?;
+    let rust_image = build_image(&app, "qemu/x86_64", &sources)?;
     let c_image = build_c_hello(&app, &sources)?;
 
     let rust_size = fs::metadata(&rust_image)?.len();
@@ -110,7 +114,7 @@ pub fn bench_unikraft() -> Result<u8> {
             Ok(())
         })?);
         touch(&source)?;
-        full_rebuild.push(timed("the whole rebuild", || kraft::build_image(&app, "qemu/x86_64", &sources).map(drop))?);
+        full_rebuild.push(timed("the whole rebuild", || build_image(&app, "qemu/x86_64", &sources).map(drop))?);
     }
     let cargo_median = median(cargo_alone);
     let full_median = median(full_rebuild);
@@ -138,7 +142,7 @@ const MEMORY_TARGET_MIB: u32 = 4;
 /// Boots `image` with `memory_mib` under TCG (deterministic, and what CI has) and says
 /// whether hello-std ran to its end; on failure, the console's last line says why.
 fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::Result<String, String>> {
-    let mut cmd = kraft::qemu_command(qemu, image, memory_mib, false, &[]);
+    let mut cmd = qemu_command(qemu, image, memory_mib, false, &[]);
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().context("start QEMU")?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -155,8 +159,8 @@ fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::R
     };
     let out = child.wait_with_output()?;
     let console = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let exit = status.code().map(kraft::decode_qemu_status);
-    if exit == Some(kraft::GuestExit::App(0)) && console.contains("goodbye (exit 0)") {
+    let exit = status.code().map(decode_qemu_status);
+    if exit == Some(GuestExit::App(0)) && console.contains("goodbye (exit 0)") {
         return Ok(Ok(console));
     }
     let last = console.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
@@ -168,8 +172,8 @@ fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::R
 pub fn bench_runtime() -> Result<u8> {
     let sources = sources::provisioned()?;
     let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
-    let app = kraft::resolve_app(&AppSelect { example: Some("hello-std".into()), manifest_path: None })?;
-    let image = kraft::build_image(&app, "qemu/x86_64", &sources)?;
+    let app = examples::app("hello-std")?;
+    let image = build_image(&app, "qemu/x86_64", &sources)?;
 
     let mut smallest = None;
     let mut first_failure = None;
@@ -214,10 +218,10 @@ const NET_SECONDS: u64 = 5;
 /// [`NET_SECONDS`] and returns the round trips per second.
 fn udp_echo_rate(qemu: &Path, image: &Path, memory_mib: u32, runtime_args: &[&str]) -> Result<f64> {
     use std::io::{BufRead, BufReader};
-    let ns = crate::netns::NetNs::create("ukbench")?;
-    let devices = kraft::QemuDevices { tap: Some(crate::netns::TAP.to_string()), disk: None };
+    let ns = cargo_unikraft::netns::NetNs::create("ukbench")?;
+    let devices = QemuDevices { tap: Some(cargo_unikraft::netns::TAP.to_string()), disk: None };
     let args: Vec<String> = runtime_args.iter().map(|a| a.to_string()).collect();
-    let qemu_cmd = kraft::qemu_command_with(qemu, image, memory_mib, false, &devices, &args);
+    let qemu_cmd = qemu_command_with(qemu, image, memory_mib, false, &devices, &args);
     let mut child = ns.wrap(&qemu_cmd).stdout(std::process::Stdio::piped()).spawn().context("start QEMU")?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
@@ -254,13 +258,13 @@ fn median_f64(mut samples: Vec<f64>) -> f64 {
 /// wake-up (`--rt-unikraft-rx-batch=1`), from one run. Under TCG only the ratio means
 /// anything.
 pub fn bench_net() -> Result<u8> {
-    if !crate::netns::is_root() {
+    if !cargo_unikraft::netns::is_root() {
         bail!("bench-net needs root (it boots the guest in a network namespace with a TAP)");
     }
     let sources = sources::provisioned()?;
     let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
-    let app = kraft::resolve_app(&AppSelect { example: Some("udp-echo".into()), manifest_path: None })?;
-    let image = kraft::build_image(&app, "qemu/x86_64", &sources)?;
+    let app = examples::app("udp-echo")?;
+    let image = build_image(&app, "qemu/x86_64", &sources)?;
     let mut drained = Vec::new();
     let mut single = Vec::new();
     for round in 1..=NET_ROUNDS {

@@ -1,6 +1,7 @@
 //! The host side of the network cases, run inside the namespace (`xtask peer ...`).
 
 use anyhow::{bail, Context, Result};
+use cargo_unikraft::netns;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::Duration;
@@ -152,4 +153,47 @@ pub fn udp_flood(guest: &str, port: u16, window: usize, seconds: u64) -> Result<
         }
     }
     Ok(round_trips)
+}
+
+/// `cargo xtask peer ...`.
+#[derive(clap::Subcommand)]
+pub enum PeerAction {
+    Conformance,
+    Udp {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 7)]
+        port: u16,
+        #[arg(long, default_value = "hello, unikernel")]
+        message: String,
+    },
+    Http {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 80)]
+        port: u16,
+    },
+    /// Keep a window of datagrams in flight to a UDP echo; print round trips completed.
+    UdpFlood {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 7)]
+        port: u16,
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+}
+
+pub fn run(action: PeerAction) -> Result<u8> {
+    match action {
+        PeerAction::Conformance => conformance(netns::HOST_IP, netns::GUEST_IP)?,
+        PeerAction::Udp { guest, port, message } => udp_probe(&guest, port, &message)?,
+        PeerAction::Http { guest, port } => http_get(&guest, port)?,
+        PeerAction::UdpFlood { guest, port, window, seconds } => {
+            println!("round trips: {}", udp_flood(&guest, port, window, seconds)?)
+        }
+    }
+    Ok(0)
 }

@@ -21,7 +21,8 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::kraft::{self, App};
+use crate::app::App;
+use crate::staticlib::build_staticlib;
 
 /// Builds `app` for hosted musl and returns the executable.
 pub fn build(app: &App) -> Result<PathBuf> {
@@ -34,12 +35,12 @@ pub fn build(app: &App) -> Result<PathBuf> {
             app.build.manifest_path
         );
     }
-    let archive = kraft::build_staticlib(&app.spec, &app.build)?;
+    let archive = build_staticlib(&app.spec, &app.build)?;
     let glue = hosted_glue(app)?;
     let out_dir = app.unikraft_dir.join("hosted-musl");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
     let exe = out_dir.join(&app.spec.name);
-    eprintln!("xtask: linking {} against the host's musl", exe.display());
+    eprintln!("cargo-unikraft: linking {} against the host's musl", exe.display());
     let out = Command::new(&musl_gcc)
         .args(["-static", "-O1", "-o"])
         .arg(&exe)

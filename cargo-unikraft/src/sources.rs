@@ -1,4 +1,4 @@
-//! The pinned Unikraft sources: `cargo xtask fetch` and where builds find them.
+//! The pinned Unikraft sources: `cargo unikraft fetch` and where builds find them.
 //!
 //! A Unikraft image needs three things from outside this repository: the Unikraft core
 //! tree, the lib-musl library tree (the two must be a matching pair: lib-musl's newest
@@ -36,7 +36,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-/// Solo5's upstream repository (`cargo xtask fetch --solo5`).
+/// Solo5's upstream repository (`cargo unikraft fetch --solo5`).
 const SOLO5_GIT: &str = "https://github.com/Solo5/solo5.git";
 
 /// The one source set this project builds against.
@@ -71,7 +71,7 @@ pub struct Sources {
     pub musl_tarball: PathBuf,
 }
 
-/// `cargo xtask fetch`.
+/// `cargo unikraft fetch`.
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
     /// Take Unikraft from this git repository (bare or not) or plain tree instead of GitHub.
@@ -147,8 +147,8 @@ pub fn provisioned() -> Result<Sources> {
     if !missing.is_empty() {
         bail!(
             "the Unikraft sources are not provisioned; missing:\n  {}\n\
-             Run `cargo xtask fetch` (online), or offline:\n  \
-             cargo xtask fetch --unikraft-src DIR --musl-src DIR --musl-tarball FILE\n\
+             Run `cargo unikraft fetch` (online), or offline:\n  \
+             cargo unikraft fetch --unikraft-src DIR --musl-src DIR --musl-tarball FILE\n\
              (or point UNIKRAFT_SRC, UNIKRAFT_LIB_MUSL and UNIKRAFT_MUSL_TARBALL at existing copies; \
              see docs/unikraft.md)",
             missing.join("\n  ")
@@ -230,7 +230,7 @@ enum TreeOrigin<'a> {
     Local(&'a Path),
 }
 
-/// `cargo xtask fetch`.
+/// `cargo unikraft fetch`.
 pub fn fetch(args: &FetchArgs) -> Result<u8> {
     let cache = cache_dir()?;
     let dest = cached(&cache);
@@ -295,7 +295,7 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
         );
     }
     fs::create_dir_all(&cache).with_context(|| format!("create the cache directory {}", cache.display()))?;
-    eprintln!("xtask: source cache {}", cache.display());
+    eprintln!("cargo-unikraft: source cache {}", cache.display());
 
     // The tarball first: it is small, and a wrong one should fail before minutes of cloning.
     if needs(&dest.musl_tarball) {
@@ -306,7 +306,7 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
                 fs::copy(src, &file).with_context(|| format!("copy {}", src.display()))?;
             }
             None => {
-                eprintln!("xtask: downloading {}", PIN.musl_url);
+                eprintln!("cargo-unikraft: downloading {}", PIN.musl_url);
                 let status = Command::new("curl")
                     .args(["--fail", "--location", "--silent", "--show-error", "--output"])
                     .arg(&file)
@@ -324,10 +324,10 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
         }
         verify_sha256(&file, PIN.musl_sha256)?;
         staging.commit(PIN.musl_tarball_name, &dest.musl_tarball)?;
-        eprintln!("xtask: {} verified ({})", dest.musl_tarball.display(), PIN.musl_sha256);
+        eprintln!("cargo-unikraft: {} verified ({})", dest.musl_tarball.display(), PIN.musl_sha256);
     } else {
         verify_sha256(&dest.musl_tarball, PIN.musl_sha256)?;
-        eprintln!("xtask: {} already cached and verified", dest.musl_tarball.display());
+        eprintln!("cargo-unikraft: {} already cached and verified", dest.musl_tarball.display());
     }
 
     let trees = [
@@ -348,23 +348,23 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
     ];
     for (what, tag, origin, dest, check) in trees {
         if !needs(dest) {
-            eprintln!("xtask: {what} {tag} already cached at {}", dest.display());
+            eprintln!("cargo-unikraft: {what} {tag} already cached at {}", dest.display());
             continue;
         }
         let staging = Staging::new(&cache, what)?;
         let tree = staging.path.join(what);
         match origin {
             TreeOrigin::Upstream(url) => {
-                eprintln!("xtask: cloning {what} {tag} from {url}");
+                eprintln!("cargo-unikraft: cloning {what} {tag} from {url}");
                 git_clone_at_tag(url, tag, &tree, true)?;
             }
             TreeOrigin::Local(src) if is_git_repository(src) => {
-                eprintln!("xtask: cloning {what} {tag} from {}", src.display());
+                eprintln!("cargo-unikraft: cloning {what} {tag} from {}", src.display());
                 git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
             }
             TreeOrigin::Local(src) => {
                 eprintln!(
-                    "xtask: copying {what} from {} (not a git repository; checking its version files)",
+                    "cargo-unikraft: copying {what} from {} (not a git repository; checking its version files)",
                     src.display()
                 );
                 copy_tree(src, &tree)?;
@@ -372,9 +372,9 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
         }
         check(&tree).with_context(|| format!("{what} from {}", origin_name(&origin)))?;
         staging.commit(what, dest)?;
-        eprintln!("xtask: {what} {tag} ready at {}", dest.display());
+        eprintln!("cargo-unikraft: {what} {tag} ready at {}", dest.display());
     }
-    eprintln!("xtask: sources provisioned; `cargo xtask kraft-run --example hello` builds and boots an image");
+    eprintln!("cargo-unikraft: sources provisioned; `cargo unikraft run` in an app crate builds and boots its image");
     Ok(0)
 }
 
@@ -396,7 +396,7 @@ fn fetch_solo5(src: Option<&Path>, cache: &Path, force: bool) -> Result<u8> {
         bail!("git is not installed; it is needed to clone Solo5 (apt install git), or pass --solo5-src DIR");
     }
     if dest.join("tenders/spt/solo5-spt").is_file() && !force {
-        eprintln!("xtask: Solo5 {tag} already provisioned at {}", dest.display());
+        eprintln!("cargo-unikraft: Solo5 {tag} already provisioned at {}", dest.display());
         return Ok(0);
     }
     fs::create_dir_all(cache).with_context(|| format!("create the cache directory {}", cache.display()))?;
@@ -404,18 +404,18 @@ fn fetch_solo5(src: Option<&Path>, cache: &Path, force: bool) -> Result<u8> {
     let tree = staging.path.join("solo5");
     match src {
         Some(src) => {
-            eprintln!("xtask: cloning Solo5 {tag} from {}", src.display());
+            eprintln!("cargo-unikraft: cloning Solo5 {tag} from {}", src.display());
             git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
         }
         None => {
-            eprintln!("xtask: cloning Solo5 {tag} from {SOLO5_GIT}");
+            eprintln!("cargo-unikraft: cloning Solo5 {tag} from {SOLO5_GIT}");
             git_clone_at_tag(SOLO5_GIT, tag, &tree, true)?;
         }
     }
     // Solo5's build records absolute paths (the toolchain's library symlink), so it is
     // built where it will stay; a failed build removes the whole entry again.
     staging.commit("solo5", &dest)?;
-    eprintln!("xtask: building Solo5 (configure.sh, make)");
+    eprintln!("cargo-unikraft: building Solo5 (configure.sh, make)");
     for (program, args) in [("./configure.sh", &[][..]), ("make", &["-j4"][..])] {
         let out =
             Command::new(program).args(args).current_dir(&dest).output().with_context(|| format!("run {program}"));
@@ -433,7 +433,7 @@ fn fetch_solo5(src: Option<&Path>, cache: &Path, force: bool) -> Result<u8> {
             );
         }
     }
-    eprintln!("xtask: Solo5 {tag} ready at {}", dest.display());
+    eprintln!("cargo-unikraft: Solo5 {tag} ready at {}", dest.display());
     Ok(0)
 }
 

@@ -1,4 +1,4 @@
-//! `cargo xtask solo5-run`: an app as a Solo5 unikernel, on the spt or hvt tender.
+//! Building an app as a Solo5 unikernel for the spt or hvt tender.
 //!
 //! 1. cargo builds the app's library as a `staticlib` for the ordinary
 //!    `x86_64-unknown-linux-gnu` target with the `solo5` feature (stable Rust, `no_std` +
@@ -11,39 +11,18 @@
 //! 4. The tender runs it; its exit status is the app's.
 //!
 //! The Solo5 tree (built: tenders, bindings, toolchain wrappers) comes from `SOLO5_SRC`,
-//! or from `<cache>/solo5/v0.12.1`, which `cargo xtask fetch --solo5-src DIR` provisions.
+//! or from `<cache>/solo5/v0.12.1`, which `cargo unikraft fetch --solo5-src DIR` provisions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::kraft::{self, AppSelect};
+use crate::app::App;
 use crate::sources;
 
 /// The pinned Solo5 release.
 pub const SOLO5_TAG: &str = "v0.12.1";
-
-#[derive(clap::Args, Debug)]
-pub struct Solo5RunArgs {
-    #[command(flatten)]
-    pub app: AppSelect,
-    /// The tender: spt (a sandboxed Linux process) or hvt (KVM).
-    #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
-    pub target: String,
-    /// Build only; print the unikernel's path (`--no-boot`, as for kraft-run, also works).
-    #[arg(long, alias = "no-boot")]
-    pub no_run: bool,
-    /// Attach the app's net device (`service0`) to this TAP interface.
-    #[arg(long, value_name = "IFNAME")]
-    pub tap: Option<String>,
-    /// Attach the app's block device (`storage0`) to this disk image.
-    #[arg(long, value_name = "FILE")]
-    pub disk: Option<PathBuf>,
-    /// Boot arguments for the app.
-    #[arg(last = true)]
-    pub args: Vec<String>,
-}
 
 /// A built Solo5 tree: tenders, bindings and toolchain wrappers.
 pub fn solo5_tree() -> Result<PathBuf> {
@@ -55,7 +34,7 @@ pub fn solo5_tree() -> Result<PathBuf> {
         if !tree.join(needed).is_file() {
             bail!(
                 "Solo5 {SOLO5_TAG} is not provisioned (no {} in {}); run \
-                 `cargo xtask fetch --solo5-src DIR` with a Solo5 repository, or set SOLO5_SRC to a built tree \
+                 `cargo unikraft fetch --solo5-src DIR` with a Solo5 repository, or set SOLO5_SRC to a built tree \
                  (./configure.sh && make; needs libseccomp-dev)",
                 needed,
                 tree.display()
@@ -68,12 +47,12 @@ pub fn solo5_tree() -> Result<PathBuf> {
 /// Builds the app for `target` and returns the unikernel. With `devices` false the
 /// manifest declares none (a tender refuses to start a unikernel whose declared devices
 /// are not all attached, so runs without a TAP need this variant).
-pub fn build(app: &kraft::App, target: &str, tree: &Path, devices: bool) -> Result<PathBuf> {
+pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<PathBuf> {
     let out_dir = app.unikraft_dir.parent().expect("target/unikraft").parent().expect("target").join("solo5");
     let out_dir = out_dir.join(&app.spec.name);
     std::fs::create_dir_all(&out_dir)?;
     let cargo_dir = out_dir.parent().expect("has a parent").join("cargo");
-    eprintln!("xtask: building the Rust staticlib for solo5 ({})", app.build.manifest_path);
+    eprintln!("cargo-unikraft: building the Rust staticlib for solo5 ({})", app.build.manifest_path);
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["rustc", "--manifest-path", &app.build.manifest_path, "--lib", "--release"])
         .args(["--no-default-features", "--features", "solo5", "--crate-type", "staticlib"])
@@ -126,34 +105,4 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
-}
-
-/// `cargo xtask solo5-run`.
-pub fn solo5_run(args: &Solo5RunArgs) -> Result<u8> {
-    let tree = solo5_tree()?;
-    let app = kraft::resolve_app(&args.app)?;
-    // The tender refuses declared devices that are not attached: without both a TAP and
-    // a disk (for an app that lists both) the image declares none.
-    let wants = |d: &str| app.spec.devices.iter().any(|x| x == d);
-    let attached = (!wants("net") || args.tap.is_some()) && (!wants("block") || args.disk.is_some());
-    let image = build(&app, &args.target, &tree, attached)?;
-    if args.no_run {
-        println!("{}", image.display());
-        return Ok(0);
-    }
-    let tender = tree.join(format!("tenders/{0}/solo5-{0}", args.target));
-    if args.target == "hvt" && !Path::new("/dev/kvm").exists() {
-        bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target spt");
-    }
-    let mut cmd = Command::new(&tender);
-    cmd.arg(format!("--mem={}", app.spec.memory_mib));
-    if let Some(tap) = &args.tap {
-        cmd.arg(format!("--net:service0={tap}"));
-    }
-    if let Some(disk) = &args.disk {
-        cmd.arg(format!("--block:storage0={}", disk.display()));
-    }
-    let status = cmd.arg(&image).args(&args.args).status().with_context(|| format!("run {}", tender.display()))?;
-    let Some(code) = status.code() else { bail!("the {} tender was killed ({status})", args.target) };
-    Ok(code as u8)
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask doctor`: what each backend needs, found or missing, and how to get it.
+//! `cargo unikraft doctor`: what each backend needs, found or missing, and how to get it.
 
 struct Tool {
     name: &'static str,
@@ -36,8 +36,14 @@ fn backends() -> Vec<(&'static str, Vec<Tool>)> {
                 tool("bison", "apt-get install bison"),
                 tool("bc", "apt-get install bc"),
                 tool("qemu-system-x86_64", "apt-get install qemu-system-x86"),
-                Tool { optional: true, ..tool("git", "apt-get install git (for `cargo xtask fetch` from upstream)") },
-                Tool { optional: true, ..tool("curl", "apt-get install curl (for `cargo xtask fetch` from upstream)") },
+                Tool {
+                    optional: true,
+                    ..tool("git", "apt-get install git (for `cargo unikraft fetch` from upstream)")
+                },
+                Tool {
+                    optional: true,
+                    ..tool("curl", "apt-get install curl (for `cargo unikraft fetch` from upstream)")
+                },
                 Tool {
                     optional: true,
                     ..tool(
@@ -47,7 +53,10 @@ fn backends() -> Vec<(&'static str, Vec<Tool>)> {
                 },
                 Tool {
                     optional: true,
-                    ..tool("kraft", "not packaged in Debian; optional (xtask drives Unikraft's make without it)")
+                    ..tool(
+                        "kraft",
+                        "not packaged in Debian; optional (cargo-unikraft drives Unikraft's make without it)",
+                    )
                 },
             ],
         ),
@@ -121,7 +130,7 @@ pub fn report() {
     println!("root: {} (network namespaces for net tests need root)", if root { "yes" } else { "no" });
     let kvm = match which::which("qemu-system-x86_64") {
         Err(_) => "not checked (no qemu-system-x86_64)".to_string(),
-        Ok(qemu) => match crate::kraft::kvm_problem(&qemu) {
+        Ok(qemu) => match crate::runner::kvm::kvm_problem(&qemu) {
             None => "usable (a probe guest ran under KVM); QEMU boots use KVM".to_string(),
             Some(why) => format!("not usable, QEMU boots use TCG: {why}"),
         },

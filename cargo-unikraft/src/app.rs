@@ -1,0 +1,105 @@
+//! App resolution: `cargo metadata` for the app crate gives its package, library target,
+//! `[package.metadata.unikraft]` and where rt-unikraft's C glue is. Nothing about the app
+//! is written twice: Cargo.toml is the source.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use kraftfile_gen::{AppSpec, RustBuild};
+
+/// Everything known about the app after `cargo metadata`.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub spec: AppSpec,
+    pub build: RustBuild,
+    /// `target/unikraft/<name>` of the app's workspace.
+    pub unikraft_dir: PathBuf,
+}
+
+/// Reads the app's package, library target, metadata and rt-unikraft's glue from cargo.
+pub fn resolve_app(manifest: &Path) -> Result<App> {
+    let manifest = fs::canonicalize(manifest).with_context(|| format!("no manifest at {}", manifest.display()))?;
+    let output = Command::new(cargo())
+        .args(["metadata", "--format-version", "1", "--no-default-features", "--features", "unikraft"])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .stderr(Stdio::piped())
+        .output()
+        .context("run `cargo metadata`")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        if stderr.contains("unikraft") && stderr.contains("feature") {
+            bail!(
+                "{} has no `unikraft` feature. An app selects its backend with features; add\n  \
+                 [features]\n  default = [\"unix\"]\n  unix = [\"unikernel/unix\"]\n  unikraft = [\"unikernel/unikraft\"]\n\
+                 (cargo said: {})",
+                manifest.display(),
+                stderr.trim()
+            );
+        }
+        bail!("`cargo metadata` failed for {}:\n{}", manifest.display(), stderr.trim());
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&output.stdout).context("parse `cargo metadata` output")?;
+    let packages = meta["packages"].as_array().context("`cargo metadata` has no packages")?;
+    let package = packages
+        .iter()
+        .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path()))
+        .with_context(|| format!("`cargo metadata` does not list the package of {}", manifest.display()))?;
+    let name = package["name"].as_str().context("package without a name")?;
+    let lib_name = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "lib")))
+        .and_then(|t| t["name"].as_str())
+        .with_context(|| {
+            format!(
+                "`{name}` has no library target. Unikraft links the app as a staticlib, so the app's code \
+                 goes in src/lib.rs (with `unikernel::main!`) and src/main.rs only says `extern crate {};` \
+                 for the unix backend (see examples/hello)",
+                name.replace('-', "_")
+            )
+        })?;
+    let rt_unikraft = packages.iter().find(|p| p["name"] == "rt-unikraft").with_context(|| {
+        format!("`{name}` with its `unikraft` feature does not depend on rt-unikraft; the feature should be `unikraft = [\"unikernel/unikraft\"]`")
+    })?;
+    let glue_dir = Path::new(rt_unikraft["manifest_path"].as_str().context("rt-unikraft manifest path")?)
+        .parent()
+        .expect("a manifest is in a directory")
+        .join("glue");
+    // main.c first: the hosted-musl harness finds hosted.c next to it.
+    let mut glue_sources = Vec::new();
+    for file in ["main.c", "netdev.c", "blkdev.c"] {
+        let glue = glue_dir.join(file);
+        if !glue.is_file() {
+            bail!("rt-unikraft's C glue is missing: {}", glue.display());
+        }
+        glue_sources.push(path_str(&glue)?);
+    }
+    let spec = AppSpec::from_cargo_metadata(name, &package["metadata"])
+        .with_context(|| format!("in {}", manifest.display()))?;
+    let target_dir = PathBuf::from(meta["target_directory"].as_str().context("no target directory")?);
+    let unikraft_dir = target_dir.join("unikraft").join(&spec.name);
+    let build = RustBuild {
+        manifest_path: path_str(&manifest)?,
+        lib_name: lib_name.to_string(),
+        cargo_target_dir: path_str(&target_dir.join("unikraft").join("cargo"))?,
+        glue_sources,
+    };
+    Ok(App { spec, build, unikraft_dir })
+}
+
+pub fn path_str(path: &Path) -> Result<String> {
+    let s = path.to_str().with_context(|| format!("path is not UTF-8: {}", path.display()))?;
+    if s.contains(char::is_whitespace) {
+        bail!("Unikraft's make cannot handle paths with spaces: {s}");
+    }
+    Ok(s.to_string())
+}
+
+/// The cargo that runs us (so a rustup toolchain override is honoured).
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}

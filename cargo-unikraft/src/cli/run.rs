@@ -1,0 +1,77 @@
+//! `cargo unikraft run`: build the app, boot it, exit with its exit code.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+
+use super::AppArgs;
+use crate::pipeline::{self, Devices};
+use crate::runner::{backtrace, console, Accel, GuestExit};
+use crate::target::Target;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// What to build for and run on: qemu/x86_64, fc/x86_64, solo5/spt, solo5/hvt or
+    /// hosted-musl.
+    #[arg(long, default_value = "qemu/x86_64")]
+    pub target: Target,
+    /// Accepted for cargo's sake: images are always built with the release profile.
+    #[arg(long)]
+    pub release: bool,
+    /// QEMU accelerator: probe KVM and fall back to TCG (auto), or force one.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: Accel,
+    /// Build the image and print its path without booting it.
+    #[arg(long, alias = "no-run")]
+    pub no_boot: bool,
+    /// Guest memory in MiB for this boot, instead of the metadata's `memory`.
+    #[arg(long, value_name = "MIB")]
+    pub memory_mib: Option<u32>,
+    /// Give the guest a net device on this TAP interface (which must exist in the network
+    /// namespace this runs in).
+    #[arg(long, value_name = "IFNAME")]
+    pub tap: Option<String>,
+    /// Give the guest a block device backed by this raw disk image.
+    #[arg(long, value_name = "FILE")]
+    pub disk: Option<PathBuf>,
+    /// Kill the guest after this many seconds (default: no limit).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Arguments for the app (after those in the metadata's `cmdline`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+impl RunArgs {
+    pub fn run(&self) -> Result<u8> {
+        let app = self.app.resolve()?;
+        let devices = Devices { tap: self.tap.clone(), disk: self.disk.clone() };
+        let image = pipeline::build(&app, self.target, &devices)?;
+        if self.no_boot {
+            println!("{}", image.display());
+            return Ok(0);
+        }
+        let memory_mib = self.memory_mib.unwrap_or(app.spec.memory_mib);
+        let guest = pipeline::guest(&app, self.target, &image, memory_mib, self.accel, &devices)?;
+        let mut args = app.spec.cmdline.clone();
+        args.extend(self.args.iter().cloned());
+        eprintln!("cargo-unikraft: running {} on {}", image.display(), guest.describe());
+        // The console is echoed line by line; a backtrace line from rt-unikraft (apps
+        // with `backtrace = true`) is followed by its symbolized frames.
+        let finished = console::run(&*guest, guest.command(&args), self.timeout.map(Duration::from_secs), |line| {
+            println!("{line}");
+            if let Some(addresses) = backtrace::parse_backtrace_line(line) {
+                for frame in backtrace::symbolized_lines(&image, &addresses) {
+                    println!("{frame}");
+                }
+            }
+        })?;
+        match finished.exit {
+            GuestExit::App(code) => Ok(code),
+            GuestExit::NotReported(why) => bail!("{why}"),
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! `cargo-unikraft`: the pipeline that turns a Rust crate into a unikernel image and runs
+//! it, as a library (used by the `cargo unikraft` binary and by this repository's xtask).
+//!
+//! * [`app`]: the app from `cargo metadata` (Cargo.toml is the one source of truth).
+//! * [`sources`]: the pinned upstream sources and the per-user cache (`fetch`).
+//! * [`staticlib`]: the one cargo build of the app's Rust archive.
+//! * [`appdir`]: the generated Unikraft app directory (also for `kraft build`).
+//! * [`unikraft`]: image builds with Unikraft's make.
+//! * [`solo5`], [`hosted_musl`]: the other ways to link the archive.
+//! * [`target`], [`pipeline`]: the one list of targets, and the build and runner for each.
+//! * [`cli`]: the `cargo unikraft` subcommands.
+//! * [`runner`]: how guests are booted and how their end maps to the app's exit code.
+//! * [`netns`]: network namespaces with a TAP, for apps with a net device.
+//! * [`doctor`]: which tools each backend needs.
+
+pub mod app;
+pub mod appdir;
+pub mod cli;
+pub mod doctor;
+pub mod hosted_musl;
+pub mod netns;
+pub mod pipeline;
+pub mod runner;
+pub mod solo5;
+pub mod sources;
+pub mod staticlib;
+pub mod target;
+pub mod unikraft;

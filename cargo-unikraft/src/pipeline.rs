@@ -1,0 +1,91 @@
+//! Build an app for a target and make the [`Guest`] that runs it: the one place that
+//! turns a [`Target`] into a build and a runner.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+
+use crate::app::App;
+use crate::runner::firecracker::Firecracker;
+use crate::runner::qemu::{Qemu, QemuDevices};
+use crate::runner::{solo5::Tender as TenderGuest, Accel, Guest, Process};
+use crate::target::Target;
+use crate::{hosted_musl, solo5, sources, unikraft};
+
+/// Devices attached to a run.
+#[derive(Debug, Clone, Default)]
+pub struct Devices {
+    /// A TAP interface for the app's net device.
+    pub tap: Option<String>,
+    /// A raw disk image for the app's block device.
+    pub disk: Option<PathBuf>,
+}
+
+impl Devices {
+    /// Whether every device the app declares is attached (Solo5 builds a manifest with
+    /// only the attached ones: its tenders refuse to start otherwise).
+    fn cover(&self, app: &App) -> bool {
+        let wants = |d: &str| app.spec.devices.iter().any(|x| x == d);
+        (!wants("net") || self.tap.is_some()) && (!wants("block") || self.disk.is_some())
+    }
+}
+
+/// Builds `app` for `target`; returns the image (or, for hosted-musl, the executable).
+pub fn build(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
+    match target {
+        Target::UnikraftQemu | Target::UnikraftFirecracker => {
+            // Before the sources: asking for an unprovisionable version is the app's mistake.
+            unikraft::check_pinned_sources(app)?;
+            let sources = sources::provisioned()?;
+            unikraft::build_image(app, target.unikraft_target().expect("a Unikraft target"), &sources)
+        }
+        Target::Solo5(tender) => {
+            let tree = solo5::solo5_tree()?;
+            solo5::build(app, tender.name(), &tree, devices.cover(app))
+        }
+        Target::HostedMusl => hosted_musl::build(app),
+    }
+}
+
+/// The runner for an image `build` made.
+pub fn guest(
+    app: &App,
+    target: Target,
+    image: &Path,
+    memory_mib: u32,
+    accel: Accel,
+    devices: &Devices,
+) -> Result<Box<dyn Guest>> {
+    Ok(match target {
+        Target::UnikraftQemu => {
+            if app.spec.devices.iter().any(|d| d == "net") && devices.tap.is_none() {
+                eprintln!(
+                    "cargo-unikraft: note: {} uses a net device but no --tap was given; it will find none",
+                    app.spec.name
+                );
+            }
+            let qemu_devices = QemuDevices { tap: devices.tap.clone(), disk: devices.disk.clone() };
+            Box::new(Qemu::new(image, memory_mib, accel, qemu_devices)?)
+        }
+        Target::UnikraftFirecracker => Box::new(Firecracker::new(image, &app.spec.name, memory_mib)?),
+        Target::Solo5(tender) => {
+            if tender == crate::target::Tender::Hvt && !Path::new("/dev/kvm").exists() {
+                bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target solo5/spt");
+            }
+            let tree = solo5::solo5_tree()?;
+            Box::new(TenderGuest {
+                tender: tree.join(format!("tenders/{0}/solo5-{0}", tender.name())),
+                image: image.to_path_buf(),
+                memory_mib,
+                tap: devices.tap.clone(),
+                disk: devices.disk.clone(),
+            })
+        }
+        Target::HostedMusl => {
+            if devices.tap.is_some() || devices.disk.is_some() {
+                bail!("the hosted-musl harness has no net or block devices");
+            }
+            Box::new(Process::new(image))
+        }
+    })
+}

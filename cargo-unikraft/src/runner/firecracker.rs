@@ -1,0 +1,71 @@
+//! Booting a Unikraft `fc/x86_64` image under Firecracker, when a `firecracker` binary is
+//! on PATH. Firecracker has no `isa-debug-exit` device, so the app's exit code cannot
+//! leave the VM: a run reports no exit code (never success).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use super::{Guest, GuestExit};
+
+/// The `firecracker --config-file` JSON for one boot.
+pub fn config_json(image: &Path, name: &str, memory_mib: u32, args: &[String]) -> Result<String> {
+    let mut boot_args = vec![name.to_string()];
+    boot_args.extend(args.iter().cloned());
+    let config = serde_json::json!({
+        "boot-source": {
+            "kernel_image_path": image.to_str().context("image path is not UTF-8")?,
+            "boot_args": boot_args.join(" "),
+        },
+        "drives": [],
+        "machine-config": { "vcpu_count": 1, "mem_size_mib": memory_mib },
+        "network-interfaces": [],
+    });
+    Ok(serde_json::to_string_pretty(&config)?)
+}
+
+/// A Unikraft `fc/x86_64` image under Firecracker (`firecracker` on PATH). Firecracker
+/// has no exit device, so no exit code leaves the VM: a run is never reported as success.
+#[derive(Debug, Clone)]
+pub struct Firecracker {
+    pub firecracker: PathBuf,
+    pub image: PathBuf,
+    pub name: String,
+    pub memory_mib: u32,
+}
+
+impl Firecracker {
+    pub fn new(image: &Path, name: &str, memory_mib: u32) -> Result<Firecracker> {
+        let Ok(firecracker) = which::which("firecracker") else {
+            bail!("firecracker is not on PATH, so the fc/x86_64 image was built but not booted: {}", image.display());
+        };
+        Ok(Firecracker { firecracker, image: image.to_path_buf(), name: name.to_string(), memory_mib })
+    }
+}
+
+impl Guest for Firecracker {
+    fn command(&self, args: &[String]) -> Command {
+        let config = self.image.with_extension("firecracker.json");
+        // A command cannot fail; a config that cannot be written makes firecracker fail
+        // to start, with its own message.
+        if let Ok(json) = config_json(&self.image, &self.name, self.memory_mib, args) {
+            let _ = std::fs::write(&config, json);
+        }
+        let mut cmd = Command::new(&self.firecracker);
+        cmd.arg("--no-api").arg("--config-file").arg(&config).stdin(Stdio::null());
+        cmd
+    }
+
+    fn exit(&self, status: ExitStatus) -> GuestExit {
+        GuestExit::NotReported(if status.success() {
+            "the VM shut down, but Firecracker cannot carry the app's exit code out of the VM".to_string()
+        } else {
+            format!("firecracker exited with {status}")
+        })
+    }
+
+    fn describe(&self) -> String {
+        "Firecracker".to_string()
+    }
+}

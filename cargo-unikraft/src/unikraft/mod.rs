@@ -1,0 +1,131 @@
+//! Building a Unikraft image: the app directory is written, kconfig names are checked
+//! against the tree before anything slow runs, cargo builds the Rust archive, then
+//! Unikraft's make configures (only when the defconfig changed) and builds.
+
+pub mod make;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use kraftfile_gen::generate;
+
+use crate::app::App;
+use crate::appdir::write_app_dir;
+use crate::sources::{self, Sources};
+use crate::staticlib::build_staticlib;
+use make::UkMake;
+
+/// Checks that the app asks for the source set `cargo unikraft fetch` provisions: the build
+/// has exactly one Unikraft tree and one lib-musl tree, so any other version or library
+/// would silently build against something else.
+pub fn check_pinned_sources(app: &App) -> Result<()> {
+    let pin = &sources::PIN;
+    if app.spec.version != pin.unikraft_tag {
+        bail!(
+            "{} asks for Unikraft {}, but this tool builds against the pinned {} (the pair lib-musl links with); \
+             set `version = \"{}\"` in [package.metadata.unikraft] or remove it",
+            app.build.manifest_path,
+            app.spec.version,
+            pin.unikraft_tag,
+            pin.unikraft_tag
+        );
+    }
+    for (name, tag) in &app.spec.libraries {
+        if name != "musl" {
+            bail!(
+                "{} asks for the Unikraft library `{name}`; only musl is provisioned so far \
+                 (remove it from `libraries` in [package.metadata.unikraft])",
+                app.build.manifest_path
+            );
+        }
+        if tag != pin.lib_musl_tag {
+            bail!(
+                "{} asks for lib-musl {tag}, but the pinned lib-musl is {}; \
+                 set `libraries = {{ musl = \"{}\" }}` or remove it",
+                app.build.manifest_path,
+                pin.lib_musl_tag,
+                pin.lib_musl_tag
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks every kconfig name the defconfig for `target` sets (the app's own and the
+/// generated platform/arch ones) against the Unikraft tree, lib-musl and the app's
+/// `Config.uk`, before anything slow runs.
+fn check_kconfig(app_dir: &Path, defconfig: &Path, sources: &Sources) -> Result<()> {
+    let roots = [sources.lib_musl.clone(), app_dir.to_path_buf()];
+    let index = kraftfile_gen::kconfig::KconfigIndex::load(&sources.unikraft, &roots)
+        .map_err(|e| anyhow::anyhow!("read the Unikraft Kconfig files: {e}"))?;
+    let body = fs::read_to_string(defconfig).with_context(|| format!("read {}", defconfig.display()))?;
+    index.check(kraftfile_gen::kconfig::defconfig_names(&body)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// `plat/arch` → the image file suffix Unikraft uses (`qemu-x86_64`).
+pub fn target_suffix(target: &str) -> String {
+    target.replace('/', "-")
+}
+
+/// Builds the image for `target` and returns its path.
+pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf> {
+    if !app.spec.targets.iter().any(|t| t == target) {
+        bail!(
+            "target {target} is not in the app's targets ({}); add it to `targets` in [package.metadata.unikraft]",
+            app.spec.targets.join(", ")
+        );
+    }
+    let suffix = target_suffix(target);
+    let app_dir = app.unikraft_dir.join("app");
+    let build_dir = app.unikraft_dir.join(format!("build-{suffix}"));
+    check_pinned_sources(app)?;
+    write_app_dir(&app_dir, &generate(&app.spec, &app.build))?;
+    let defconfig = app_dir.join(format!("defconfig.{suffix}"));
+    check_kconfig(&app_dir, &defconfig, sources)?;
+    build_staticlib(&app.spec, &app.build)?;
+
+    // lib-musl downloads musl at build time; a verified copy in place skips that.
+    let tarball = build_dir.join("libmusl").join(sources::PIN.musl_tarball_name);
+    if !tarball.is_file() {
+        fs::create_dir_all(tarball.parent().expect("has a parent"))?;
+        fs::copy(&sources.musl_tarball, &tarball)
+            .with_context(|| format!("copy {} to {}", sources.musl_tarball.display(), tarball.display()))?;
+    }
+
+    let make = UkMake {
+        unikraft: sources.unikraft.clone(),
+        app_dir: app_dir.clone(),
+        libs: vec![sources.lib_musl.clone()],
+        build_dir: build_dir.clone(),
+        name: app.spec.name.clone(),
+    };
+    let wanted = fs::read(&defconfig)?;
+    let stamp = build_dir.join(".defconfig-applied");
+    if !make.config().is_file() || fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) {
+        eprintln!("cargo-unikraft: configuring Unikraft for {target}");
+        make.run(&[&format!("UK_DEFCONFIG={}", defconfig.display()), "defconfig"], "configure")?;
+        fs::write(&stamp, &wanted)?;
+    }
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+    let started = Instant::now();
+    eprintln!(
+        "cargo-unikraft: building the Unikraft image (the first build takes a few minutes; log: {})",
+        make.log().display()
+    );
+    make.run(&["-j", &jobs], "build")?;
+    let image = build_dir.join(format!("{}_{suffix}", app.spec.name));
+    if !image.is_file() {
+        bail!("Unikraft's build finished but {} is missing", image.display());
+    }
+    let size = fs::metadata(&image)?.len();
+    eprintln!(
+        "cargo-unikraft: image {} ({} KiB) built in {:.1} s",
+        image.display(),
+        size / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(image)
+}

@@ -1,0 +1,248 @@
+//! `cargo xtask conformance --backend B`: the conformance app on one backend, its report
+//! checked, plus the host's own checks (the peer's net cases, the disk image, the exit
+//! statuses of a panic and of `process::exit`). Every backend runs through
+//! cargo-unikraft's [`Guest`] seam.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use cargo_unikraft::netns::{self, NetNs};
+use cargo_unikraft::pipeline::{self, Devices};
+use cargo_unikraft::runner::{console, Accel, Guest, Process};
+use cargo_unikraft::target::{Target, Tender};
+
+use crate::{examples, report, Backend};
+
+/// How long one run of a process backend may take before it is killed.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
+/// Under TCG a boot is much slower than a process.
+const VM_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The two guests of a conformance run: the main one (with the devices this host can
+/// give) and the one for the exit-status runs (no devices).
+struct Guests {
+    label: String,
+    main: Box<dyn Guest>,
+    exits: Box<dyn Guest>,
+    timeout: Duration,
+    /// Whether the main run gets a net device (root: a namespace with a TAP).
+    net: bool,
+    /// Whether the main run gets a block device.
+    block: bool,
+}
+
+fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Result<Guests> {
+    let tap = root.then(|| netns::TAP.to_string());
+    Ok(match backend {
+        Backend::Unix => {
+            let bin = crate::run::build_unix("conformance", false)?;
+            let mut main = Process::new(&bin);
+            if let Some(tap) = &tap {
+                main.env.push(("RT_UNIX_TAP".into(), tap.clone()));
+            }
+            main.env.push(("RT_UNIX_BLOCK".into(), disk.display().to_string()));
+            Guests {
+                label: "unix".into(),
+                main: Box::new(main),
+                exits: Box::new(Process::new(&bin)),
+                timeout: PROCESS_TIMEOUT,
+                net: root,
+                block: true,
+            }
+        }
+        Backend::HostedMusl => {
+            let app = examples::app("conformance")?;
+            let exe = pipeline::build(&app, Target::HostedMusl, &Devices::default())?;
+            // No devices in this harness: the app reports the net and block cases as SKIP.
+            Guests {
+                label: "hosted-musl".into(),
+                main: Box::new(Process::new(&exe)),
+                exits: Box::new(Process::new(&exe)),
+                timeout: PROCESS_TIMEOUT,
+                net: false,
+                block: false,
+            }
+        }
+        Backend::Unikraft => {
+            let app = examples::app("conformance")?;
+            let target = Target::UnikraftQemu;
+            let image = pipeline::build(&app, target, &Devices::default())?;
+            let memory = app.spec.memory_mib;
+            let devices = Devices { tap, disk: Some(disk.to_path_buf()) };
+            Guests {
+                label: "unikraft-qemu".into(),
+                main: pipeline::guest(&app, target, &image, memory, Accel::Auto, &devices)?,
+                exits: pipeline::guest(&app, target, &image, memory, Accel::Auto, &Devices::default())?,
+                timeout: VM_TIMEOUT,
+                net: root,
+                block: true,
+            }
+        }
+        Backend::Solo5 => {
+            let tender = if solo5_target == "hvt" { Tender::Hvt } else { Tender::Spt };
+            let target = Target::Solo5(tender);
+            let app = examples::app("conformance")?;
+            let memory = app.spec.memory_mib;
+            // A Solo5 tender refuses an image whose manifest declares a device it was not
+            // given, so the devices come only with root (which gives the TAP).
+            let devices = if root { Devices { tap, disk: Some(disk.to_path_buf()) } } else { Devices::default() };
+            let main_image = pipeline::build(&app, target, &devices)?;
+            let exit_image = pipeline::build(&app, target, &Devices::default())?;
+            Guests {
+                label: format!("solo5-{}", tender.name()),
+                main: pipeline::guest(&app, target, &main_image, memory, Accel::Auto, &devices)?,
+                exits: pipeline::guest(&app, target, &exit_image, memory, Accel::Auto, &Devices::default())?,
+                timeout: PROCESS_TIMEOUT,
+                net: root,
+                block: root,
+            }
+        }
+    })
+}
+
+pub fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
+    let dir = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = RemoveDir(dir.clone());
+    let disk = dir.join("disk.img");
+    std::fs::write(&disk, vec![0u8; 4 << 20])?;
+    let root = netns::is_root();
+    let guests = guests(backend, solo5_target, &disk, root)?;
+    let label = guests.label.as_str();
+
+    let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Backend::HostedMusl)?;
+    host_lines.extend(exit_status_cases(&*guests.exits, guests.timeout)?);
+
+    for line in &host_lines {
+        println!("{line}");
+    }
+    let report = report::parse(&transcript);
+    let mut failures: Vec<String> = host_lines.iter().filter(|l| l.starts_with("FAIL")).cloned().collect();
+    match &report {
+        Ok(r) => failures.extend(r.failed().map(|c| format!("FAIL {} {}", c.case, c.detail))),
+        Err(e) => failures.push(format!("malformed report: {e:#}")),
+    }
+    if let Ok(r) = &report {
+        if r.backend != label {
+            failures.push(format!("the report is labelled backend={}, expected {label}", r.backend));
+        }
+    }
+    if status != Some(0) && report.as_ref().is_ok_and(|r| r.failed().count() == 0) {
+        failures.push(format!("the app exited with {status:?} although no case failed"));
+    }
+    if failures.is_empty() {
+        println!("conformance ({label}): all cases passed");
+        Ok(0)
+    } else {
+        println!("conformance ({label}): {} problem(s):", failures.len());
+        for f in &failures {
+            println!("  {f}");
+        }
+        Ok(1)
+    }
+}
+
+/// The main run: with root, in a network namespace with the host peer (started when the
+/// app says `READY net`); with a block device, the disk image is checked afterwards.
+fn main_run(guests: &Guests, disk: &Path, no_devices: bool) -> Result<(String, Vec<String>, Option<u8>)> {
+    let ns = if guests.net { Some(NetNs::create("ukconf")?) } else { None };
+    let label = &guests.label;
+    let app_args = vec![
+        format!("--ipv4={}/24", netns::GUEST_IP),
+        format!("--host={}", netns::HOST_IP),
+        format!("--backend={label}"),
+        format!("--net={}", guests.net),
+        format!("--block={}", guests.block),
+    ];
+    let command = guests.main.command(&app_args);
+    let command = match &ns {
+        Some(ns) => ns.wrap(&command),
+        None => command,
+    };
+    let mut peer: Option<std::thread::JoinHandle<Result<std::process::Output>>> = None;
+    let mut peer_error = None;
+    let finished = console::run(&*guests.main, command, Some(guests.timeout), |line| {
+        println!("{line}");
+        if line.starts_with("READY net") && peer.is_none() {
+            if let Some(ns) = &ns {
+                match std::env::current_exe().context("the xtask executable") {
+                    Ok(exe) => {
+                        let mut cmd = ns.command(&exe.to_string_lossy());
+                        cmd.args(["peer", "conformance"]);
+                        peer = Some(std::thread::spawn(move || Ok(cmd.output()?)));
+                    }
+                    Err(e) => peer_error = Some(e),
+                }
+            }
+        }
+    })?;
+    if let Some(e) = peer_error {
+        return Err(e);
+    }
+    let mut host_lines = Vec::new();
+    if finished.timed_out {
+        host_lines.push(format!(
+            "FAIL host.timeout the app did not finish within {} s and was killed",
+            guests.timeout.as_secs()
+        ));
+    }
+    if let Some(peer) = peer {
+        let out = peer.join().expect("peer thread")?;
+        host_lines.extend(String::from_utf8_lossy(&out.stdout).lines().map(String::from));
+        if !out.status.success() {
+            host_lines
+                .push(format!("FAIL host.peer {}", String::from_utf8_lossy(&out.stderr).trim().replace('\n', " ")));
+        }
+    }
+    if !no_devices && ns.is_none() {
+        host_lines.push("SKIP host.net not root: the runner needs root to create a network namespace and TAP".into());
+    }
+    if guests.block {
+        host_lines.push(check_disk(disk)?);
+    }
+    Ok((finished.transcript, host_lines, finished.exit.code()))
+}
+
+/// The two ways of ending that end the app: each run again on its own, status checked.
+fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>> {
+    let run = |args: &[&str]| -> Result<(String, Option<u8>)> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let finished = console::run(guest, guest.command(&args), Some(timeout), |line| println!("{line}"))?;
+        Ok((finished.transcript, finished.exit.code()))
+    };
+    let mut lines = Vec::new();
+    let (out, status) = run(&["--std-exit=panic"])?;
+    let printed = out.contains("deliberate panic (--std-exit=panic)");
+    lines.push(match (status, printed) {
+        (Some(101), true) => "PASS std.panic-exit a panic printed its message and exited with 101".to_string(),
+        (status, printed) => {
+            format!("FAIL std.panic-exit exit status {status:?} (want 101), message printed: {printed}")
+        }
+    });
+    let (_, status) = run(&["--std-exit=3"])?;
+    lines.push(match status {
+        Some(3) => "PASS std.process-exit std::process::exit(3) exited with 3".to_string(),
+        status => format!("FAIL std.process-exit exit status {status:?} (want 3)"),
+    });
+    Ok(lines)
+}
+
+/// The guest wrote sectors 1..=8 with a known pattern; the image must hold it.
+fn check_disk(disk: &Path) -> Result<String> {
+    let image = std::fs::read(disk)?;
+    let bad = (1..=8usize)
+        .flat_map(|k| (0..512).map(move |i| (k, i)))
+        .find(|&(k, i)| image[512 * k + i] != (k as u8).wrapping_mul(31).wrapping_add(i as u8));
+    Ok(match bad {
+        None => "PASS host.block-image sectors 1..=8 of the disk image hold what the guest wrote".into(),
+        Some((k, i)) => format!("FAIL host.block-image byte {i} of sector {k} differs from what the guest wrote"),
+    })
+}
+
+struct RemoveDir(std::path::PathBuf);
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
