@@ -11,6 +11,15 @@ fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP: {why}");
 }
 
+/// Skips `test` for want of a Unikraft tree, or, with `UNIKERNEL_REQUIRE_SOURCES=1` (set by CI once
+/// it has provisioned the sources), fails it: a provisioning mistake must not pass as green.
+fn skip_unprovisioned(test: &str, why: &str) {
+    if std::env::var_os("UNIKERNEL_REQUIRE_SOURCES").is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
+    }
+    skip(&format!("{test}: {why}"));
+}
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -106,7 +115,10 @@ fn real_tree() -> (Option<PathBuf>, Option<PathBuf>) {
 #[test]
 fn the_real_unikraft_tree_declares_what_the_generator_writes() {
     let (Some(unikraft), Some(musl)) = real_tree() else {
-        skip("the_real_unikraft_tree_declares_what_the_generator_writes: no Unikraft tree (run `cargo xtask fetch`, or set UNIKRAFT_SRC and UNIKRAFT_LIB_MUSL)");
+        skip_unprovisioned(
+            "the_real_unikraft_tree_declares_what_the_generator_writes",
+            "there is no Unikraft tree (run `cargo xtask fetch`, or set UNIKRAFT_SRC and UNIKRAFT_LIB_MUSL)",
+        );
         return;
     };
     let index = KconfigIndex::load(&unikraft, &[musl]).expect("the real tree parses");

@@ -13,6 +13,15 @@ fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP: {why}");
 }
 
+/// Skips `test` for want of a Solo5 tree, or, with `UNIKERNEL_REQUIRE_SOURCES=1` (set by CI once
+/// it has provisioned the sources), fails it: a provisioning mistake must not pass as green.
+fn skip_unprovisioned(test: &str, why: &str) {
+    if std::env::var_os("UNIKERNEL_REQUIRE_SOURCES").is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
+    }
+    skip(&format!("{test}: {why}"));
+}
+
 fn solo5_tree() -> Option<PathBuf> {
     let tree = std::env::var_os("SOLO5_SRC").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
         let cache = std::env::var_os("UNIKERNEL_CACHE").map(PathBuf::from).or_else(|| {
@@ -45,7 +54,10 @@ type StructLayout = (&'static str, usize, Vec<(&'static str, usize)>);
 #[test]
 fn declarations_match_solo5_h() {
     let Some(tree) = solo5_tree() else {
-        skip("declarations_match_solo5_h: Solo5 is not provisioned (cargo xtask fetch --solo5-src DIR, or SOLO5_SRC)");
+        skip_unprovisioned(
+            "declarations_match_solo5_h",
+            "Solo5 is not provisioned (cargo xtask fetch --solo5-src DIR, or SOLO5_SRC)",
+        );
         return;
     };
     let header = tree.join("include/solo5.h");

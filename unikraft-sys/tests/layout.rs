@@ -18,6 +18,15 @@ fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP: {why}");
 }
 
+/// Skips `test` for want of a Unikraft build, or, with `UNIKERNEL_REQUIRE_SOURCES=1` (set by CI once
+/// it has provisioned the sources), fails it: a provisioning mistake must not pass as green.
+fn skip_unprovisioned(test: &str, why: &str) {
+    if std::env::var_os("UNIKERNEL_REQUIRE_SOURCES").is_some_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
+    }
+    skip(&format!("{test}: {why}"));
+}
+
 /// A build directory whose flags include uknetdev and ukblkdev.
 fn build_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("UNIKRAFT_BUILD_DIR") {
@@ -64,7 +73,11 @@ type StructLayout = (&'static str, usize, Vec<(&'static str, usize)>);
 #[test]
 fn hand_written_declarations_match_the_unikraft_headers() {
     let Some(dir) = build_dir() else {
-        skip("hand_written_declarations_match_the_unikraft_headers: no Unikraft build with net and block devices (run `cargo xtask kraft-run --example conformance --no-boot`, or set UNIKRAFT_BUILD_DIR)");
+        skip_unprovisioned(
+            "hand_written_declarations_match_the_unikraft_headers",
+            "there is no Unikraft build with net and block devices (run `cargo xtask kraft-run --example \
+             conformance --no-boot`, or set UNIKRAFT_BUILD_DIR)",
+        );
         return;
     };
     let flags = unikraft_clang_flags(&dir).expect("build flags");

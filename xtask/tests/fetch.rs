@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 mod common;
 
-use common::{skip, XTASK};
+use common::{skip_unprovisioned, XTASK};
 
 fn fetch(cache: &Path, args: &[&Path], flags: &[&str]) -> Output {
     let mut cmd = Command::new(XTASK);
@@ -147,12 +147,24 @@ fn offline_sources() -> Option<[PathBuf; 3]> {
 
 #[test]
 fn an_offline_fetch_fills_a_fresh_cache_and_a_second_one_reuses_it() {
+    const TEST: &str = "an_offline_fetch_fills_a_fresh_cache_and_a_second_one_reuses_it";
     let Some([unikraft, lib_musl, tarball]) = offline_sources() else {
-        skip("an_offline_fetch_fills_a_fresh_cache: no offline sources (run `cargo xtask fetch` first)");
+        skip_unprovisioned(
+            TEST,
+            "there are no offline sources (run `cargo xtask fetch` first, or set \
+             UNIKRAFT_FETCH_TEST_SOURCES=unikraft-repo:lib-musl-repo:tarball)",
+        );
         return;
     };
     if !(unikraft.join(".git").exists() || unikraft.join("HEAD").is_file()) {
-        skip("an_offline_fetch_fills_a_fresh_cache: the provisioned Unikraft tree is not a git repository");
+        skip_unprovisioned(
+            TEST,
+            &format!(
+                "the Unikraft tree {} is not a git repository (set \
+                 UNIKRAFT_FETCH_TEST_SOURCES=unikraft-repo:lib-musl-repo:tarball)",
+                unikraft.display()
+            ),
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{is_root, show, skip, start_until, Guest, Ns, XTASK};
+use common::{is_root, show, skip, skip_unprovisioned, start_until, Guest, Ns, XTASK};
 
 fn solo5_run(target: &str, args: &[&str]) -> Output {
     Command::new(XTASK)
@@ -22,7 +22,7 @@ fn provisioned(test: &str) -> bool {
     let out = Command::new(XTASK).args(["solo5-run", "--example", "hello", "--no-run"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && err.contains("is not provisioned") {
-        skip(&format!("{test}: Solo5 is not provisioned (cargo xtask fetch --solo5-src DIR)"));
+        skip_unprovisioned(test, "Solo5 is not provisioned (cargo xtask fetch --solo5, or --solo5-src DIR)");
         return false;
     }
     assert!(out.status.success(), "{}", show(&out));

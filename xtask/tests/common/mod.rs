@@ -16,6 +16,27 @@ pub fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP: {why}");
 }
 
+/// The switch CI sets once it has provisioned the Unikraft and Solo5 sources: with it, a
+/// test that would skip for want of sources fails instead (see [`skip_unprovisioned`]).
+pub const REQUIRE_SOURCES: &str = "UNIKERNEL_REQUIRE_SOURCES";
+
+/// Whether `UNIKERNEL_REQUIRE_SOURCES` is set (to anything but empty or `0`).
+pub fn sources_required() -> bool {
+    std::env::var_os(REQUIRE_SOURCES).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Skips `test` because the Unikraft or Solo5 sources are missing (`why` says what is
+/// missing and how to provision it): prints `SKIP: <test>: <why>`, or, with
+/// `UNIKERNEL_REQUIRE_SOURCES=1` (CI, after provisioning), fails the test instead, so a
+/// provisioning mistake cannot pass as a green run that booted nothing. Skips for host
+/// reasons (not root, no /dev/kvm, no musl-gcc, ...) use plain [`skip`].
+pub fn skip_unprovisioned(test: &str, why: &str) {
+    if sources_required() {
+        panic!("{test}: sources are required ({REQUIRE_SOURCES}=1) but {why}");
+    }
+    skip(&format!("{test}: {why}"));
+}
+
 /// Both output streams of a finished command, for assertion messages.
 pub fn show(out: &Output) -> String {
     format!(
