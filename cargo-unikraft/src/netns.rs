@@ -47,10 +47,21 @@ impl NetNs {
         Ok(ns)
     }
 
-    /// `cmd` (program and arguments), run inside the namespace instead.
+    /// `cmd` (program, arguments, environment, directory), run inside the namespace instead.
     pub fn wrap(&self, cmd: &Command) -> Command {
         let mut wrapped = Command::new("ip");
         wrapped.args(["netns", "exec", &self.name]).arg(cmd.get_program()).args(cmd.get_args());
+        // `ip netns exec` passes its environment on, so the command's own variables
+        // (RT_UNIX_TAP, RT_UNIX_BLOCK...) and directory go on the wrapper.
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        if let Some(dir) = cmd.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
         wrapped
     }
 

@@ -11,10 +11,18 @@
  *
  * Exit status: Unikraft's exit_group drops the status, so every `exit(code)` (from the
  * app returning, `std::process::exit`, or a panic) is routed through `__wrap_exit`, which
- * records the code; an atexit handler registered before the app starts writes it to
- * QEMU's isa-debug-exit port once the other exit handlers have run. QEMU then exits with
- * `code * 2 + 1`, which `cargo xtask kraft-run` decodes. Without that device (Firecracker,
- * plain QEMU) the port write is ignored and the VM halts as usual.
+ * records the code; an atexit handler registered before the app starts reports it once
+ * the other exit handlers have run. Without an exit device (Firecracker, plain QEMU) the
+ * port write is ignored and the VM halts as usual.
+ *
+ * The encoding (cargo-unikraft's runner/qemu.rs decodes it; a test there checks these
+ * constants): the code becomes a status byte like a process's, except that a nonzero
+ * code never becomes 0 (exit(256) is a failure, not success). The port gets
+ * `min(status, RT_UNIKRAFT_EXIT_EXACT_MAX) + 1`, so it is never 0: QEMU exits with
+ * `(value << 1) | 1`, and a QEMU that failed on its own exits with 1, which must not read
+ * as "the app exited 0". Only 7 bits survive QEMU's exit status, so a status of
+ * RT_UNIKRAFT_EXIT_EXACT_MAX or more is also printed on the console as
+ * "rt-unikraft: exit status N", which the runner reads.
  */
 #include <stdlib.h>
 #include <stdio.h>
@@ -22,6 +30,8 @@
 /* The I/O port of the isa-debug-exit device the runner adds (not Unikraft's own 0x501,
  * which it writes on a crash, so a crash never looks like an exit code). */
 #define RT_UNIKRAFT_EXIT_PORT 0xf4
+/* Statuses below this are carried exactly by the port; the rest also on the console. */
+#define RT_UNIKRAFT_EXIT_EXACT_MAX 126
 
 int unikernel_main(int argc, char *argv[]);
 void __real_exit(int code) __attribute__((noreturn));
@@ -30,8 +40,18 @@ static volatile int rt_unikraft_exit_code;
 
 static void rt_unikraft_report_exit(void)
 {
-	unsigned int value = (unsigned int)rt_unikraft_exit_code & 0x7f;
+	int code = rt_unikraft_exit_code;
+	unsigned int status = (unsigned int)code & 0xff;
+	unsigned int value;
 
+	if (code != 0 && status == 0)
+		status = 255;
+	if (status >= RT_UNIKRAFT_EXIT_EXACT_MAX) {
+		printf("rt-unikraft: exit status %u\n", status);
+		value = RT_UNIKRAFT_EXIT_EXACT_MAX + 1;
+	} else {
+		value = status + 1;
+	}
 	fflush(NULL);
 	/* Ring 0: port I/O is allowed; an unclaimed port is ignored by the VMM. */
 	__asm__ __volatile__("outl %0, %w1" : : "a"(value), "Nd"(RT_UNIKRAFT_EXIT_PORT));

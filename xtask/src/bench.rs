@@ -159,7 +159,7 @@ fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::R
     };
     let out = child.wait_with_output()?;
     let console = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let exit = status.code().map(decode_qemu_status);
+    let exit = status.code().map(|code| decode_qemu_status(code, &console));
     if exit == Some(GuestExit::App(0)) && console.contains("goodbye (exit 0)") {
         return Ok(Ok(console));
     }

@@ -81,6 +81,28 @@ fn kraft_run_boots_hello_with_its_args_and_exit_code() {
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
 
+/// Exit statuses never lie: every status byte comes back exactly (the ones QEMU's exit
+/// status cannot carry travel on the console), a nonzero code never reads as success,
+/// and QEMU failing on its own is an error, not "the app exited 0".
+#[test]
+fn kraft_run_exit_statuses_are_exact_and_a_qemu_failure_is_not_success() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if sources_or_skip("kraft_run_exit_statuses_are_exact_and_a_qemu_failure_is_not_success").is_none() {
+        return;
+    }
+    for (code, want) in [(125, 125), (126, 126), (128, 128), (200, 200), (255, 255), (256, 255), (-1, 255)] {
+        let out = Command::new(XTASK)
+            .args(["kraft-run", "--example", "hello", "--", &format!("--exit={code}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(want), "exit({code}):\n{}", show(&out));
+    }
+    let missing = std::env::temp_dir().join(format!("no-such-disk-{}.img", std::process::id()));
+    let out = Command::new(XTASK).args(["kraft-run", "--example", "hello", "--disk"]).arg(&missing).output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "QEMU could not open the disk, yet success:\n{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QEMU failed"), "{}", show(&out));
+}
+
 #[test]
 fn an_app_only_change_only_relinks() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -173,7 +195,8 @@ fn kraft_build_path_builds_and_boots_without_xtask() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("boot args: kraft path --exit=5"), "{}", show(&out));
-    assert_eq!(out.status.code(), Some(5 * 2 + 1), "{}", show(&out));
+    // rt-unikraft writes code + 1 to the exit port (0 would be QEMU's own failure status).
+    assert_eq!(out.status.code(), Some(((5 + 1) << 1) | 1), "{}", show(&out));
 }
 
 /// The fc/x86_64 image builds; it boots only where a firecracker binary exists.

@@ -62,7 +62,7 @@ pub fn run(
     let exit = if timed_out {
         GuestExit::NotReported(format!("killed after {} s (timeout)", timeout.as_secs()))
     } else {
-        guest.exit(status)
+        guest.exit(status, &transcript)
     };
     Ok(Finished { transcript, exit, timed_out })
 }

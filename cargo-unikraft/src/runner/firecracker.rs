@@ -57,7 +57,7 @@ impl Guest for Firecracker {
         cmd
     }
 
-    fn exit(&self, status: ExitStatus) -> GuestExit {
+    fn exit(&self, status: ExitStatus, _console: &str) -> GuestExit {
         GuestExit::NotReported(if status.success() {
             "the VM shut down, but Firecracker cannot carry the app's exit code out of the VM".to_string()
         } else {

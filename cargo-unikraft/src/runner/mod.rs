@@ -53,8 +53,9 @@ impl GuestExit {
 pub trait Guest {
     /// The command that starts the app with these arguments.
     fn command(&self, args: &[String]) -> Command;
-    /// What the runner's exit status says about the app.
-    fn exit(&self, status: ExitStatus) -> GuestExit;
+    /// What the runner's exit status (and, where the exit code travels partly on it, the
+    /// console transcript) says about the app.
+    fn exit(&self, status: ExitStatus, console: &str) -> GuestExit;
     /// A short description for progress lines (`QEMU (TCG)`, `solo5-spt`...).
     fn describe(&self) -> String;
 }
@@ -80,7 +81,7 @@ impl Guest for Process {
         cmd
     }
 
-    fn exit(&self, status: ExitStatus) -> GuestExit {
+    fn exit(&self, status: ExitStatus, _console: &str) -> GuestExit {
         process_exit(status)
     }
 

@@ -17,16 +17,41 @@ fn quote_arg(arg: &str) -> String {
     format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// QEMU exits with `(value << 1) | 1` for a value written to `isa-debug-exit`; any other
-/// status is QEMU's own (an error, a guest that halted or crashed).
-pub fn decode_qemu_status(status: i32) -> GuestExit {
-    if status & 1 == 1 {
-        GuestExit::App(((status - 1) / 2) as u8)
-    } else {
-        GuestExit::NotReported(format!(
-            "the unikernel stopped without reporting an exit code (QEMU exit status {status}): \
-             it crashed or halted outside the app; see the console above"
-        ))
+/// The port of the `isa-debug-exit` device (rt-unikraft/glue/main.c's
+/// `RT_UNIKRAFT_EXIT_PORT`).
+pub const EXIT_PORT: u16 = 0xf4;
+/// Statuses below this travel exactly through the port; the others are also printed on
+/// the console (glue/main.c's `RT_UNIKRAFT_EXIT_EXACT_MAX`).
+pub const EXIT_EXACT_MAX: u8 = 126;
+/// The console line that carries a status of [`EXIT_EXACT_MAX`] or more.
+const EXIT_STATUS_LINE: &str = "rt-unikraft: exit status ";
+
+/// The app's exit from QEMU's exit status and the console. The glue writes
+/// `min(status, EXIT_EXACT_MAX) + 1` to `isa-debug-exit`, and QEMU exits with
+/// `(value << 1) | 1`; anything else is QEMU's own status (1: QEMU failed, for instance
+/// to open a disk image; 0: the guest halted or rebooted without the app reporting).
+pub fn decode_qemu_status(status: i32, console: &str) -> GuestExit {
+    let value = (status - 1) / 2;
+    if status & 1 == 0 || value < 1 {
+        return GuestExit::NotReported(match status {
+            1 => "QEMU failed before the app reported an exit status (exit status 1; see QEMU's message above)"
+                .to_string(),
+            _ => format!(
+                "the unikernel stopped without reporting an exit code (QEMU exit status {status}): \
+                 it crashed or halted outside the app; see the console above"
+            ),
+        });
+    }
+    let exact = value - 1;
+    if exact < i32::from(EXIT_EXACT_MAX) {
+        return GuestExit::App(exact as u8);
+    }
+    match console.lines().rev().find_map(|l| l.trim().strip_prefix(EXIT_STATUS_LINE)).map(|n| n.trim().parse::<u8>()) {
+        Some(Ok(code)) if code >= EXIT_EXACT_MAX => GuestExit::App(code),
+        _ => GuestExit::NotReported(format!(
+            "the app exited with a status of {EXIT_EXACT_MAX} or more, but the console line \
+             `{EXIT_STATUS_LINE}N` that carries it is missing or malformed"
+        )),
     }
 }
 
@@ -92,7 +117,7 @@ pub fn qemu_command_with(
         // QEMU passes the kernel's path as the first word, which Unikraft makes argv[0].
         .arg("-append")
         .arg(args.iter().map(|a| quote_arg(a)).collect::<Vec<_>>().join(" "))
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+        .args(["-device", &format!("isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04")])
         .args(devices.args())
         .stdin(Stdio::null());
     cmd
@@ -134,9 +159,9 @@ impl Guest for Qemu {
         qemu_command_with(&self.qemu, &self.image, self.memory_mib, self.kvm, &self.devices, args)
     }
 
-    fn exit(&self, status: ExitStatus) -> GuestExit {
+    fn exit(&self, status: ExitStatus, console: &str) -> GuestExit {
         match status.code() {
-            Some(code) => decode_qemu_status(code),
+            Some(code) => decode_qemu_status(code, console),
             None => GuestExit::NotReported(format!("QEMU was killed ({status})")),
         }
     }
@@ -152,10 +177,32 @@ mod tests {
 
     #[test]
     fn exit_statuses_decode() {
-        assert_eq!(decode_qemu_status(1), GuestExit::App(0));
-        assert_eq!(decode_qemu_status(7), GuestExit::App(3));
-        assert_eq!(decode_qemu_status(255), GuestExit::App(127));
-        assert!(matches!(decode_qemu_status(0), GuestExit::NotReported(_)));
+        assert_eq!(decode_qemu_status(3, ""), GuestExit::App(0));
+        assert_eq!(decode_qemu_status(9, ""), GuestExit::App(3));
+        assert_eq!(decode_qemu_status((126 << 1) | 1, ""), GuestExit::App(125));
+        // 126 and more come from the console line.
+        assert_eq!(decode_qemu_status(255, "x\nrt-unikraft: exit status 200\n"), GuestExit::App(200));
+        assert_eq!(decode_qemu_status(255, "rt-unikraft: exit status 126"), GuestExit::App(126));
+        assert!(matches!(decode_qemu_status(255, "no line"), GuestExit::NotReported(_)));
+        assert!(matches!(decode_qemu_status(255, "rt-unikraft: exit status 7"), GuestExit::NotReported(_)));
+        // QEMU's own failure (status 1) is never "the app exited 0".
+        assert!(matches!(decode_qemu_status(1, ""), GuestExit::NotReported(_)));
+        assert!(matches!(decode_qemu_status(0, ""), GuestExit::NotReported(_)));
+    }
+
+    /// The glue and this decoder agree on the port and the encoding's limit.
+    #[test]
+    fn the_glue_uses_the_same_exit_constants() {
+        let glue = include_str!("../../../rt-unikraft/glue/main.c");
+        let define = |name: &str| {
+            glue.lines()
+                .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{name} is not defined in glue/main.c"))
+                .to_string()
+        };
+        assert_eq!(define("RT_UNIKRAFT_EXIT_PORT "), format!("{EXIT_PORT:#x}"));
+        assert_eq!(define("RT_UNIKRAFT_EXIT_EXACT_MAX "), EXIT_EXACT_MAX.to_string());
+        assert!(glue.contains(&format!("printf(\"{EXIT_STATUS_LINE}%u\\n\"")), "the console line differs");
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Guest for Tender {
         cmd
     }
 
-    fn exit(&self, status: ExitStatus) -> GuestExit {
+    fn exit(&self, status: ExitStatus, _console: &str) -> GuestExit {
         process_exit(status)
     }
 
