@@ -10,6 +10,9 @@
 //!
 //! Net cases need a host peer (played by `cargo xtask conformance`): see
 //! docs/architecture.md for the exchange. Exit status is 0 only if no case failed.
+//!
+//! What the host must agree on (case names, ports, payloads, patterns, the report lines)
+//! is in the `conformance-protocol` crate, which the host runner uses too.
 #![no_std]
 
 extern crate alloc;
@@ -24,6 +27,8 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use conformance_protocol::report::{Counts, Line, Status};
+use conformance_protocol::{block, case, net, BLOCK_CASES, HEAP_CASES, NET_CASES, STD_CASES};
 use unikernel::block::{BlockError, BlockExt};
 use unikernel::bootargs::{BootArgs, Ipv4Cidr};
 use unikernel::executor::{self, block_on};
@@ -38,31 +43,11 @@ unikernel::main!(run);
 const CASE_TIMEOUT_MS: u64 = 20_000;
 /// Tolerance for `sleep`: not early at all, at most this late.
 const SLEEP_LATE_TOLERANCE_MS: u64 = 50;
-const TCP_BYTES: usize = 262_144;
 
-/// The std section's case names, in report order; `std_cases::CASES` runs them, and
-/// backends without std report each as SKIP. (xtask's `report::CASES` checks the report
-/// from outside, so it lists them too.)
-const STD_CASES: [&str; 12] = [
-    "std.args",
-    "std.env",
-    "std.time",
-    "std.sleep",
-    "std.thread",
-    "std.sync",
-    "std.thread-local",
-    "std.alloc-large",
-    "std.fs",
-    "std.hashmap",
-    "std.parallelism",
-    "std.command",
-];
-
+/// The report so far: each case is printed as it is recorded.
 #[derive(Default)]
 struct Report {
-    pass: u32,
-    fail: u32,
-    skip: u32,
+    counts: Counts,
 }
 
 enum Outcome {
@@ -73,20 +58,13 @@ enum Outcome {
 
 impl Report {
     fn record(&mut self, case: &str, outcome: Outcome) {
-        match outcome {
-            Outcome::Pass(d) => {
-                self.pass += 1;
-                println!("PASS {case} {d}");
-            }
-            Outcome::Fail(d) => {
-                self.fail += 1;
-                println!("FAIL {case} {d}");
-            }
-            Outcome::Skip(d) => {
-                self.skip += 1;
-                println!("SKIP {case} {d}");
-            }
-        }
+        let (status, detail) = match outcome {
+            Outcome::Pass(d) => (Status::Pass, d),
+            Outcome::Fail(d) => (Status::Fail, d),
+            Outcome::Skip(d) => (Status::Skip, d),
+        };
+        self.counts.add(status);
+        println!("{}", Line::Case { status, case, detail: &detail });
     }
 }
 
@@ -119,12 +97,12 @@ fn run() -> i32 {
     }
 
     let mut report = Report::default();
-    println!("CONFORMANCE BEGIN backend={label}");
+    println!("{}", Line::Begin { backend: &label });
     time_cases(&mut report);
     random_case(&mut report);
     heap_cases(&mut report);
     report.record(
-        "args.parse",
+        case::ARGS_PARSE,
         match args_ok {
             Ok(()) => args_case(),
             Err(e) => Outcome::Fail(format!("boot arguments rejected: {e}")),
@@ -141,19 +119,19 @@ fn run() -> i32 {
     if net_on {
         net_cases(&mut report, cidr, host);
     } else {
-        for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp"] {
+        for case in NET_CASES {
             report.record(case, Outcome::Skip(String::from("--net=false (runner is not root, or net disabled)")));
         }
     }
     if block_on_ {
         block_cases(&mut report);
     } else {
-        for case in ["block.write-read", "block.flush", "block.out-of-range"] {
+        for case in BLOCK_CASES {
             report.record(case, Outcome::Skip(String::from("--block=false")));
         }
     }
-    println!("CONFORMANCE END pass={} fail={} skip={}", report.pass, report.fail, report.skip);
-    if report.fail == 0 {
+    println!("{}", Line::End(report.counts));
+    if report.counts.fail == 0 {
         0
     } else {
         1
@@ -188,7 +166,7 @@ fn time_cases(report: &mut Report) {
         prev = now;
     }
     report.record(
-        "time.monotonic",
+        case::TIME_MONOTONIC,
         check(
             backwards == 0,
             String::from("1000 reads never went backwards"),
@@ -208,7 +186,7 @@ fn time_cases(report: &mut Report) {
         worst_late_ms = worst_late_ms.max(took / 1_000_000 - ms.min(took / 1_000_000));
     }
     report.record(
-        "time.sleep",
+        case::TIME_SLEEP,
         match early {
             Some((ms, took)) => Outcome::Fail(format!("sleep({ms} ms) returned after {took} ns")),
             None => check(
@@ -222,7 +200,7 @@ fn time_cases(report: &mut Report) {
     // After 2020-01-01 and before 2100-01-01.
     let wall_s = services::wall_clock_ns() / 1_000_000_000;
     report.record(
-        "time.wall",
+        case::TIME_WALL,
         check(
             (1_577_836_800..4_102_444_800).contains(&wall_s),
             format!("{wall_s} s since the epoch"),
@@ -238,7 +216,7 @@ fn random_case(report: &mut Report) {
     services::fill_random(&mut b);
     let distinct = a.iter().collect::<alloc::collections::BTreeSet<_>>().len();
     report.record(
-        "random.bytes",
+        case::RANDOM_BYTES,
         check(
             a != b && distinct > 8,
             format!("two 32-byte draws differ ({distinct} distinct byte values)"),
@@ -252,7 +230,7 @@ const SOAK_ROUNDS: usize = 2000;
 
 fn heap_cases(report: &mut Report) {
     let Some(start) = unikernel::heap::stats() else {
-        for case in ["heap.stats", "heap.soak"] {
+        for case in HEAP_CASES {
             report.record(case, Outcome::Skip(String::from("this backend does not count allocations")));
         }
         return;
@@ -263,7 +241,7 @@ fn heap_cases(report: &mut Report) {
     drop(core::hint::black_box(block));
     let after = unikernel::heap::stats().unwrap_or_default();
     report.record(
-        "heap.stats",
+        case::HEAP_STATS,
         check(
             during.in_use >= start.in_use + (1 << 20)
                 && after.in_use + (1 << 20) <= during.in_use
@@ -295,7 +273,7 @@ fn heap_cases(report: &mut Report) {
     let end = unikernel::heap::stats().unwrap_or_default();
     let allocations = end.allocations - before.allocations;
     report.record(
-        "heap.soak",
+        case::HEAP_SOAK,
         check(
             end.in_use == before.in_use && end.live_blocks == before.live_blocks,
             format!(
@@ -337,7 +315,7 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
     let device = match services::open_net("") {
         Ok(d) => d,
         Err(e) => {
-            for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp"] {
+            for case in NET_CASES {
                 report.record(case, Outcome::Fail(format!("cannot open the net device: {e}")));
             }
             return;
@@ -360,9 +338,9 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
         .sockets
         .add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536])));
     let _ = stack.sockets.get_mut::<udp::Socket>(probe).bind(40000);
-    let _ = stack.sockets.get_mut::<udp::Socket>(echo).bind(7);
+    let _ = stack.sockets.get_mut::<udp::Socket>(echo).bind(net::UDP_ECHO_PORT);
     let _ = stack.sockets.get_mut::<icmp::Socket>(icmp_h).bind(icmp::Endpoint::Ident(0x4242));
-    let _ = stack.sockets.get_mut::<tcp::Socket>(tcp_h).listen(8000);
+    let _ = stack.sockets.get_mut::<tcp::Socket>(tcp_h).listen(net::TCP_ECHO_PORT);
     println!("READY net {}", cidr.address);
 
     block_on(async {
@@ -374,23 +352,23 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
             let now = services::monotonic_ns();
             let sock = stack.sockets.get_mut::<udp::Socket>(probe);
             if now >= next_send {
-                let _ = sock.send_slice(b"probe", (IpAddress::Ipv4(host), 5555));
+                let _ = sock.send_slice(net::PROBE, (IpAddress::Ipv4(host), net::PROBE_PORT));
                 next_send = now + 500_000_000;
             }
             if let Ok((data, meta)) = sock.recv() {
                 break check(
-                    data == b"probe-ack",
+                    data == net::PROBE_ACK,
                     format!("resolved {host} and got a reply from {}", meta.endpoint),
                     format!("unexpected reply {:?}", data),
                 );
             }
             if now > until {
-                break Outcome::Fail(format!("no reply from {host}:5555 within {CASE_TIMEOUT_MS} ms"));
+                break Outcome::Fail(format!("no reply from {host}:{} within {CASE_TIMEOUT_MS} ms", net::PROBE_PORT));
             }
             stack.poll();
             stack.wait_at_most(100).await;
         };
-        report.record("net.arp", arp);
+        report.record(case::NET_ARP, arp);
 
         // net.icmp: echo request to the host, expect the matching reply.
         let until = deadline(CASE_TIMEOUT_MS);
@@ -425,9 +403,9 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
             stack.poll();
             stack.wait_at_most(100).await;
         };
-        report.record("net.icmp", icmp_outcome);
+        report.record(case::NET_ICMP, icmp_outcome);
 
-        // net.udp-echo: the host sends 10 datagrams to port 7; echo each.
+        // net.udp-echo: the host sends UDP_ECHO_DATAGRAMS datagrams to UDP_ECHO_PORT; echo each.
         let until = deadline(CASE_TIMEOUT_MS);
         let mut echoed = 0;
         let mut buf = [0u8; 2048];
@@ -439,18 +417,21 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
                     echoed += 1;
                 }
             }
-            if echoed >= 10 {
+            if echoed >= net::UDP_ECHO_DATAGRAMS {
                 break Outcome::Pass(format!("echoed {echoed} datagrams"));
             }
             if services::monotonic_ns() > until {
-                break Outcome::Fail(format!("echoed only {echoed} of 10 datagrams within {CASE_TIMEOUT_MS} ms"));
+                break Outcome::Fail(format!(
+                    "echoed only {echoed} of {} datagrams within {CASE_TIMEOUT_MS} ms",
+                    net::UDP_ECHO_DATAGRAMS
+                ));
             }
             stack.poll();
             stack.wait_at_most(100).await;
         };
-        report.record("net.udp-echo", udp_outcome);
+        report.record(case::NET_UDP_ECHO, udp_outcome);
 
-        // net.tcp: the host sends TCP_BYTES of a known pattern to port 8000; verify and echo.
+        // net.tcp: the host sends TCP_BYTES of `tcp_byte` to TCP_ECHO_PORT; verify and echo.
         let until = deadline(CASE_TIMEOUT_MS);
         let tcp_start = services::monotonic_ns();
         let mut received = 0usize;
@@ -465,7 +446,7 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
                     let n = data.len().min(room);
                     for (i, &b) in data[..n].iter().enumerate() {
                         let at = received + i;
-                        if corrupt.is_none() && b != (at.wrapping_mul(7).wrapping_add(3) & 0xff) as u8 {
+                        if corrupt.is_none() && b != net::tcp_byte(at) {
                             corrupt = Some(at);
                         }
                     }
@@ -485,12 +466,12 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
                 break match corrupt {
                     Some(at) => Outcome::Fail(format!("byte {at} of the stream is wrong")),
                     None => check(
-                        received == TCP_BYTES,
+                        received == net::TCP_BYTES,
                         format!(
                             "received, verified and echoed {received} bytes in {} ms",
                             (services::monotonic_ns() - tcp_start) / 1_000_000
                         ),
-                        format!("received {received} bytes, expected {TCP_BYTES}"),
+                        format!("received {received} bytes, expected {}", net::TCP_BYTES),
                     ),
                 };
             }
@@ -510,7 +491,7 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
             stack.poll();
             stack.wait_at_most(20).await;
         }
-        report.record("net.tcp", tcp_outcome);
+        report.record(case::NET_TCP, tcp_outcome);
     });
     let c = stack.phy.counters();
     println!(
@@ -526,15 +507,11 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
     );
 }
 
-fn pattern(lba: u64, i: usize) -> u8 {
-    (lba as u8).wrapping_mul(31).wrapping_add(i as u8)
-}
-
 fn block_cases(report: &mut Report) {
     let mut disk = match services::open_block("") {
         Ok(d) => d,
         Err(e) => {
-            for case in ["block.write-read", "block.flush", "block.out-of-range"] {
+            for case in BLOCK_CASES {
                 report.record(case, Outcome::Fail(format!("cannot open the block device: {e}")));
             }
             return;
@@ -543,27 +520,24 @@ fn block_cases(report: &mut Report) {
     let info = disk.info();
     let ss = info.sector_size as usize;
     block_on(async {
-        let mut write_buf = vec![0u8; ss * 8];
-        for (k, sector) in write_buf.chunks_mut(ss).enumerate() {
-            for (i, b) in sector.iter_mut().enumerate() {
-                *b = pattern(k as u64 + 1, i);
-            }
-        }
-        let mut read_buf = vec![0u8; ss * 8];
-        let outcome = match disk.write(1, &write_buf).await {
-            Err(e) => Outcome::Fail(format!("write of sectors 1..=8 failed: {e}")),
-            Ok(()) => match disk.read(1, &mut read_buf).await {
+        let (first, sectors) = (block::FIRST_SECTOR, block::SECTORS);
+        let mut write_buf = vec![0u8; ss * sectors as usize];
+        block::fill(&mut write_buf, first, ss);
+        let mut read_buf = vec![0u8; write_buf.len()];
+        let outcome = match disk.write(first, &write_buf).await {
+            Err(e) => Outcome::Fail(format!("write of sectors {first}..={} failed: {e}", first + sectors - 1)),
+            Ok(()) => match disk.read(first, &mut read_buf).await {
                 Err(e) => Outcome::Fail(format!("read back failed: {e}")),
                 Ok(()) => check(
                     read_buf == write_buf,
-                    format!("8 sectors of {ss} B written and read back ({} sectors on device)", info.sectors),
+                    format!("{sectors} sectors of {ss} B written and read back ({} sectors on device)", info.sectors),
                     String::from("read back differs from what was written"),
                 ),
             },
         };
-        report.record("block.write-read", outcome);
+        report.record(case::BLOCK_WRITE_READ, outcome);
         report.record(
-            "block.flush",
+            case::BLOCK_FLUSH,
             match disk.flush().await {
                 Ok(()) => Outcome::Pass(String::from("flush completed")),
                 Err(e) => Outcome::Fail(format!("flush failed: {e}")),
@@ -573,7 +547,7 @@ fn block_cases(report: &mut Report) {
         let straddling = disk.read(info.sectors - 1, &mut read_buf[..2 * ss]).await;
         let misaligned = disk.read(0, &mut read_buf[..ss - 1]).await;
         report.record(
-            "block.out-of-range",
+            case::BLOCK_OUT_OF_RANGE,
             check(
                 matches!(past_end, Err(BlockError::OutOfRange { .. }))
                     && matches!(straddling, Err(BlockError::OutOfRange { .. }))

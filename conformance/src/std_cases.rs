@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::vec::Vec;
 use std::{format, thread, vec};
 
+use conformance_protocol::STD_CASES;
 use unikernel::services;
 
 use crate::{check, Outcome};
@@ -22,8 +23,9 @@ use crate::{check, Outcome};
 /// How late `thread::sleep` may return (TCG guests are slow; early is never allowed).
 const SLEEP_LATE_TOLERANCE: Duration = Duration::from_millis(50);
 
-/// The cases, in the order of `STD_CASES` (lib.rs), which names them.
-pub const CASES: [fn() -> Outcome; 12] =
+/// The cases, in the order of `conformance_protocol::STD_CASES`, which names them (and
+/// has as many entries: the array length is checked).
+pub const CASES: [fn() -> Outcome; STD_CASES.len()] =
     [args, env, time, sleep, spawn_join, sync, thread_local_values, alloc_large, fs, hashmap, parallelism, command];
 
 fn args() -> Outcome {

@@ -105,7 +105,7 @@ pub enum MetadataError {
     UnknownTarget(String),
     /// A kconfig name not of the form `CONFIG_[A-Z0-9_]+`.
     BadKconfigName(String),
-    /// A memory size that is not `<n>M` or `<n>G` with n > 0.
+    /// A memory size that is not `<n>M` or `<n>G` within [`MEMORY_MIB_RANGE`].
     BadMemory(String),
     /// An image name Unikraft will not accept.
     BadName(String),
@@ -128,7 +128,12 @@ impl fmt::Display for MetadataError {
             MetadataError::BadKconfigName(n) => {
                 write!(f, "kconfig key `{n}` is not of the form CONFIG_[A-Z0-9_]+")
             }
-            MetadataError::BadMemory(m) => write!(f, "memory `{m}` is not a size like 64M or 1G"),
+            MetadataError::BadMemory(m) => write!(
+                f,
+                "memory `{m}` is not a size like 64M or 1G between {}M and {}G",
+                MEMORY_MIB_RANGE.start(),
+                MEMORY_MIB_RANGE.end() / 1024
+            ),
             MetadataError::BadName(n) => {
                 write!(f, "image name `{n}` must be 1-64 characters of a-z, 0-9 and _ (set `name` in the metadata)")
             }
@@ -168,6 +173,10 @@ pub const KNOWN_DEVICES: &[(&str, &[&str])] = &[
     ("block", &["CONFIG_LIBUKBLKDEV", "CONFIG_LIBVIRTIO_BLK", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
 ];
 
+/// Guest memory this project accepts, in MiB: below 4 MiB a Rust unikernel does not boot
+/// (a std hello that spawns a thread needs about that), and above 64 GiB is a typo.
+pub const MEMORY_MIB_RANGE: std::ops::RangeInclusive<u32> = 4..=65536;
+
 fn parse_memory(m: &str) -> Option<u32> {
     let (digits, factor) = if let Some(d) = m.strip_suffix('M') {
         (d, 1)
@@ -176,8 +185,12 @@ fn parse_memory(m: &str) -> Option<u32> {
     } else {
         return None;
     };
-    let n: u32 = digits.parse().ok()?;
-    (n > 0).then_some(n.checked_mul(factor)?)
+    // Digits only: `u32::from_str` would also take a sign (`+64M`).
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let mib = digits.parse::<u32>().ok()?.checked_mul(factor)?;
+    MEMORY_MIB_RANGE.contains(&mib).then_some(mib)
 }
 
 impl AppSpec {

@@ -58,7 +58,13 @@ fn bad_metadata_is_a_clear_error() {
     let err = |m| AppSpec::from_cargo_metadata("app", &json!({ "unikraft": m })).unwrap_err();
     assert!(matches!(err(json!({"targets": ["xen/arm64"]})), MetadataError::UnknownTarget(t) if t == "xen/arm64"));
     assert!(matches!(err(json!({"kconfig": {"LIBFOO": "y"}})), MetadataError::BadKconfigName(_)));
-    assert!(matches!(err(json!({"memory": "0M"})), MetadataError::BadMemory(_)));
+    for bad in ["0M", "1M", "3M", "+64M", "-64M", " 64M", "64", "64K", "99999G", "65G", "M", "4294967296M"] {
+        assert!(matches!(err(json!({ "memory": bad })), MetadataError::BadMemory(_)), "memory {bad:?}");
+    }
+    for (good, mib) in [("4M", 4), ("64M", 64), ("1G", 1024), ("64G", 65536)] {
+        let spec = AppSpec::from_cargo_metadata("app", &json!({"unikraft": {"memory": good}})).unwrap();
+        assert_eq!(spec.memory_mib, mib, "memory {good:?}");
+    }
     assert!(matches!(err(json!({"memroy": "64M"})), MetadataError::Malformed(e) if e.contains("memroy")));
     assert!(matches!(err(json!({"name": "Bad-Name"})), MetadataError::BadName(_)));
     let text = err(json!({"targets": ["xen/arm64"]})).to_string();

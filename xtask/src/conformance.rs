@@ -162,7 +162,7 @@ fn main_run(guests: &Guests, disk: &Path, no_devices: bool) -> Result<(String, V
     };
     let mut peer: Option<std::thread::JoinHandle<Result<std::process::Output>>> = None;
     let mut peer_error = None;
-    let finished = console::run(&*guests.main, command, Some(guests.timeout), |line| {
+    let finished = console::run(&*guests.main, command, console::Limits::total(guests.timeout), |line| {
         println!("{line}");
         if line.starts_with("READY net") && peer.is_none() {
             if let Some(ns) = &ns {
@@ -208,7 +208,8 @@ fn main_run(guests: &Guests, disk: &Path, no_devices: bool) -> Result<(String, V
 fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>> {
     let run = |args: &[&str]| -> Result<(String, Option<u8>)> {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let finished = console::run(guest, guest.command(&args), Some(timeout), |line| println!("{line}"))?;
+        let finished =
+            console::run(guest, guest.command(&args), console::Limits::total(timeout), |line| println!("{line}"))?;
         Ok((finished.transcript, finished.exit.code()))
     };
     let mut lines = Vec::new();
@@ -228,16 +229,25 @@ fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>
     Ok(lines)
 }
 
-/// The guest wrote sectors 1..=8 with a known pattern; the image must hold it.
+/// The sector size of a disk image as the backends expose it.
+const IMAGE_SECTOR_SIZE: usize = 512;
+
+/// The guest wrote `conformance_protocol::block`'s pattern over its sectors; the image
+/// must hold it.
 fn check_disk(disk: &Path) -> Result<String> {
+    use conformance_protocol::block::{first_mismatch, FIRST_SECTOR, SECTORS};
+    use conformance_protocol::report::{Line, Status};
     let image = std::fs::read(disk)?;
-    let bad = (1..=8usize)
-        .flat_map(|k| (0..512).map(move |i| (k, i)))
-        .find(|&(k, i)| image[512 * k + i] != (k as u8).wrapping_mul(31).wrapping_add(i as u8));
-    Ok(match bad {
-        None => "PASS host.block-image sectors 1..=8 of the disk image hold what the guest wrote".into(),
-        Some((k, i)) => format!("FAIL host.block-image byte {i} of sector {k} differs from what the guest wrote"),
-    })
+    let start = FIRST_SECTOR as usize * IMAGE_SECTOR_SIZE;
+    let written = image
+        .get(start..start + SECTORS as usize * IMAGE_SECTOR_SIZE)
+        .context("the disk image is shorter than the sectors the guest writes")?;
+    let last = FIRST_SECTOR + SECTORS - 1;
+    let (status, detail) = match first_mismatch(written, FIRST_SECTOR, IMAGE_SECTOR_SIZE) {
+        None => (Status::Pass, format!("sectors {FIRST_SECTOR}..={last} of the disk image hold what the guest wrote")),
+        Some((k, i)) => (Status::Fail, format!("byte {i} of sector {k} differs from what the guest wrote")),
+    };
+    Ok(Line::Case { status, case: "host.block-image", detail: &detail }.to_string())
 }
 
 struct RemoveDir(std::path::PathBuf);

@@ -158,6 +158,7 @@ fn real_main() -> Result<u8> {
                 tap: args.tap,
                 disk: args.disk,
                 timeout: None,
+                boot_timeout: cargo_unikraft::runner::console::DEFAULT_BOOT_TIMEOUT.as_secs(),
                 args: args.args,
             }
             .run()

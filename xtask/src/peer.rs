@@ -2,37 +2,40 @@
 
 use anyhow::{bail, Context, Result};
 use cargo_unikraft::netns;
+use conformance_protocol::net::{self, TCP_BYTES};
+use conformance_protocol::report::{Line, Status};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-pub const TCP_BYTES: usize = 262_144;
 
-pub fn pattern(i: usize) -> u8 {
-    (i.wrapping_mul(7).wrapping_add(3) & 0xff) as u8
+/// Prints a host case line, in the report's grammar.
+fn pass(case: &str, detail: &str) {
+    println!("{}", Line::Case { status: Status::Pass, case, detail });
 }
 
-/// The conformance exchange (see docs/architecture.md): probe reply, UDP echo, TCP transfer.
+/// The conformance exchange (see docs/architecture.md and `conformance_protocol::net`):
+/// probe reply, UDP echo, TCP transfer.
 pub fn conformance(host: &str, guest: &str) -> Result<()> {
-    let probe = UdpSocket::bind((host, 5555)).context("bind the probe port")?;
+    let probe = UdpSocket::bind((host, net::PROBE_PORT)).context("bind the probe port")?;
     probe.set_read_timeout(Some(TIMEOUT))?;
     let mut buf = [0u8; 2048];
     let (n, from) = probe.recv_from(&mut buf).context("no probe from the guest")?;
-    if &buf[..n] != b"probe" {
+    if &buf[..n] != net::PROBE {
         bail!("unexpected probe payload {:?}", &buf[..n]);
     }
-    probe.send_to(b"probe-ack", from)?;
-    println!("PASS host.probe answered the guest's probe from {from}");
+    probe.send_to(net::PROBE_ACK, from)?;
+    pass("host.probe", &format!("answered the guest's probe from {from}"));
 
     let udp = UdpSocket::bind((host, 0))?;
     udp.set_read_timeout(Some(Duration::from_millis(500)))?;
-    for i in 0..10 {
+    for i in 0..net::UDP_ECHO_DATAGRAMS {
         let msg = format!("echo-{i}");
         let mut ok = false;
         // The guest may still be on the ICMP case: retry until it echoes.
         for _ in 0..40 {
-            udp.send_to(msg.as_bytes(), (guest, 7))?;
+            udp.send_to(msg.as_bytes(), (guest, net::UDP_ECHO_PORT))?;
             if let Ok((n, _)) = udp.recv_from(&mut buf) {
                 if &buf[..n] == msg.as_bytes() {
                     ok = true;
@@ -44,22 +47,22 @@ pub fn conformance(host: &str, guest: &str) -> Result<()> {
             bail!("no echo for datagram {i}");
         }
     }
-    println!("PASS host.udp-echo 10 datagrams echoed verbatim");
+    pass("host.udp-echo", &format!("{} datagrams echoed verbatim", net::UDP_ECHO_DATAGRAMS));
 
     // The guest answers pings whenever it polls, which it does through every case.
     let ping = std::process::Command::new("ping").args(["-c", "3", "-W", "2", guest]).output();
     match ping {
-        Ok(o) if o.status.success() => println!("PASS host.icmp the guest answered 3 pings"),
+        Ok(o) if o.status.success() => pass("host.icmp", "the guest answered 3 pings"),
         Ok(o) => bail!("ping {guest} failed: {}", String::from_utf8_lossy(&o.stdout).lines().last().unwrap_or("")),
         Err(e) => bail!("cannot run ping ({e}); install iputils-ping"),
     }
 
-    let data: Vec<u8> = (0..TCP_BYTES).map(pattern).collect();
-    let echoed = tcp_roundtrip(guest, 8000, &data)?;
+    let data: Vec<u8> = (0..TCP_BYTES).map(net::tcp_byte).collect();
+    let echoed = tcp_roundtrip(guest, net::TCP_ECHO_PORT, &data)?;
     if echoed != data {
         bail!("TCP echo differs: got {} bytes back", echoed.len());
     }
-    println!("PASS host.tcp {TCP_BYTES} bytes sent and echoed back intact");
+    pass("host.tcp", &format!("{TCP_BYTES} bytes sent and echoed back intact"));
     Ok(())
 }
 

@@ -28,7 +28,8 @@ pub struct RunArgs {
     #[arg(long, alias = "no-run")]
     pub no_boot: bool,
     /// Guest memory in MiB for this boot, instead of the metadata's `memory`.
-    #[arg(long, value_name = "MIB")]
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(
+        i64::from(*kraftfile_gen::MEMORY_MIB_RANGE.start())..=i64::from(*kraftfile_gen::MEMORY_MIB_RANGE.end())))]
     pub memory_mib: Option<u32>,
     /// Give the guest a net device on this TAP interface (which must exist in the network
     /// namespace this runs in).
@@ -40,6 +41,10 @@ pub struct RunArgs {
     /// Kill the guest after this many seconds (default: no limit).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// A VM guest that prints nothing (not even Unikraft's banner) for this many seconds
+    /// never booted: it is killed and reported.
+    #[arg(long, value_name = "SECS", default_value_t = console::DEFAULT_BOOT_TIMEOUT.as_secs())]
+    pub boot_timeout: u64,
     /// Arguments for the app (after those in the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -61,7 +66,11 @@ impl RunArgs {
         eprintln!("cargo-unikraft: running {} on {}", image.display(), guest.describe());
         // The console is echoed line by line; a backtrace line from rt-unikraft (apps
         // with `backtrace = true`) is followed by its symbolized frames.
-        let finished = console::run(&*guest, guest.command(&args), self.timeout.map(Duration::from_secs), |line| {
+        let limits = console::Limits {
+            total: self.timeout.map(Duration::from_secs),
+            boot: Some(Duration::from_secs(self.boot_timeout)),
+        };
+        let finished = console::run(&*guest, guest.command(&args), limits, |line| {
             println!("{line}");
             if let Some(addresses) = backtrace::parse_backtrace_line(line) {
                 for frame in backtrace::symbolized_lines(&image, &addresses) {

@@ -65,6 +65,10 @@ impl Guest for Firecracker {
         })
     }
 
+    fn prints_at_boot(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         "Firecracker".to_string()
     }

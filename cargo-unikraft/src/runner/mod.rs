@@ -56,6 +56,11 @@ pub trait Guest {
     /// What the runner's exit status (and, where the exit code travels partly on it, the
     /// console transcript) says about the app.
     fn exit(&self, status: ExitStatus, console: &str) -> GuestExit;
+    /// Whether the guest always prints something at boot (Unikraft's banner), so that
+    /// silence means it never booted.
+    fn prints_at_boot(&self) -> bool {
+        false
+    }
     /// A short description for progress lines (`QEMU (TCG)`, `solo5-spt`...).
     fn describe(&self) -> String;
 }

@@ -166,6 +166,10 @@ impl Guest for Qemu {
         }
     }
 
+    fn prints_at_boot(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("QEMU ({})", if self.kvm { "KVM" } else { "TCG" })
     }
