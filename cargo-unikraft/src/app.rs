@@ -18,9 +18,17 @@ pub struct App {
     pub unikraft_dir: PathBuf,
 }
 
-/// Reads the app's package, library target, metadata and rt-unikraft's glue from cargo.
+/// Reads the app from cargo: an app on rt-unikraft (it has a `unikraft` feature) is
+/// built as a staticlib with rt-unikraft's glue; any other crate with a binary target is
+/// a plain binary, linked through cargo-unikraft's linker wrapper with the glue this tool
+/// carries.
 pub fn resolve_app(manifest: &Path) -> Result<App> {
     let manifest = fs::canonicalize(manifest).with_context(|| format!("no manifest at {}", manifest.display()))?;
+    let meta = metadata(&manifest, &[])?;
+    let package = package_of(&meta, &manifest)?;
+    if package["features"].get("unikraft").is_none() {
+        return crate::plain_bin::resolve(&manifest, &meta, package);
+    }
     let output = Command::new(cargo())
         .args(["metadata", "--format-version", "1", "--no-default-features", "--features", "unikraft"])
         .arg("--manifest-path")
@@ -87,8 +95,39 @@ pub fn resolve_app(manifest: &Path) -> Result<App> {
         lib_name: lib_name.to_string(),
         cargo_target_dir: path_str(&target_dir.join("unikraft").join("cargo"))?,
         glue_sources,
+        linked_bin: None,
     };
     Ok(App { spec, build, unikraft_dir })
+}
+
+/// `cargo metadata` for the manifest, with these extra arguments.
+fn metadata(manifest: &Path, extra: &[&str]) -> Result<serde_json::Value> {
+    let output = Command::new(cargo())
+        .args(["metadata", "--format-version", "1"])
+        .args(extra)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .stderr(Stdio::piped())
+        .output()
+        .context("run `cargo metadata`")?;
+    if !output.status.success() {
+        bail!(
+            "`cargo metadata` failed for {}:\n{}",
+            manifest.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("parse `cargo metadata` output")
+}
+
+/// The package whose manifest this is.
+fn package_of<'a>(meta: &'a serde_json::Value, manifest: &Path) -> Result<&'a serde_json::Value> {
+    meta["packages"]
+        .as_array()
+        .context("`cargo metadata` has no packages")?
+        .iter()
+        .find(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest))
+        .with_context(|| format!("`cargo metadata` does not list the package of {}", manifest.display()))
 }
 
 pub fn path_str(path: &Path) -> Result<String> {

@@ -6,6 +6,8 @@
 //! * [`staticlib`]: the one cargo build of the app's Rust archive.
 //! * [`appdir`]: the generated Unikraft app directory (also for `kraft build`).
 //! * [`unikraft`]: image builds with Unikraft's make.
+//! * [`plain_bin`], [`linker`]: plain `fn main()` crates, linked through this tool as
+//!   rustc's linker.
 //! * [`solo5`], [`hosted_musl`]: the other ways to link the archive.
 //! * [`target`], [`pipeline`]: the one list of targets, and the build and runner for each.
 //! * [`cli`]: the `cargo unikraft` subcommands.
@@ -18,8 +20,10 @@ pub mod appdir;
 pub mod cli;
 pub mod doctor;
 pub mod hosted_musl;
+pub mod linker;
 pub mod netns;
 pub mod pipeline;
+pub mod plain_bin;
 pub mod runner;
 pub mod solo5;
 pub mod sources;

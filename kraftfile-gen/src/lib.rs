@@ -345,6 +345,21 @@ pub struct RustBuild {
     pub cargo_target_dir: String,
     /// Absolute paths of C files Unikraft's build compiles into the app (rt-unikraft's glue).
     pub glue_sources: Vec<String>,
+    /// Set for a plain binary (a `fn main()` bin, or a libtest harness), which cargo links
+    /// into an archive with cargo-unikraft as its linker, instead of the staticlib of an
+    /// app on rt-unikraft.
+    pub linked_bin: Option<LinkedBin>,
+}
+
+/// How a plain binary's archive is made (see cargo-unikraft's `linker` module).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedBin {
+    /// Absolute path of the archive Unikraft links.
+    pub archive: String,
+    /// The environment variable that makes cargo-unikraft act as the linker, and the
+    /// arguments after `cargo` that build the archive; `None` when the archive is built
+    /// before make runs (test harnesses, whose file names cargo hashes).
+    pub cargo: Option<(String, Vec<String>)>,
 }
 
 /// The arguments after `cargo` that build the app's staticlib for Unikraft. The generated
@@ -413,6 +428,59 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
 
     let upper = spec.name.to_uppercase();
     let glue: String = build.glue_sources.iter().map(|src| format!("APP{upper}_SRCS-y += {src}\n")).collect();
+    let quote = |args: &[String]| {
+        args.iter()
+            .map(|arg| if arg.contains('\'') { format!("\"{arg}\"") } else { arg.clone() })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let unwinder = "# gcc's unwinder, which finds unwind tables through the glue's _dl_find_object over\n\
+                    # the image's .eh_frame_hdr.\n\
+                    UK_ALIBS-y += $(shell $(CC) -print-file-name=libgcc_eh.a)\n\
+                    LDFLAGS-y += -Wl,--eh-frame-hdr\n\n";
+    let rust = match &build.linked_bin {
+        None => format!(
+            "# The Rust app: cargo builds it as a staticlib before the final link. Cargo runs on\n\
+             # every build and decides what is stale; the archive only gets a new timestamp when\n\
+             # the Rust code changed, so an unchanged app does not relink.\n\
+             APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
+             APP{upper}_CARGO_TARGET_DIR := {target_dir}\n\
+             APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/release/lib{lib_name}.a\n\
+             UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
+             {unwinder}\
+             .PHONY: app{name}-cargo\n\
+             app{name}-cargo:\n\n\
+             $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
+             \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) {cargo_args})\n",
+            name = spec.name,
+            unwinder = if spec.backtrace { unwinder } else { "" },
+            target_dir = build.cargo_target_dir,
+            lib_name = build.lib_name,
+            cargo_args = quote(&cargo_staticlib_args(spec, build)),
+        ),
+        Some(bin) => {
+            let recipe = match &bin.cargo {
+                None => "# Built by cargo-unikraft before make runs.\n".to_string(),
+                Some((env, args)) => format!(
+                    "APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
+                     .PHONY: app{name}-cargo\n\
+                     app{name}-cargo:\n\n\
+                     $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
+                     \t$(call verbose_cmd,CARGO,app{name},{env} $(APP{upper}_CARGO) {args})\n",
+                    name = spec.name,
+                    args = quote(args),
+                ),
+            };
+            format!(
+                "# The Rust app: a plain binary, linked by cargo with cargo-unikraft as its linker,\n\
+                 # which writes one archive for Unikraft's final link instead of a Linux executable.\n\
+                 APP{upper}_RUST_ARCHIVE := {archive}\n\
+                 UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
+                 {unwinder}{recipe}",
+                archive = bin.archive,
+            )
+        }
+    };
     let makefile_uk = format!(
         "$(eval $(call addlib,app{name}))\n\n\
          # rt-unikraft's C glue (the C `main`), compiled by Unikraft's build with its own flags.\n\
@@ -420,34 +488,8 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
          # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
          # the VM (Unikraft's exit_group drops it).\n\
          LDFLAGS-y += -Wl,--wrap=exit\n\n\
-         # The Rust app: cargo builds it as a staticlib before the final link. Cargo runs on\n\
-         # every build and decides what is stale; the archive only gets a new timestamp when\n\
-         # the Rust code changed, so an unchanged app does not relink.\n\
-         APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
-         APP{upper}_CARGO_TARGET_DIR := {target_dir}\n\
-         APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/release/lib{lib_name}.a\n\
-         UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
-         {unwinder}\
-         .PHONY: app{name}-cargo\n\
-         app{name}-cargo:\n\n\
-         $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
-         \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) {cargo_args})\n",
+         {rust}",
         name = spec.name,
-        unwinder = if spec.backtrace {
-            "# backtrace = true: gcc's unwinder, which finds unwind tables through rt-unikraft's\n\
-             # _dl_find_object over the image's .eh_frame_hdr.\n\
-             UK_ALIBS-y += $(shell $(CC) -print-file-name=libgcc_eh.a)\n\
-             LDFLAGS-y += -Wl,--eh-frame-hdr\n\n"
-        } else {
-            ""
-        },
-        target_dir = build.cargo_target_dir,
-        lib_name = build.lib_name,
-        cargo_args = cargo_staticlib_args(spec, build)
-            .iter()
-            .map(|arg| if arg.contains('\'') { format!("\"{arg}\"") } else { arg.clone() })
-            .collect::<Vec<_>>()
-            .join(" "),
     );
     let config_uk = format!("config APP{upper}\nbool \"{name}: a Rust application\"\ndefault y\n", name = spec.name);
 

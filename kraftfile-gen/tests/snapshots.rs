@@ -9,6 +9,7 @@ fn build_of(package: &str) -> RustBuild {
     RustBuild {
         manifest_path: format!("/src/{dir}/Cargo.toml"),
         lib_name: package.replace('-', "_"),
+        linked_bin: None,
         cargo_target_dir: "/src/target/unikraft/cargo".to_string(),
         glue_sources: vec!["/src/rt-unikraft/glue/main.c".to_string(), "/src/rt-unikraft/glue/netdev.c".to_string()],
     }
@@ -86,4 +87,23 @@ fn drift_is_detected_not_overwritten() {
     let stale = generate(&stale_spec, &build_of("hello"));
     let (_, stale_kraftfile) = stale.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
     assert_eq!(check_drift(stale_kraftfile, kraftfile), Drift::Stale);
+}
+
+#[test]
+fn a_plain_bin_links_the_archive_its_linker_wrote() {
+    let spec = AppSpec::from_cargo_metadata("plain", &json!(null)).unwrap();
+    let mut build = build_of("plain");
+    build.glue_sources = vec!["/src/target/unikraft/plain/glue/main.c".to_string()];
+    build.linked_bin = Some(kraftfile_gen::LinkedBin {
+        archive: "/src/target/unikraft/cargo/release/plain".to_string(),
+        cargo: Some((
+            "CARGO_UNIKRAFT_LINKER=1".to_string(),
+            ["rustc", "--bin", "plain", "--release", "--", "-C", "linker=/bin/cargo-unikraft"]
+                .map(String::from)
+                .to_vec(),
+        )),
+    });
+    let files = generate(&spec, &build);
+    let (_, makefile) = files.files.iter().find(|(p, _)| p == "Makefile.uk").unwrap();
+    insta::assert_snapshot!(makefile);
 }

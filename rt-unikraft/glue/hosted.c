@@ -15,6 +15,9 @@
  */
 #include <stddef.h>
 
+/* The same libc shims as a Unikraft image (and the default thread stack). */
+#include "std_shims.inc"
+
 int unikernel_main(int argc, char *argv[]);
 
 typedef void (*rt_init_fn)(int, char **, char **);
@@ -25,6 +28,7 @@ int main(int argc, char *argv[], char *envp[])
 {
 	for (rt_init_fn *f = __init_array_start; f && f < __init_array_end; f++)
 		(*f)(argc, argv, envp);
+	rt_unikraft_default_thread_stack();
 	return unikernel_main(argc, argv);
 }
 

@@ -9,6 +9,13 @@
  * object compiled here is always linked, and its reference to `unikernel_main` pulls the
  * Rust archive in.
  *
+ * A plain `fn main()` binary (linked by cargo-unikraft's linker wrapper) works the same
+ * way: the wrapper renames rustc's C `main` to `unikernel_main`, which takes (argc, argv)
+ * and returns the exit status just as rt-unikraft's does.
+ *
+ * The libc shims std needs (std_shims.inc) and the unwinder's _dl_find_object
+ * (dl_find_object.inc) are #included here, so they are in this always-linked object.
+ *
  * Exit status: Unikraft's exit_group drops the status, so every `exit(code)` (from the
  * app returning, `std::process::exit`, or a panic) is routed through `__wrap_exit`, which
  * records the code; an atexit handler registered before the app starts reports it once
@@ -32,6 +39,9 @@
 #define RT_UNIKRAFT_EXIT_PORT 0xf4
 /* Statuses below this are carried exactly by the port; the rest also on the console. */
 #define RT_UNIKRAFT_EXIT_EXACT_MAX 126
+
+#include "std_shims.inc"
+#include "dl_find_object.inc"
 
 int unikernel_main(int argc, char *argv[]);
 void __real_exit(int code) __attribute__((noreturn));
@@ -66,5 +76,6 @@ void __wrap_exit(int code)
 int main(int argc, char *argv[])
 {
 	atexit(rt_unikraft_report_exit);
+	rt_unikraft_default_thread_stack();
 	exit(unikernel_main(argc, argv));
 }

@@ -9,10 +9,13 @@
 //! uses, musl and glibc share the Linux ABI (struct layouts, errno values, calling
 //! convention). What is left is small and lives here:
 //!
-//! * [`entry`]: the `unikernel_main` entry the C glue (`glue/main.c`) calls, plus the few
+//! * [`entry`]: the `unikernel_main` entry the C glue (`glue/main.c`) calls, and the
+//!   `_Unwind_*` stubs (or, with the `backtrace` feature, the backtrace printer).
+//! * `glue/std_shims.inc` (C, #included by `glue/main.c` and `glue/hosted.c`): the few
 //!   glibc-only symbols the gnu std refers to (`gnu_get_libc_version`, `__res_init`,
-//!   `posix_spawnp`, the `_Unwind_*` family) and a `clock_nanosleep` that really sleeps
-//!   (Unikraft stubs the monotonic case, which is what `std::thread::sleep` calls).
+//!   `posix_spawnp`), a `clock_nanosleep` that really sleeps (Unikraft stubs the monotonic
+//!   case, which is what `std::thread::sleep` calls) and the default thread stack size.
+//!   Being C, they serve plain `fn main()` binaries too, which do not link this crate.
 //! * [`Unikraft`]: the shared-core [`Platform`], written against libc calls Unikraft's
 //!   POSIX layer implements (`clock_gettime`, `getrandom`, `write`, `nanosleep`).
 //! * `glue/main.c` (compiled by Unikraft's build): the C `main`, and the exit path that

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod gen;
 pub mod run;
+pub mod test;
 
 use std::path::PathBuf;
 
@@ -29,6 +30,9 @@ pub enum Command {
     Build(build::BuildArgs),
     /// Build the app, boot it, and exit with the app's exit code.
     Run(run::RunArgs),
+    /// Run the crate's unit and integration tests, each harness inside a unikernel; exits
+    /// non-zero when a test fails.
+    Test(test::TestArgs),
     /// Write the app's Unikraft directory (Kraftfile, Makefile.uk, Config.uk,
     /// defconfigs) from its Cargo.toml, for `kraft build`.
     Gen(gen::GenArgs),
@@ -54,6 +58,7 @@ impl Cli {
             Command::Build(args) => args.run(),
             Command::Run(args) => args.run(),
             Command::Gen(args) => args.run(),
+            Command::Test(args) => args.run(),
             Command::Doctor => {
                 crate::doctor::report();
                 Ok(0)

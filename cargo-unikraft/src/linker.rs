@@ -1,0 +1,867 @@
+//! `cargo-unikraft` as rustc's linker: turns the link of an ordinary Rust binary (a
+//! `fn main()` bin, an example, a libtest harness) into an `ar` archive that Unikraft's
+//! build links into a unikernel.
+//!
+//! # Why a linker wrapper
+//!
+//! Only the stock `x86_64-unknown-linux-gnu` std is available (stable, no `rust-src`, no
+//! `build-std`), and Unikraft links its own libc (lib-musl), boot code and linker script.
+//! So cargo must compile the app exactly as for Linux, but must not link it: Unikraft's
+//! make does the final link. rustc lets a project replace the linker
+//! (`-C linker=...`, or `target.x86_64-unknown-linux-gnu.linker` in cargo's config), and it
+//! hands that linker every Rust object the binary needs, in a cc-style command line. This
+//! module is that linker. It writes, at the `-o` path rustc asked for, an archive with one
+//! relocatable object holding the whole Rust program (its own objects, std and every
+//! dependency) with its libc references still undefined. Cargo then copies it to
+//! `target/<triple>/<profile>/<name>` as usual, and the app's `Makefile.uk` links it with
+//! `UK_ALIBS-y += <that path>`, resolving libc against lib-musl.
+//!
+//! `cargo-unikraft` runs itself as the linker: it builds with
+//! `--config target.x86_64-unknown-linux-gnu.linker="<its own path>"` and
+//! `CARGO_UNIKRAFT_LINKER=1` in the environment (cargo passes it to rustc, rustc to its
+//! linker), so its `main` starts with:
+//!
+//! ```ignore
+//! if linker::is_linker_invocation() {
+//!     return linker::run_as_linker(std::env::args_os().skip(1).collect());
+//! }
+//! ```
+//!
+//! # The steps, and why each exists
+//!
+//! 1. **Pass host links through** ([`host_link_reason`]). The host and the unikernel have
+//!    the same triple, so cargo links build scripts and proc macros with the same linker
+//!    setting, even with an explicit `--target` (cargo's `target-applies-to-host` defaults
+//!    to true; seen with cargo 1.95 on a crate using serde_derive, libc and a build.rs).
+//!    They must stay host programs, so a `-shared` link (proc macro, `cdylib`, `dylib`) or
+//!    a build script's link (`build_script_*`) is handed to the host C compiler unchanged,
+//!    with `CARGO_UNIKRAFT_LINKER` removed from its environment.
+//! 2. **Expand `@file` arguments** ([`expand_response_files`]). When a command line is too
+//!    long, rustc writes the arguments to a file, one per line with GNU escaping, and passes
+//!    `@file` instead; gcc would read it, so this does too, in libiberty's syntax.
+//! 3. **Parse the cc-style command line** ([`parse_link_line`]): the output (`-o`),
+//!    the positional inputs (objects, `.rlib`s, `.a`s; rustc's `symbols.o`, which holds the
+//!    references that keep `#[used]` statics such as std's argv recorder alive), the
+//!    libraries (`-l`), search directories (`-L`), and the linker state that changes what
+//!    a library means (`-Bstatic`/`-Bdynamic`, `--whole-archive`). Everything else (PIE,
+//!    `--gc-sections`, `-fuse-ld=lld`, `--eh-frame-hdr`, ...) is for a Linux executable and
+//!    is dropped: Unikraft's link decides those.
+//! 4. **Decide which inputs are kept** ([`plan_link`]). Objects and Rust/C archives are
+//!    the program and are kept. The C runtime libraries rustc asks for (`-lc`, `-lm`,
+//!    `-lpthread`, `-lgcc_s`, ...) are glibc's and are dropped: lib-musl and gcc's
+//!    `libgcc_eh.a` (added by the Unikraft link) stand in for them. A native library a build
+//!    script asked for is kept when a static `lib<name>.a` is in one of the `-L`
+//!    directories (never the system's: those are built for glibc); any other library is an
+//!    error now rather than an undefined symbol later, because a unikernel cannot load a
+//!    shared library.
+//! 5. **Merge into one relocatable object** with `ld -r --start-group ... --end-group`.
+//!    This resolves the Rust program against itself now: archive members are pulled
+//!    exactly as a normal link would pull them (from `main` and `symbols.o` outwards), and
+//!    what remains undefined is libc and the unwinder. One object is also what makes the
+//!    rename in step 7 possible (the C `main` and the archives it pulls become one unit), and
+//!    it outlives rustc's temporary directory, where `symbols.o` lives. `ld` gets its
+//!    arguments in a response file: rustc falls back to `@file` when executing the linker
+//!    failed with `E2BIG`, and in that case `ld` with the same inputs on its command line
+//!    would fail the same way (seen: with a large environment, rustc used `@file` and a
+//!    plain `ld` command line then failed with "Argument list too long").
+//! 6. **Remove `.llvmbc` and `.llvmcmd`**. The precompiled std embeds LLVM bitcode in its
+//!    objects, and `ld -r` concatenates those sections into one that is no longer valid
+//!    bitcode. GNU `ar`, `nm` and `ld` auto-load LLVM's linker plugin from
+//!    `/usr/lib/bfd-plugins` when clang is installed, and that plugin aborts on it
+//!    ("LLVM ERROR: Invalid encoding"), so the archive step and Unikraft's final link would
+//!    crash. Nothing needs the bitcode (no cross-language LTO here).
+//! 7. **Rename `main` to `unikernel_main`** (`objcopy --redefine-sym`). rustc's generated
+//!    C `main(argc, argv)` is the program's entry, but Unikraft's boot already has a weak
+//!    `main`, and a linker never pulls an archive member just to replace a weak definition,
+//!    so a `main` in the archive would be ignored. rt-unikraft's `glue/main.c`, compiled by
+//!    Unikraft's build and therefore always linked, defines the strong `main` and calls
+//!    `unikernel_main` (which pulls this archive in), then routes the returned status through
+//!    `exit` so it reaches the host (isa-debug-exit). The name is the one rt-unikraft's own
+//!    entry uses, so the same glue serves both kinds of app; an archive that already defines
+//!    `unikernel_main` (an app that also links rt-unikraft) is refused.
+//! 8. **Write an `ar` archive at the `-o` path** (through a temporary file and a rename, so
+//!    an interrupted link never leaves a half-written output that make would take as up to
+//!    date). An archive, not a bare object, because Unikraft's `UK_ALIBS` puts its entries
+//!    in the `--start-group` with lib-musl, where an archive member is linked only once
+//!    something needs it, and because cargo copies the output under the binary's name,
+//!    which then has the archive format Unikraft's make expects.
+//!
+//! The tools are binutils' `ld`, `objcopy`, `nm` and `ar` (override each with
+//! `CARGO_UNIKRAFT_LD`, `CARGO_UNIKRAFT_OBJCOPY`, `CARGO_UNIKRAFT_NM`, `CARGO_UNIKRAFT_AR`),
+//! and `cc` for host links (`CARGO_UNIKRAFT_HOST_CC`). They are the ones Unikraft's build
+//! needs anyway.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// Set to `1` in the environment of the cargo build whose linker is `cargo-unikraft`.
+pub const LINKER_ENV: &str = "CARGO_UNIKRAFT_LINKER";
+
+/// What rustc's C `main` is renamed to; rt-unikraft's `glue/main.c` calls it.
+pub const RENAMED_MAIN: &str = "unikernel_main";
+
+/// Sections of embedded LLVM bitcode, removed from the merged object (step 6).
+pub const BITCODE_SECTIONS: &[&str] = &[".llvmbc", ".llvmcmd"];
+
+/// Libraries rustc links for std on `x86_64-unknown-linux-gnu` (and their usual
+/// companions): glibc's and gcc's runtime. In a unikernel lib-musl provides the C library
+/// and gcc's `libgcc_eh.a` (added to the Unikraft link) the unwinder, so these are dropped
+/// and never searched for (a `-L` directory may well hold glibc's `libc.a`).
+pub const C_RUNTIME_LIBS: &[&str] =
+    &["c", "m", "rt", "pthread", "dl", "util", "resolv", "crypt", "gcc", "gcc_s", "gcc_eh", "unwind"];
+
+/// Nested `@file`s are followed this deep (gcc's limit is about as arbitrary).
+const MAX_RESPONSE_FILE_DEPTH: usize = 16;
+
+/// Whether this process was started by rustc as the linker (see the module docs).
+pub fn is_linker_invocation() -> bool {
+    std::env::var_os(LINKER_ENV).is_some_and(|v| v == "1")
+}
+
+/// Runs the whole link (the steps in the module docs). `args` are the linker's arguments
+/// without the program name, exactly as rustc passed them.
+pub fn run_as_linker(args: Vec<OsString>) -> Result<()> {
+    let expanded = expand_response_files(args.clone(), &mut |path| std::fs::read(path))?;
+    let line = parse_link_line(&expanded)?;
+    if let Some(reason) = host_link_reason(&line) {
+        return host_link(&args, reason);
+    }
+    let output = line.output.clone().context("rustc passed no `-o <output>` to the linker")?;
+    let plan = plan_link(&line, &|path| path.is_file())?;
+    let scratch = ScratchDir::next_to(&output)?;
+    let merged = scratch.path.join("merged.o");
+    // ld reads its arguments from a response file: when rustc had to use one (the command
+    // line was too long to execute), a command line with the same inputs would fail too.
+    let response_file = scratch.path.join("ld.args");
+    std::fs::write(&response_file, response_file_text(&ld_args(&plan, &merged)))
+        .with_context(|| format!("write {}", response_file.display()))?;
+    let mut ld = tool("LD", "ld");
+    ld.arg(at_argument(&response_file));
+    run_tool(ld, "ld", "merge the Rust program into one object (ld -r)")?;
+
+    let stripped = scratch.path.join("program.o");
+    let mut strip = tool("OBJCOPY", "objcopy");
+    for section in BITCODE_SECTIONS {
+        strip.arg(format!("--remove-section={section}"));
+    }
+    strip.arg(&merged).arg(&stripped);
+    run_tool(strip, "objcopy", "remove the embedded LLVM bitcode")?;
+    let _ = std::fs::remove_file(&merged);
+
+    let mut nm = tool("NM", "nm");
+    nm.args(["--defined-only", "--format=posix"]).arg(&stripped);
+    let listing = run_tool(nm, "nm", "list the program's symbols")?;
+    check_entry_symbols(&String::from_utf8_lossy(&listing))?;
+    let mut rename = tool("OBJCOPY", "objcopy");
+    rename.arg(format!("--redefine-sym=main={RENAMED_MAIN}")).arg(&stripped);
+    run_tool(rename, "objcopy", "rename rustc's C main")?;
+
+    // `D`: no timestamps or owners, so an unchanged program gives an identical archive.
+    let archive = scratch.path.join("program.a");
+    let mut ar = tool("AR", "ar");
+    ar.arg("rcsD").arg(&archive).arg(&stripped);
+    run_tool(ar, "ar", "write the archive")?;
+    std::fs::rename(&archive, &output).with_context(|| format!("move the archive to {}", output.display()))?;
+    Ok(())
+}
+
+/// One positional input or library, in command-line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkInput {
+    /// A file named on the command line (object, archive, or something else).
+    File {
+        path: PathBuf,
+        /// Inside `-Wl,--whole-archive`.
+        whole_archive: bool,
+    },
+    /// `-l<name>` (or `-l:<file>`, `verbatim`).
+    Library {
+        name: OsString,
+        verbatim: bool,
+        /// `-Bstatic` (or `-static`) was in force: only `lib<name>.a` would do.
+        static_only: bool,
+        whole_archive: bool,
+    },
+}
+
+/// What a cc-style link command line asks for (see [`parse_link_line`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkLine {
+    /// `-o`.
+    pub output: Option<PathBuf>,
+    /// Objects, archives and libraries, in order.
+    pub inputs: Vec<LinkInput>,
+    /// `-L` directories, in order.
+    pub search_dirs: Vec<PathBuf>,
+    /// `-u <symbol>` / `-Wl,-u,<symbol>`: symbols to pull even if nothing refers to them.
+    pub undefined: Vec<OsString>,
+    /// `-shared`: a shared object (proc macro, `cdylib`, `dylib`), never for a unikernel.
+    pub shared: bool,
+}
+
+/// gcc driver options whose value is the next argument (those rustc or a `-C link-arg`
+/// may plausibly use). Joined forms (`-L/dir`) are handled too.
+const OPTIONS_WITH_VALUE: &[&str] = &["-o", "-L", "-l", "-u", "-Xlinker", "-B", "-T", "-e", "-z", "-x", "--sysroot"];
+
+/// Parses rustc's cc-style linker command line (already expanded, see
+/// [`expand_response_files`]). Unknown options are ignored: they shape a Linux
+/// executable, which this link does not produce.
+pub fn parse_link_line(args: &[OsString]) -> Result<LinkLine> {
+    let mut line = LinkLine::default();
+    let mut static_only = false;
+    let mut whole_archive = false;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let bytes = arg.as_bytes();
+        if !bytes.starts_with(b"-") || bytes == b"-" {
+            line.inputs.push(LinkInput::File { path: PathBuf::from(arg), whole_archive });
+            continue;
+        }
+        // `-Wl,a,b` and `-Xlinker a` carry options for the linker itself.
+        let mut linker_opts: Vec<OsString> = Vec::new();
+        if let Some(rest) = bytes.strip_prefix(b"-Wl,") {
+            linker_opts.extend(rest.split(|&b| b == b',').map(|o| OsString::from_vec(o.to_vec())));
+        } else if bytes == b"-Xlinker" {
+            linker_opts.push(it.next().context("`-Xlinker` without a value")?.clone());
+        } else {
+            let (option, joined) = split_option(bytes);
+            let value = match (option, joined) {
+                (Some(_), Some(v)) => Some(OsString::from_vec(v.to_vec())),
+                (Some(o), None) => Some(it.next().with_context(|| format!("`{o}` without a value"))?.clone()),
+                (None, _) => None,
+            };
+            match (option, value) {
+                (Some("-o"), Some(v)) => line.output = Some(PathBuf::from(v)),
+                (Some("-L"), Some(v)) => line.search_dirs.push(PathBuf::from(v)),
+                (Some("-l"), Some(v)) => {
+                    let (name, verbatim) = match v.as_bytes().strip_prefix(b":") {
+                        Some(file) => (OsString::from_vec(file.to_vec()), true),
+                        None => (v, false),
+                    };
+                    line.inputs.push(LinkInput::Library { name, verbatim, static_only, whole_archive });
+                }
+                (Some("-u"), Some(v)) => line.undefined.push(v),
+                (Some(_), _) => {} // -B, -T, -e, -z, -x, --sysroot: for the Linux link only
+                (None, _) => match bytes {
+                    b"-shared" => line.shared = true,
+                    b"-static" | b"-static-pie" => static_only = true,
+                    _ => {}
+                },
+            }
+            continue;
+        }
+        let mut opts = linker_opts.into_iter();
+        while let Some(opt) = opts.next() {
+            match opt.as_bytes() {
+                b"-Bstatic" | b"-dn" | b"-non_shared" | b"-static" => static_only = true,
+                b"-Bdynamic" | b"-dy" | b"-call_shared" => static_only = false,
+                b"--whole-archive" => whole_archive = true,
+                b"--no-whole-archive" => whole_archive = false,
+                b"-shared" | b"-Bshareable" => line.shared = true,
+                b"-u" | b"--undefined" => line.undefined.extend(opts.next()),
+                o => {
+                    if let Some(sym) = o.strip_prefix(b"--undefined=") {
+                        line.undefined.push(OsString::from_vec(sym.to_vec()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(line)
+}
+
+/// Splits `-Lfoo` into (`-L`, `foo`) and `-L` into (`-L`, none) for the options in
+/// [`OPTIONS_WITH_VALUE`]; other options give (none, none).
+fn split_option(arg: &[u8]) -> (Option<&'static str>, Option<&[u8]>) {
+    for option in OPTIONS_WITH_VALUE {
+        if arg == option.as_bytes() {
+            return (Some(option), None);
+        }
+        // Only one-letter options take a joined value (`-ofile`, `-L/dir`); `--sysroot=`.
+        if option.len() == 2 {
+            if let Some(v) = arg.strip_prefix(option.as_bytes()) {
+                return (Some(option), Some(v));
+            }
+        } else if let Some(v) = arg.strip_prefix(format!("{option}=").as_bytes()) {
+            return (Some(option), Some(v));
+        }
+    }
+    (None, None)
+}
+
+/// Why this link is for the host, not the unikernel (see step 1), or `None`.
+pub fn host_link_reason(line: &LinkLine) -> Option<&'static str> {
+    if line.shared {
+        return Some("a shared object (proc macro or dylib)");
+    }
+    let stem = line.output.as_deref().and_then(Path::file_name).map(OsStr::as_bytes).unwrap_or_default();
+    if stem.starts_with(b"build_script_") {
+        return Some("a build script");
+    }
+    None
+}
+
+/// Links `args` with the host C compiler, for what must stay a host program.
+fn host_link(args: &[OsString], reason: &str) -> Result<()> {
+    let cc = std::env::var_os("CARGO_UNIKRAFT_HOST_CC").unwrap_or_else(|| "cc".into());
+    let status = Command::new(&cc)
+        .args(args)
+        .env_remove(LINKER_ENV)
+        .status()
+        .with_context(|| format!("run the host linker {} for {reason}", cc.to_string_lossy()))?;
+    if !status.success() {
+        bail!("the host linker {} failed for {reason} ({status})", cc.to_string_lossy());
+    }
+    Ok(())
+}
+
+/// Expands every `@file` argument into the arguments the file holds, recursively, as gcc
+/// does. `read` reads a file (a parameter so tests need no files).
+pub fn expand_response_files(
+    args: Vec<OsString>,
+    read: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+) -> Result<Vec<OsString>> {
+    expand_at_depth(args, read, 0)
+}
+
+fn expand_at_depth(
+    args: Vec<OsString>,
+    read: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
+    depth: usize,
+) -> Result<Vec<OsString>> {
+    let mut out = Vec::with_capacity(args.len());
+    for arg in args {
+        let Some(file) = arg.as_bytes().strip_prefix(b"@").filter(|f| !f.is_empty()) else {
+            out.push(arg);
+            continue;
+        };
+        if depth >= MAX_RESPONSE_FILE_DEPTH {
+            bail!("response files nest deeper than {MAX_RESPONSE_FILE_DEPTH} levels");
+        }
+        let path = Path::new(OsStr::from_bytes(file));
+        let text = read(path).with_context(|| format!("read the response file {}", path.display()))?;
+        out.extend(expand_at_depth(split_response_file(&text), read, depth + 1)?);
+    }
+    Ok(out)
+}
+
+/// Splits a response file the way gcc (libiberty's `buildargv`) does: whitespace separates
+/// arguments; `'...'` and `"..."` quote; a backslash makes the next character literal.
+/// rustc writes one argument per line with `\` and spaces escaped.
+pub fn split_response_file(text: &[u8]) -> Vec<OsString> {
+    let mut args = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut in_arg = false;
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for &c in text {
+        if escaped {
+            current.push(c);
+            escaped = false;
+        } else if c == b'\\' {
+            escaped = true;
+            in_arg = true;
+        } else if single {
+            if c == b'\'' {
+                single = false;
+            } else {
+                current.push(c);
+            }
+        } else if double {
+            if c == b'"' {
+                double = false;
+            } else {
+                current.push(c);
+            }
+        } else if c.is_ascii_whitespace() {
+            if in_arg {
+                args.push(OsString::from_vec(std::mem::take(&mut current)));
+                in_arg = false;
+            }
+        } else {
+            in_arg = true;
+            match c {
+                b'\'' => single = true,
+                b'"' => double = true,
+                _ => current.push(c),
+            }
+        }
+    }
+    if in_arg {
+        args.push(OsString::from_vec(current));
+    }
+    args
+}
+
+/// What `ld -r` is given (see [`plan_link`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkPlan {
+    /// Objects and archives, in order, each with its `--whole-archive` state.
+    pub members: Vec<(PathBuf, bool)>,
+    /// `-u` symbols.
+    pub undefined: Vec<OsString>,
+    /// C runtime libraries left to lib-musl and libgcc_eh (see [`C_RUNTIME_LIBS`]).
+    pub dropped_libs: Vec<String>,
+}
+
+/// Decides which inputs of `line` go into the merged object (step 4). `is_file` tells
+/// whether a path exists (a parameter so tests need no files).
+pub fn plan_link(line: &LinkLine, is_file: &dyn Fn(&Path) -> bool) -> Result<LinkPlan> {
+    let mut plan = LinkPlan { undefined: line.undefined.clone(), ..LinkPlan::default() };
+    for input in &line.inputs {
+        match input {
+            LinkInput::File { path, whole_archive } => {
+                let name = path.file_name().map(OsStr::as_bytes).unwrap_or_default();
+                if is_shared_object_name(name) {
+                    bail!(
+                        "{} is a shared library; a unikernel cannot load one (link a static library instead)",
+                        path.display()
+                    );
+                }
+                plan.members.push((path.clone(), *whole_archive));
+            }
+            LinkInput::Library { name, verbatim, static_only, whole_archive } => {
+                let shown = name.to_string_lossy();
+                if !verbatim && C_RUNTIME_LIBS.contains(&shown.as_ref()) {
+                    plan.dropped_libs.push(shown.into_owned());
+                    continue;
+                }
+                let file_name: OsString = if *verbatim { name.clone() } else { format!("lib{shown}.a").into() };
+                match line.search_dirs.iter().map(|dir| dir.join(&file_name)).find(|p| is_file(p)) {
+                    Some(found) if !is_shared_object_name(file_name.as_bytes()) => {
+                        plan.members.push((found, *whole_archive))
+                    }
+                    _ => bail!(
+                        "rustc asks to link the {kind}library `{shown}`, but no static `{file}` is in the -L \
+                         directories ({dirs}); a unikernel cannot load a shared library, so build it as a static \
+                         library (most `-sys` crates have a `static` or `vendored` feature)",
+                        kind = if *static_only { "static " } else { "" },
+                        file = file_name.to_string_lossy(),
+                        dirs = line.search_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+                    ),
+                }
+            }
+        }
+    }
+    if plan.members.is_empty() {
+        bail!("the link has no objects or archives");
+    }
+    Ok(plan)
+}
+
+/// `libfoo.so`, `libfoo.so.1.2`.
+fn is_shared_object_name(name: &[u8]) -> bool {
+    name.ends_with(b".so") || name.windows(4).any(|w| w == b".so.")
+}
+
+/// The `ld -r` arguments for `plan` (step 5).
+pub fn ld_args(plan: &LinkPlan, merged: &Path) -> Vec<OsString> {
+    // `-z noexecstack`: rustc's symbols.o has no .note.GNU-stack, which would otherwise mark
+    // the merged object as needing an executable stack (a warning at every Unikraft link).
+    let mut args: Vec<OsString> =
+        ["-r", "-m", "elf_x86_64", "-z", "noexecstack", "-o"].into_iter().map(OsString::from).collect();
+    args.push(merged.into());
+    for symbol in &plan.undefined {
+        args.push("-u".into());
+        args.push(symbol.clone());
+    }
+    args.push("--start-group".into());
+    let mut whole = false;
+    for (path, whole_archive) in &plan.members {
+        if *whole_archive != whole {
+            args.push(if *whole_archive { "--whole-archive" } else { "--no-whole-archive" }.into());
+            whole = *whole_archive;
+        }
+        args.push(path.into());
+    }
+    if whole {
+        args.push("--no-whole-archive".into());
+    }
+    args.push("--end-group".into());
+    args
+}
+
+/// A response file holding `args`, one per line, with every character that
+/// [`split_response_file`] would treat specially escaped by a backslash.
+pub fn response_file_text(args: &[OsString]) -> Vec<u8> {
+    let mut text = Vec::new();
+    for arg in args {
+        if arg.is_empty() {
+            text.extend_from_slice(b"''");
+        }
+        for &c in arg.as_bytes() {
+            if c.is_ascii_whitespace() || matches!(c, b'\\' | b'\'' | b'"') {
+                text.push(b'\\');
+            }
+            text.push(c);
+        }
+        text.push(b'\n');
+    }
+    text
+}
+
+/// `@<path>`.
+fn at_argument(path: &Path) -> OsString {
+    let mut arg = OsString::from("@");
+    arg.push(path);
+    arg
+}
+
+/// Checks the stripped object's symbols (`nm --format=posix` output) before the rename
+/// (step 7): it must define `main`, and must not define `unikernel_main` already.
+pub fn check_entry_symbols(nm_posix: &str) -> Result<()> {
+    let defines = |wanted: &str| {
+        nm_posix.lines().any(|l| {
+            let mut f = l.split_whitespace();
+            f.next() == Some(wanted) && f.next().is_some_and(|kind| kind != "U" && kind != "w" && kind != "v")
+        })
+    };
+    if !defines("main") {
+        bail!(
+            "the program defines no C `main`; cargo-unikraft links binaries (bins, examples, tests, benches), \
+             not libraries"
+        );
+    }
+    if defines(RENAMED_MAIN) {
+        bail!(
+            "the program already defines `{RENAMED_MAIN}` (does it depend on rt-unikraft?); an app built as a plain \
+             binary must not link another unikernel entry point"
+        );
+    }
+    Ok(())
+}
+
+/// A binutils tool, overridable by `CARGO_UNIKRAFT_<VAR>`.
+fn tool(var: &str, default: &str) -> Command {
+    let program = std::env::var_os(format!("CARGO_UNIKRAFT_{var}")).unwrap_or_else(|| default.into());
+    let mut cmd = Command::new(program);
+    // Never let a tool run this program again as a linker.
+    cmd.env_remove(LINKER_ENV);
+    cmd
+}
+
+/// Runs `cmd`; on failure, says which step failed and shows the tool's output.
+fn run_tool(mut cmd: Command, name: &str, step: &str) -> Result<Vec<u8>> {
+    let out = cmd.output().with_context(|| format!("run `{name}` to {step} (binutils is needed)"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let hint = if stderr.contains("LLVM ERROR") {
+            "\n(LLVM's bfd plugin choked on embedded bitcode; see cargo-unikraft's linker docs, step 6)"
+        } else {
+            ""
+        };
+        bail!("`{name}` failed to {step} ({}):\n{}{hint}", out.status, stderr.trim());
+    }
+    Ok(out.stdout)
+}
+
+/// A scratch directory beside the output (so the final rename stays on one file system),
+/// removed when dropped.
+struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    fn next_to(output: &Path) -> Result<Self> {
+        let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = output.file_name().map(OsStr::to_string_lossy).unwrap_or_default();
+        let path = parent.join(format!(".{name}.cargo-unikraft-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).with_context(|| format!("create {}", path.display()))?;
+        Ok(ScratchDir { path })
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    /// rustc 1.95's link line for a `cargo new --bin` release build (shortened paths).
+    fn rustc_hello_line() -> Vec<OsString> {
+        os(&[
+            "-m64",
+            "/tmp/rustcXYZ/symbols.o",
+            "/t/release/deps/hello-1.hello.abc-cgu.0.rcgu.o",
+            "/t/release/deps/hello-1.alloc.rcgu.o",
+            "-Wl,--as-needed",
+            "-Wl,-Bstatic",
+            "/sys/lib/libstd-d1.rlib",
+            "/sys/lib/libpanic_unwind-4b.rlib",
+            "/sys/lib/libcore-12.rlib",
+            "/sys/lib/libcompiler_builtins-27.rlib",
+            "-Wl,-Bdynamic",
+            "-lgcc_s",
+            "-lutil",
+            "-lrt",
+            "-lpthread",
+            "-lm",
+            "-ldl",
+            "-lc",
+            "-L",
+            "/tmp/rustcXYZ/raw-dylibs",
+            "-B/sys/bin/gcc-ld",
+            "-fuse-ld=lld",
+            "-Wl,--eh-frame-hdr",
+            "-Wl,-z,noexecstack",
+            "-L",
+            "/sys/lib",
+            "-o",
+            "/t/release/deps/hello-1",
+            "-Wl,--gc-sections",
+            "-pie",
+            "-Wl,-z,relro,-z,now",
+            "-Wl,-O1",
+            "-Wl,--strip-debug",
+            "-nodefaultlibs",
+        ])
+    }
+
+    #[test]
+    fn rustc_link_line_keeps_objects_and_rlibs_and_drops_the_c_runtime() {
+        let line = parse_link_line(&rustc_hello_line()).unwrap();
+        assert_eq!(line.output, Some(PathBuf::from("/t/release/deps/hello-1")));
+        assert_eq!(line.search_dirs, vec![PathBuf::from("/tmp/rustcXYZ/raw-dylibs"), PathBuf::from("/sys/lib")]);
+        assert!(!line.shared);
+        assert_eq!(host_link_reason(&line), None);
+        let plan = plan_link(&line, &|_| panic!("no library should be searched")).unwrap();
+        let members: Vec<_> = plan.members.iter().map(|(p, w)| (p.to_str().unwrap(), *w)).collect();
+        assert_eq!(
+            members,
+            vec![
+                ("/tmp/rustcXYZ/symbols.o", false),
+                ("/t/release/deps/hello-1.hello.abc-cgu.0.rcgu.o", false),
+                ("/t/release/deps/hello-1.alloc.rcgu.o", false),
+                ("/sys/lib/libstd-d1.rlib", false),
+                ("/sys/lib/libpanic_unwind-4b.rlib", false),
+                ("/sys/lib/libcore-12.rlib", false),
+                ("/sys/lib/libcompiler_builtins-27.rlib", false),
+            ]
+        );
+        assert_eq!(plan.dropped_libs, ["gcc_s", "util", "rt", "pthread", "m", "dl", "c"]);
+    }
+
+    #[test]
+    fn joined_and_separate_option_values_are_equivalent() {
+        let a = parse_link_line(&os(&["-o", "out", "-L", "/d", "-l", "foo", "x.o"])).unwrap();
+        let b = parse_link_line(&os(&["-oout", "-L/d", "-lfoo", "x.o"])).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.output, Some(PathBuf::from("out")));
+    }
+
+    #[test]
+    fn a_value_that_looks_like_an_option_is_still_a_value() {
+        let line = parse_link_line(&os(&["-o", "-weird-name", "x.o"])).unwrap();
+        assert_eq!(line.output, Some(PathBuf::from("-weird-name")));
+        assert_eq!(line.inputs.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_option_value_is_an_error() {
+        assert!(parse_link_line(&os(&["x.o", "-o"])).is_err());
+        assert!(parse_link_line(&os(&["-Xlinker"])).is_err());
+    }
+
+    #[test]
+    fn native_static_libraries_are_found_in_the_search_dirs() {
+        let line = parse_link_line(&os(&[
+            "main.o",
+            "-Wl,-Bstatic",
+            "-Wl,--whole-archive",
+            "-lwhole",
+            "-Wl,--no-whole-archive",
+            "-lfoo",
+            "-l:libexact.a",
+            "-L/out/a",
+            "-L",
+            "/out/b",
+            "-o",
+            "app",
+        ]))
+        .unwrap();
+        let exists = |p: &Path| {
+            ["/out/b/libfoo.a", "/out/a/libfoo.a", "/out/b/libwhole.a", "/out/a/libexact.a"]
+                .contains(&p.to_str().unwrap())
+        };
+        let plan = plan_link(&line, &exists).unwrap();
+        let members: Vec<_> = plan.members.iter().map(|(p, w)| (p.to_str().unwrap(), *w)).collect();
+        assert_eq!(
+            members,
+            vec![
+                ("main.o", false),
+                ("/out/b/libwhole.a", true),
+                ("/out/a/libfoo.a", false),
+                ("/out/a/libexact.a", false)
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_archive_and_static_state_follow_the_command_line() {
+        let line = parse_link_line(&os(&[
+            "-Wl,-Bstatic,--whole-archive",
+            "a.rlib",
+            "-lx",
+            "-Xlinker",
+            "--no-whole-archive",
+            "-Wl,-Bdynamic",
+            "b.rlib",
+            "-ly",
+        ]))
+        .unwrap();
+        assert_eq!(
+            line.inputs,
+            vec![
+                LinkInput::File { path: "a.rlib".into(), whole_archive: true },
+                LinkInput::Library { name: "x".into(), verbatim: false, static_only: true, whole_archive: true },
+                LinkInput::File { path: "b.rlib".into(), whole_archive: false },
+                LinkInput::Library { name: "y".into(), verbatim: false, static_only: false, whole_archive: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn c_runtime_libraries_are_never_searched_even_if_present() {
+        // A build script may add a system directory that holds glibc's libc.a.
+        let line =
+            parse_link_line(&os(&["m.o", "-L/usr/lib/x86_64-linux-gnu", "-Wl,-Bstatic", "-lc", "-lgcc_eh"])).unwrap();
+        let plan = plan_link(&line, &|_| true).unwrap();
+        assert_eq!(plan.members, vec![(PathBuf::from("m.o"), false)]);
+        assert_eq!(plan.dropped_libs, ["c", "gcc_eh"]);
+    }
+
+    #[test]
+    fn a_library_with_no_static_archive_is_an_error() {
+        let line = parse_link_line(&os(&["m.o", "-L/d", "-lz"])).unwrap();
+        let err = plan_link(&line, &|p| p == Path::new("/d/libz.so")).unwrap_err().to_string();
+        assert!(err.contains("`z`") && err.contains("libz.a") && err.contains("/d"), "{err}");
+    }
+
+    #[test]
+    fn shared_inputs_are_refused() {
+        let line = parse_link_line(&os(&["m.o", "/usr/lib/libssl.so.3"])).unwrap();
+        assert!(plan_link(&line, &|_| true).unwrap_err().to_string().contains("shared library"));
+        let line = parse_link_line(&os(&["m.o", "-l:libfoo.so"])).unwrap();
+        assert!(plan_link(&line, &|_| true).is_err());
+    }
+
+    #[test]
+    fn undefined_symbols_are_collected() {
+        let line = parse_link_line(&os(&["-u", "a", "-ub", "-Wl,-u,c", "-Wl,--undefined=d", "m.o"])).unwrap();
+        assert_eq!(line.undefined, os(&["a", "b", "c", "d"]));
+    }
+
+    #[test]
+    fn host_links_are_recognised() {
+        let proc_macro =
+            parse_link_line(&os(&["x.o", "-shared", "-o", "/t/release/deps/libserde_derive-1.so"])).unwrap();
+        assert!(host_link_reason(&proc_macro).is_some());
+        let script = parse_link_line(&os(&["x.o", "-o", "/t/release/build/libc-9/build_script_build-9"])).unwrap();
+        assert!(host_link_reason(&script).is_some());
+        let test = parse_link_line(&os(&["x.o", "-o", "/t/release/deps/hello-1f"])).unwrap();
+        assert_eq!(host_link_reason(&test), None);
+    }
+
+    #[test]
+    fn response_files_split_like_gcc() {
+        // rustc's escaping: one argument per line, `\` and space escaped.
+        let text = b"-m64\n/path\\ with\\ space/a.o\nC:\\\\x\n-Wl,-Bstatic\n\n";
+        assert_eq!(split_response_file(text), os(&["-m64", "/path with space/a.o", "C:\\x", "-Wl,-Bstatic"]));
+        // libiberty's quoting, as other tools write it.
+        assert_eq!(split_response_file(b"'a b' \"c d\"  e\\\"f '' \"it's\""), os(&["a b", "c d", "e\"f", "", "it's"]));
+        assert_eq!(split_response_file(b""), Vec::<OsString>::new());
+    }
+
+    #[test]
+    fn response_files_expand_in_place_and_nest() {
+        let mut read = |p: &Path| -> std::io::Result<Vec<u8>> {
+            match p.to_str().unwrap() {
+                "/r/outer" => Ok(b"b.o\n@/r/inner\ne.o\n".to_vec()),
+                "/r/inner" => Ok(b"c.o d.o".to_vec()),
+                _ => Err(std::io::ErrorKind::NotFound.into()),
+            }
+        };
+        let out = expand_response_files(os(&["a.o", "@/r/outer", "f.o", "@"]), &mut read).unwrap();
+        assert_eq!(out, os(&["a.o", "b.o", "c.o", "d.o", "e.o", "f.o", "@"]));
+        let err = expand_response_files(os(&["@/r/missing"]), &mut read).unwrap_err();
+        assert!(format!("{err:#}").contains("/r/missing"));
+    }
+
+    #[test]
+    fn recursive_response_files_stop() {
+        let mut read = |_: &Path| -> std::io::Result<Vec<u8>> { Ok(b"@/r/self".to_vec()) };
+        assert!(expand_response_files(os(&["@/r/self"]), &mut read).is_err());
+    }
+
+    #[test]
+    fn non_utf8_paths_survive() {
+        let raw = OsString::from_vec(b"/t/\xff.o".to_vec());
+        let line = parse_link_line(&[raw.clone(), "-o".into(), "out".into()]).unwrap();
+        assert_eq!(line.inputs, vec![LinkInput::File { path: PathBuf::from(raw), whole_archive: false }]);
+    }
+
+    #[test]
+    fn entry_symbols_are_checked() {
+        let ok = "main T 0 10\n_ZN5hello4main17h T 10 20\nexit U\n";
+        check_entry_symbols(ok).unwrap();
+        let lib = "foo T 0 10\nmain U\n";
+        assert!(check_entry_symbols(lib).unwrap_err().to_string().contains("no C `main`"));
+        let both = "main T 0 10\nunikernel_main T 20 10\n";
+        assert!(check_entry_symbols(both).unwrap_err().to_string().contains("rt-unikraft"));
+    }
+
+    #[test]
+    fn response_files_round_trip() {
+        let args = os(&["plain", "with space", "tab\there", "new\nline", "back\\slash", "quo'te\"s", "", "@x"]);
+        assert_eq!(split_response_file(&response_file_text(&args)), args);
+        let raw = vec![OsString::from_vec(b"/t/\xff o".to_vec())];
+        assert_eq!(split_response_file(&response_file_text(&raw)), raw);
+    }
+
+    #[test]
+    fn ld_args_group_and_toggle_whole_archive() {
+        let plan = LinkPlan {
+            members: vec![("a.o".into(), false), ("w.a".into(), true), ("b.rlib".into(), false), ("z.a".into(), true)],
+            undefined: os(&["keep"]),
+            dropped_libs: vec![],
+        };
+        let args = ld_args(&plan, Path::new("out.o"));
+        let args: Vec<_> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args,
+            [
+                "-r",
+                "-m",
+                "elf_x86_64",
+                "-z",
+                "noexecstack",
+                "-o",
+                "out.o",
+                "-u",
+                "keep",
+                "--start-group",
+                "a.o",
+                "--whole-archive",
+                "w.a",
+                "--no-whole-archive",
+                "b.rlib",
+                "--whole-archive",
+                "z.a",
+                "--no-whole-archive",
+                "--end-group",
+            ]
+        );
+    }
+}

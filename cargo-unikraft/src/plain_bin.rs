@@ -1,0 +1,126 @@
+//! Plain binaries: a crate with `src/main.rs` and `fn main()`, no dependency on this
+//! project. Cargo compiles it for the stock `x86_64-unknown-linux-gnu` target as usual but
+//! links it with cargo-unikraft as the linker ([`crate::linker`]), which writes one archive
+//! in place of the executable; Unikraft's make links that archive with the glue this tool
+//! carries (the C `main` and exit path, the libc shims the gnu std needs, and the
+//! unwinder's `_dl_find_object`), which is written next to the generated app directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use kraftfile_gen::{AppSpec, LinkedBin, RustBuild};
+
+use crate::app::{path_str, App};
+use crate::linker::LINKER_ENV;
+
+/// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft.
+/// `main.c` includes the first two `.inc` files; `hosted.c` (the hosted-musl harness's
+/// `main`) includes the device stand-ins too.
+const GLUE: &[(&str, &str)] = &[
+    ("main.c", include_str!("../../rt-unikraft/glue/main.c")),
+    ("std_shims.inc", include_str!("../../rt-unikraft/glue/std_shims.inc")),
+    ("dl_find_object.inc", include_str!("../../rt-unikraft/glue/dl_find_object.inc")),
+    ("hosted.c", include_str!("../../rt-unikraft/glue/hosted.c")),
+    ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
+    ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
+];
+
+/// The app for a crate without a `unikraft` feature: its one binary target (or an error
+/// that says what to do).
+pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::Value) -> Result<App> {
+    let name = package["name"].as_str().context("package without a name")?;
+    let bins: Vec<&str> = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    let has_lib = package["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "lib")));
+    // A library without a binary has nothing to run, but its tests (`cargo unikraft test`).
+    let bin = match bins.as_slice() {
+        [bin] => Some(*bin),
+        [] if has_lib => None,
+        [] => bail!(
+            "`{name}` ({}) has neither a `unikraft` feature (an app on this project's device core) nor a \
+             binary target (a plain `fn main()` program); cargo unikraft needs one of them",
+            manifest.display()
+        ),
+        _ => bail!(
+            "`{name}` has several binary targets ({}); plain binaries with more than one are not supported yet",
+            bins.join(", ")
+        ),
+    };
+    let spec = AppSpec::from_cargo_metadata(name, &package["metadata"])
+        .with_context(|| format!("in {}", manifest.display()))?;
+    if !spec.devices.is_empty() {
+        bail!(
+            "{}: `devices` needs an app on this project's device core (a `unikraft` feature that enables \
+             `unikernel/unikraft`); a plain binary has no driver for them yet",
+            manifest.display()
+        );
+    }
+    let target_dir = PathBuf::from(meta["target_directory"].as_str().context("no target directory")?);
+    let unikraft_dir = target_dir.join("unikraft").join(&spec.name);
+    let glue_sources = write_glue(&unikraft_dir.join("glue"))?;
+    let cargo_target_dir = target_dir.join("unikraft").join("cargo");
+    let linker = std::env::current_exe().context("the path of this tool (it is cargo's linker for plain binaries)")?;
+    let linked_bin = match bin {
+        Some(bin) => LinkedBin {
+            archive: path_str(&cargo_target_dir.join("release").join(bin))?,
+            cargo: Some((format!("{LINKER_ENV}=1"), bin_cargo_args(manifest, bin, &cargo_target_dir, &linker)?)),
+        },
+        // Only test harnesses will be linked (cargo unikraft test sets their archive).
+        None => LinkedBin { archive: String::new(), cargo: None },
+    };
+    let build = RustBuild {
+        manifest_path: path_str(manifest)?,
+        lib_name: bin.unwrap_or(name).to_string(),
+        cargo_target_dir: path_str(&cargo_target_dir)?,
+        glue_sources,
+        linked_bin: Some(linked_bin),
+    };
+    Ok(App { spec, build, unikraft_dir })
+}
+
+/// The arguments after `cargo` that link `bin` into an archive. `-C linker` goes to the
+/// final rustc call only (`cargo rustc ... -- FLAGS`), so build scripts and proc macros
+/// are linked as usual. Fat LTO and one codegen unit keep the image small (the linker
+/// sees only what the program reaches).
+pub fn bin_cargo_args(manifest: &Path, bin: &str, target_dir: &Path, linker: &Path) -> Result<Vec<String>> {
+    Ok(vec![
+        "rustc".into(),
+        "--manifest-path".into(),
+        path_str(manifest)?,
+        "--bin".into(),
+        bin.into(),
+        "--release".into(),
+        "--target-dir".into(),
+        path_str(target_dir)?,
+        "--config".into(),
+        "profile.release.lto=true".into(),
+        "--config".into(),
+        "profile.release.codegen-units=1".into(),
+        "--".into(),
+        "-C".into(),
+        format!("linker={}", path_str(linker)?),
+    ])
+}
+
+/// Writes the glue into `dir` (only files whose content changed, so make does not
+/// recompile needlessly); returns the sources Unikraft compiles (`main.c`).
+pub fn write_glue(dir: &Path) -> Result<Vec<String>> {
+    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    for (name, body) in GLUE {
+        let path = dir.join(name);
+        if fs::read_to_string(&path).ok().as_deref() != Some(*body) {
+            fs::write(&path, body).with_context(|| format!("write {}", path.display()))?;
+        }
+    }
+    Ok(vec![path_str(&dir.join("main.c"))?])
+}

@@ -1,0 +1,231 @@
+//! `cargo unikraft` on crates outside this workspace, as a user would have them: a plain
+//! `cargo new --bin` crate with no dependency on this project, a crate on `unikernel` by
+//! path with a net device, and a library with passing and failing tests. Real Unikraft
+//! builds, real QEMU boots (TCG where KVM cannot run the guest).
+//!
+//! The crates live in one directory under the system temp dir, reused between runs so a
+//! second run only relinks. They need the pinned sources; without them each test prints a
+//! `SKIP:` line (a failure with `UNIKERNEL_REQUIRE_SOURCES=1`, as CI sets).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Mutex;
+
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-unikraft");
+
+/// The crates share the tool's cache and QEMU; one at a time keeps the 2-core machines sane.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn outside_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join("cargo-unikraft-outside-tests");
+    fs::create_dir_all(&dir).unwrap();
+    assert!(!dir.starts_with(workspace_root()), "the test crates must be outside the workspace");
+    dir
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Whether the Unikraft sources are there; otherwise a SKIP line (or, with
+/// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure).
+fn provisioned(test: &str) -> bool {
+    if cargo_unikraft::sources::provisioned().is_ok() && which::which("qemu-system-x86_64").is_ok() {
+        return true;
+    }
+    let why = "the Unikraft sources or QEMU are not provisioned (`cargo unikraft fetch`, `cargo unikraft doctor`)";
+    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIP: {test}: {why}");
+    false
+}
+
+/// Writes `files` under `dir` (only when they differ, so a rerun does not rebuild).
+fn write_crate(dir: &Path, files: &[(&str, &str)]) {
+    for (path, body) in files {
+        let path = dir.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        if fs::read_to_string(&path).ok().as_deref() != Some(body) {
+            fs::write(&path, body).unwrap();
+        }
+    }
+}
+
+fn tool(dir: &Path, args: &[&str]) -> Output {
+    Command::new(TOOL).arg("unikraft").args(args).current_dir(dir).output().unwrap()
+}
+
+const PLAIN_MAIN: &str = r#"fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    println!("plain args: {}", args.join(" "));
+    let worker = std::thread::spawn(|| 6 * 7);
+    println!("a thread says {}", worker.join().unwrap());
+    let code = args.iter().find_map(|a| a.strip_prefix("--exit=")).map_or(0, |c| c.parse().unwrap());
+    std::process::exit(code);
+}
+"#;
+
+#[test]
+fn a_plain_cargo_new_bin_boots_on_unikraft() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("a_plain_cargo_new_bin_boots_on_unikraft") {
+        return;
+    }
+    let dir = outside_dir().join("plain");
+    if !dir.join("Cargo.toml").is_file() {
+        let out = Command::new("cargo").args(["new", "--bin", "--vcs", "none", "-q"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    write_crate(&dir, &[("src/main.rs", PLAIN_MAIN)]);
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(!manifest.contains("unikernel"), "the plain crate must not depend on this project");
+
+    let out = tool(&dir, &["run", "--", "a b", "c", "--exit=7"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("plain args: a b c --exit=7"), "{}", show(&out));
+    assert!(stdout.contains("a thread says 42"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+}
+
+#[test]
+fn a_crate_on_unikernel_by_path_with_a_net_device_boots_from_its_own_directory() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("a_crate_on_unikernel_by_path_boots_from_its_own_directory") {
+        return;
+    }
+    let dir = outside_dir().join("netapp");
+    let unikernel = workspace_root().join("unikernel");
+    let cargo_toml = format!(
+        r#"[package]
+name = "netapp"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+path = "src/lib.rs"
+test = false
+
+[[bin]]
+name = "netapp"
+path = "src/main.rs"
+test = false
+
+[features]
+default = ["unix"]
+unix = ["unikernel/unix"]
+unikraft = ["unikernel/unikraft"]
+
+[dependencies]
+unikernel = {{ path = "{}", default-features = false }}
+
+[package.metadata.unikraft]
+devices = ["net"]
+
+[profile.dev]
+panic = "abort"
+
+[profile.release]
+panic = "abort"
+"#,
+        unikernel.display()
+    );
+    let lib = r#"#![no_std]
+extern crate alloc;
+use unikernel::{println, services};
+
+unikernel::main!(run);
+
+fn run() -> i32 {
+    let args = services::boot_args();
+    println!("netapp args: {}", args.join(" "));
+    match services::open_net("") {
+        Ok(_) => println!("netapp: a net device is there"),
+        Err(e) => println!("netapp: no net device ({e})"),
+    }
+    args.iter().find_map(|a| a.strip_prefix("--exit=")).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+"#;
+    let main = "#![no_std]\n#![no_main]\nextern crate netapp;\n";
+    write_crate(&dir, &[("Cargo.toml", &cargo_toml), ("src/lib.rs", lib), ("src/main.rs", main)]);
+
+    let out = tool(&dir, &["run", "--", "hello", "--exit=9"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("netapp args: hello --exit=9"), "{}", show(&out));
+    assert!(stdout.contains("netapp: "), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(9), "{}", show(&out));
+    // Generated files are under the app's own target directory and name no path of
+    // this checkout but the dependency's glue.
+    let makefile = fs::read_to_string(dir.join("target/unikraft/netapp/app/Makefile.uk")).unwrap();
+    assert!(makefile.contains(&dir.join("target").display().to_string()), "{makefile}");
+    assert!(!makefile.contains(&workspace_root().join("target").display().to_string()), "{makefile}");
+}
+
+#[test]
+fn cargo_unikraft_test_reports_passing_and_failing_tests_like_cargo_test() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("cargo_unikraft_test_reports_passing_and_failing_tests") {
+        return;
+    }
+    let dir = outside_dir().join("tested");
+    let lib = r#"pub fn add(a: u32, b: u32) -> u32 {
+    a + b
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn adds() {
+        assert_eq!(super::add(2, 3), 5);
+    }
+
+    #[test]
+    fn spawns_a_thread() {
+        assert_eq!(std::thread::spawn(|| 7).join().unwrap(), 7);
+    }
+
+    #[test]
+    #[should_panic(expected = "unwinds")]
+    fn a_panic_unwinds() {
+        panic!("unwinds");
+    }
+}
+"#;
+    let failing = r#"#[test]
+fn passes_outside() {
+    assert_eq!(tested::add(1, 1), 2);
+}
+
+#[test]
+fn fails_on_purpose() {
+    assert_eq!(tested::add(1, 1), 3, "deliberately failing test");
+}
+"#;
+    let cargo_toml = "[package]\nname = \"tested\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    write_crate(&dir, &[("Cargo.toml", cargo_toml), ("src/lib.rs", lib), ("tests/outside.rs", failing)]);
+
+    let out = tool(&dir, &["test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test tests::adds ... ok"), "{}", show(&out));
+    assert!(stdout.contains("test tests::spawns_a_thread ... ok"), "{}", show(&out));
+    assert!(stdout.contains("test tests::a_panic_unwinds - should panic ... ok"), "{}", show(&out));
+    assert!(stdout.contains("test passes_outside ... ok"), "{}", show(&out));
+    assert!(stdout.contains("test fails_on_purpose ... FAILED"), "{}", show(&out));
+    assert!(stdout.contains("deliberately failing test"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+
+    // A filter that leaves only passing tests passes.
+    let out = tool(&dir, &["test", "--", "passes_outside"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("test passes_outside ... ok"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
