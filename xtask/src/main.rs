@@ -132,14 +132,8 @@ fn with_example(example: Option<String>, app: &mut cargo_unikraft::cli::AppArgs)
 fn main() -> ExitCode {
     // xtask delegates `kraft-run` to cargo-unikraft's library, so for a plain binary it is
     // the linker rustc runs (see cargo_unikraft::linker).
-    if cargo_unikraft::linker::is_linker_invocation() {
-        return match cargo_unikraft::linker::run_as_linker(std::env::args_os().skip(1).collect()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xtask (as the linker): {e:#}");
-                ExitCode::from(1)
-            }
-        };
+    if let Some(status) = cargo_unikraft::linker::exit_if_invoked_as_linker("xtask") {
+        return status;
     }
     match real_main() {
         Ok(code) => ExitCode::from(code),

@@ -4,14 +4,8 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Run by rustc as the linker of a plain binary (see the `linker` module).
-    if cargo_unikraft::linker::is_linker_invocation() {
-        return match cargo_unikraft::linker::run_as_linker(std::env::args_os().skip(1).collect()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("cargo-unikraft (as the linker): {e:#}");
-                ExitCode::from(1)
-            }
-        };
+    if let Some(status) = cargo_unikraft::linker::exit_if_invoked_as_linker("cargo-unikraft") {
+        return status;
     }
     match cargo_unikraft::cli::Cli::from_env().run() {
         Ok(code) => ExitCode::from(code),

@@ -124,6 +124,22 @@ pub fn is_linker_invocation() -> bool {
 
 /// Runs the whole link (the steps in the module docs). `args` are the linker's arguments
 /// without the program name, exactly as rustc passed them.
+/// For a binary's `main`: when rustc runs this program as its linker, do the link and
+/// return the process's exit status; otherwise `None` (carry on as the tool). Both
+/// `cargo-unikraft` and xtask (which delegates builds to this library) start with it.
+pub fn exit_if_invoked_as_linker(tool: &str) -> Option<std::process::ExitCode> {
+    if !is_linker_invocation() {
+        return None;
+    }
+    Some(match run_as_linker(std::env::args_os().skip(1).collect()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{tool} (as the linker): {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    })
+}
+
 pub fn run_as_linker(args: Vec<OsString>) -> Result<()> {
     let expanded = expand_response_files(args.clone(), &mut |path| std::fs::read(path))?;
     let line = parse_link_line(&expanded)?;
