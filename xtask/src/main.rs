@@ -17,7 +17,7 @@ mod run;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use cargo_unikraft::cli::{gen::GenArgs, run::RunArgs};
+use cargo_unikraft::cli::{build::BuildArgs, gen::GenArgs, run::RunArgs};
 use cargo_unikraft::target::{Target, Tender};
 use clap::{Parser, Subcommand, ValueEnum};
 use examples::ExampleSelect;
@@ -148,15 +148,13 @@ fn real_main() -> Result<u8> {
     match Cli::parse().command {
         Cmd::Run { backend, example, release, args } => run::run(backend, &example, release, &args),
         Cmd::KraftRun { example, mut run } => {
-            with_example(example, &mut run.app)?;
+            with_example(example, &mut run.build.app)?;
             run.run()
         }
         Cmd::Solo5Run(args) => {
             let tender = if args.target == "hvt" { Tender::Hvt } else { Tender::Spt };
             RunArgs {
-                app: args.select.app_args()?,
-                target: Target::Solo5(tender),
-                release: true,
+                build: BuildArgs { app: args.select.app_args()?, target: Target::Solo5(tender), release: true },
                 accel: cargo_unikraft::runner::Accel::Auto,
                 no_boot: args.no_run,
                 memory_mib: None,

@@ -5,22 +5,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
-use super::AppArgs;
+use super::build::BuildArgs;
 use crate::pipeline::{self, Devices};
 use crate::runner::{backtrace, console, Accel, GuestExit};
-use crate::target::Target;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
+    /// The app and the target (as for `cargo unikraft build`).
     #[command(flatten)]
-    pub app: AppArgs,
-    /// What to build for and run on: qemu/x86_64, fc/x86_64, solo5/spt, solo5/hvt or
-    /// hosted-musl.
-    #[arg(long, default_value = "qemu/x86_64")]
-    pub target: Target,
-    /// Accepted for cargo's sake: images are always built with the release profile.
-    #[arg(long)]
-    pub release: bool,
+    pub build: BuildArgs,
     /// QEMU accelerator: probe KVM and fall back to TCG (auto), or force one.
     #[arg(long, value_enum, default_value = "auto")]
     pub accel: Accel,
@@ -52,15 +45,15 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn run(&self) -> Result<u8> {
-        let app = self.app.resolve()?;
+        let app = self.build.app.resolve()?;
         let devices = Devices { tap: self.tap.clone(), disk: self.disk.clone() };
-        let image = pipeline::build(&app, self.target, &devices)?;
+        let image = pipeline::build(&app, self.build.target, &devices)?;
         if self.no_boot {
             println!("{}", image.display());
             return Ok(0);
         }
         let memory_mib = self.memory_mib.unwrap_or(app.spec.memory_mib);
-        let guest = pipeline::guest(&app, self.target, &image, memory_mib, self.accel, &devices)?;
+        let guest = pipeline::guest(&app, self.build.target, &image, memory_mib, self.accel, &devices)?;
         let mut args = app.spec.cmdline.clone();
         args.extend(self.args.iter().cloned());
         eprintln!("cargo-unikraft: running {} on {}", image.display(), guest.describe());
