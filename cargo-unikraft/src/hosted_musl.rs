@@ -12,8 +12,9 @@
 //! One difference needs care: std records `argc`/`argv` from an `.init_array` function,
 //! which static musl calls without arguments. The hosted glue calls the `.init_array`
 //! functions again with the real values; [`check_init_array`] makes sure that is safe by
-//! allowing only std's argument recorder and gcc's `frame_dummy` (harmless to repeat when
-//! no unwinder registration function is linked, which it also checks).
+//! allowing only std's argument recorder and gcc's `frame_dummy` (which, in the
+//! `crtbeginS.o` musl-gcc links, registers no unwind tables: harmless to repeat unless libitm
+//! is linked, which it also checks).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,7 +43,12 @@ pub fn build(app: &App) -> Result<PathBuf> {
     let exe = out_dir.join(&app.spec.name);
     eprintln!("cargo-unikraft: linking {} against the host's musl", exe.display());
     let out = Command::new(&musl_gcc)
-        .args(["-static", "-O1", "-o"])
+        // --eh-frame-hdr: the unwinder of a panic = "unwind" binary finds its tables through
+        // the PT_GNU_EH_FRAME segment (glue/hosted_dl_find_object.inc); gcc leaves the flag
+        // out of static links.
+        .args(["-static", "-O1", "-Wl,--eh-frame-hdr"])
+        .args(UNWINDER_THREAD_CALLS.iter().map(|symbol| format!("-Wl,--undefined={symbol}")))
+        .arg("-o")
         .arg(&exe)
         .arg(&glue)
         .arg(&archive)
@@ -58,6 +64,20 @@ pub fn build(app: &App) -> Result<PathBuf> {
     Ok(exe)
 }
 
+/// The pthread calls libgcc_eh.a references weakly. A weak reference does not pull a
+/// member out of a static archive, so once std's threads have linked some of them (which
+/// makes the unwinder believe threads are in use) the others would be null, and the first
+/// unwind would call address 0 (`pthread_once` in `uw_init_context_1`). Forcing all of
+/// them in keeps the set consistent; in a Unikraft image lib-musl already provides them.
+const UNWINDER_THREAD_CALLS: &[&str] = &[
+    "pthread_once",
+    "pthread_key_create",
+    "pthread_getspecific",
+    "pthread_setspecific",
+    "pthread_mutex_lock",
+    "pthread_mutex_unlock",
+];
+
 /// `glue/hosted.c`, next to the `glue/main.c` the app's Unikraft build compiles.
 fn hosted_glue(app: &App) -> Result<PathBuf> {
     let main_c = app.build.glue_sources.first().context("rt-unikraft's glue is not known")?;
@@ -72,7 +92,7 @@ fn hosted_glue(app: &App) -> Result<PathBuf> {
 fn init_entry_is_repeatable(symbol: &str) -> bool {
     // std's recorder of (argc, argv, envp): it only stores them.
     symbol.contains("ARGV_INIT_ARRAY") && symbol.contains("init_wrapper")
-        // gcc's crtbegin: registers unwind tables only if __register_frame_info is linked.
+        // musl-gcc's crtbeginS.o: registers libitm clone tables only if libitm is linked.
         || symbol == "frame_dummy"
 }
 
@@ -99,9 +119,11 @@ pub fn check_init_array(exe: &Path) -> Result<()> {
             );
         }
     }
-    if symbols.iter().any(|(_, n)| n == "__register_frame_info") {
+    // musl-gcc's crtbeginS.o has a frame_dummy that only registers transactional-memory
+    // clone tables (never unwind tables), and does so only when libitm is linked.
+    if symbols.iter().any(|(_, n)| n == "_ITM_registerTMCloneTable") {
         bail!(
-            "{} links __register_frame_info, so running frame_dummy twice would register unwind tables twice",
+            "{} links libitm's _ITM_registerTMCloneTable, so running frame_dummy twice would register its tables twice",
             exe.display()
         );
     }

@@ -21,6 +21,8 @@ const GLUE: &[(&str, &str)] = &[
     ("main.c", include_str!("../../rt-unikraft/glue/main.c")),
     ("std_shims.inc", include_str!("../../rt-unikraft/glue/std_shims.inc")),
     ("dl_find_object.inc", include_str!("../../rt-unikraft/glue/dl_find_object.inc")),
+    ("dl_find_object.h", include_str!("../../rt-unikraft/glue/dl_find_object.h")),
+    ("hosted_dl_find_object.inc", include_str!("../../rt-unikraft/glue/hosted_dl_find_object.inc")),
     ("hosted.c", include_str!("../../rt-unikraft/glue/hosted.c")),
     ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
     ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
@@ -123,4 +125,25 @@ pub fn write_glue(dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(vec![path_str(&dir.join("main.c"))?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GLUE;
+
+    /// Every `#include "..."` of the carried glue is carried too: the glue is written to a
+    /// build directory of its own, where a forgotten header fails only at a user's build.
+    #[test]
+    fn the_carried_glue_includes_only_carried_files() {
+        for (file, text) in GLUE {
+            for line in text.lines() {
+                let Some(rest) = line.trim().strip_prefix("#include \"") else { continue };
+                let included = rest.split('"').next().unwrap();
+                assert!(
+                    GLUE.iter().any(|(name, _)| *name == included),
+                    "{file} includes {included}, which is not carried"
+                );
+            }
+        }
+    }
 }

@@ -71,6 +71,8 @@ const PLAIN_MAIN: &str = r#"fn main() {
     println!("plain args: {}", args.join(" "));
     let worker = std::thread::spawn(|| 6 * 7);
     println!("a thread says {}", worker.join().unwrap());
+    std::panic::set_hook(Box::new(|_| {}));
+    println!("a panic unwinds: {}", std::panic::catch_unwind(|| panic!("on purpose")).is_err());
     let code = args.iter().find_map(|a| a.strip_prefix("--exit=")).map_or(0, |c| c.parse().unwrap());
     std::process::exit(code);
 }
@@ -82,12 +84,7 @@ fn a_plain_cargo_new_bin_boots_on_unikraft() {
     if !provisioned("a_plain_cargo_new_bin_boots_on_unikraft") {
         return;
     }
-    let dir = outside_dir().join("plain");
-    if !dir.join("Cargo.toml").is_file() {
-        let out = Command::new("cargo").args(["new", "--bin", "--vcs", "none", "-q"]).arg(&dir).output().unwrap();
-        assert!(out.status.success(), "{}", show(&out));
-    }
-    write_crate(&dir, &[("src/main.rs", PLAIN_MAIN)]);
+    let dir = plain_crate();
     let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
     assert!(!manifest.contains("unikernel"), "the plain crate must not depend on this project");
 
@@ -95,7 +92,35 @@ fn a_plain_cargo_new_bin_boots_on_unikraft() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("plain args: a b c --exit=7"), "{}", show(&out));
     assert!(stdout.contains("a thread says 42"), "{}", show(&out));
+    assert!(stdout.contains("a panic unwinds: true"), "{}", show(&out));
     assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+}
+
+/// The plain crate of the test above, created the same way.
+fn plain_crate() -> PathBuf {
+    let dir = outside_dir().join("plain");
+    if !dir.join("Cargo.toml").is_file() {
+        let out = Command::new("cargo").args(["new", "--bin", "--vcs", "none", "-q"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    write_crate(&dir, &[("src/main.rs", PLAIN_MAIN)]);
+    dir
+}
+
+#[test]
+fn the_same_plain_bin_runs_on_hosted_musl() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if which::which("musl-gcc").is_err() {
+        eprintln!("SKIP: the_same_plain_bin_runs_on_hosted_musl: musl-gcc is not installed (Debian: musl-tools)");
+        return;
+    }
+    let dir = plain_crate();
+    let out = tool(&dir, &["run", "--target", "hosted-musl", "--", "a b", "c", "--exit=5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("plain args: a b c --exit=5"), "{}", show(&out));
+    assert!(stdout.contains("a thread says 42"), "{}", show(&out));
+    assert!(stdout.contains("a panic unwinds: true"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
 }
 
 #[test]

@@ -72,3 +72,4 @@ void rtuk_kick(void)
 
 #include "no_netdev.inc"
 #include "no_blkdev.inc"
+#include "hosted_dl_find_object.inc"

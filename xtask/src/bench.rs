@@ -8,6 +8,8 @@
 //! * rebuild time: after an app-only change (the app's source is touched), the whole
 //!   `kraft-run` build (cargo, then Unikraft's make relinking) over the cargo build alone.
 //!   The difference is what Unikraft adds to an edit-build cycle.
+//! * the same two figures for a plain `cargo new --bin` hello (std, unwinding), linked by
+//!   cargo-unikraft's linker wrapper ([`crate::bench_plain`]); printed, no target.
 
 use std::fs;
 use std::path::Path;
@@ -21,27 +23,28 @@ use cargo_unikraft::runner::GuestExit;
 use cargo_unikraft::sources;
 use cargo_unikraft::unikraft::{build_image, make::UkMake};
 
+use crate::bench_plain::bench_plain_hello;
 use crate::examples;
 
 /// How many times each rebuild is timed; the median is reported.
-const ROUNDS: usize = 5;
+pub(crate) const ROUNDS: usize = 5;
 
 /// A C hello built like the Rust one, for the size comparison.
 const C_HELLO: &str =
     "#include <stdio.h>\n\nint main(int argc, char *argv[])\n{\n\tprintf(\"Hello from C\\n\");\n\treturn 0;\n}\n";
 
-fn touch(path: &Path) -> Result<()> {
+pub(crate) fn touch(path: &Path) -> Result<()> {
     let file = fs::File::options().write(true).open(path).with_context(|| format!("open {}", path.display()))?;
     file.set_modified(SystemTime::now())?;
     Ok(())
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
 
-fn timed(what: &str, f: impl FnOnce() -> Result<()>) -> Result<Duration> {
+pub(crate) fn timed(what: &str, f: impl FnOnce() -> Result<()>) -> Result<Duration> {
     let start = Instant::now();
     f().with_context(|| format!("while timing {what}"))?;
     Ok(start.elapsed())
@@ -119,6 +122,10 @@ pub fn bench_unikraft() -> Result<u8> {
     let cargo_median = median(cargo_alone);
     let full_median = median(full_rebuild);
     let rebuild_ratio = full_median.as_secs_f64() / cargo_median.as_secs_f64();
+    let target_dir = Path::new(&app.build.cargo_target_dir);
+    let plain = bench_plain_hello(target_dir, &sources)?;
+    let plain_size_ratio = plain.image_size as f64 / c_size as f64;
+    let plain_rebuild_ratio = plain.whole_rebuild.as_secs_f64() / plain.cargo_alone.as_secs_f64();
 
     println!("unikraft build benchmarks (Unikraft RELEASE-0.16.3, qemu/x86_64)");
     println!(
@@ -130,6 +137,15 @@ pub fn bench_unikraft() -> Result<u8> {
         full_median.as_secs_f64(),
         cargo_median.as_secs_f64(),
         (full_median.saturating_sub(cargo_median)).as_secs_f64()
+    );
+    println!(
+        "  plain bin:   `cargo new --bin` hello {} B / C hello {c_size} B = {plain_size_ratio:.3}x  (std, panic = \"unwind\", linked by cargo-unikraft)",
+        plain.image_size
+    );
+    println!(
+        "  plain bin:   app-only change, whole build {:.2} s / cargo alone {:.2} s = {plain_rebuild_ratio:.2}x  (medians of {ROUNDS})",
+        plain.whole_rebuild.as_secs_f64(),
+        plain.cargo_alone.as_secs_f64()
     );
     Ok(if size_ratio <= 1.3 { 0 } else { 1 })
 }

@@ -8,6 +8,7 @@
 //!   repository's examples.
 
 mod bench;
+mod bench_plain;
 mod conformance;
 mod examples;
 mod peer;
