@@ -92,11 +92,17 @@
 //! needs anyway.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+
+mod link_line;
+mod response_file;
+
+pub use link_line::{parse_link_line, LinkInput, LinkLine};
+pub use response_file::{expand_response_files, response_file_text, split_response_file};
 
 /// Set to `1` in the environment of the cargo build whose linker is `cargo-unikraft`.
 pub const LINKER_ENV: &str = "CARGO_UNIKRAFT_LINKER";
@@ -113,9 +119,6 @@ pub const BITCODE_SECTIONS: &[&str] = &[".llvmbc", ".llvmcmd"];
 /// and never searched for (a `-L` directory may well hold glibc's `libc.a`).
 pub const C_RUNTIME_LIBS: &[&str] =
     &["c", "m", "rt", "pthread", "dl", "util", "resolv", "crypt", "gcc", "gcc_s", "gcc_eh", "unwind"];
-
-/// Nested `@file`s are followed this deep (gcc's limit is about as arbitrary).
-const MAX_RESPONSE_FILE_DEPTH: usize = 16;
 
 /// Whether this process was started by rustc as the linker (see the module docs).
 pub fn is_linker_invocation() -> bool {
@@ -185,130 +188,6 @@ pub fn run_as_linker(args: Vec<OsString>) -> Result<()> {
     Ok(())
 }
 
-/// One positional input or library, in command-line order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkInput {
-    /// A file named on the command line (object, archive, or something else).
-    File {
-        path: PathBuf,
-        /// Inside `-Wl,--whole-archive`.
-        whole_archive: bool,
-    },
-    /// `-l<name>` (or `-l:<file>`, `verbatim`).
-    Library {
-        name: OsString,
-        verbatim: bool,
-        /// `-Bstatic` (or `-static`) was in force: only `lib<name>.a` would do.
-        static_only: bool,
-        whole_archive: bool,
-    },
-}
-
-/// What a cc-style link command line asks for (see [`parse_link_line`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LinkLine {
-    /// `-o`.
-    pub output: Option<PathBuf>,
-    /// Objects, archives and libraries, in order.
-    pub inputs: Vec<LinkInput>,
-    /// `-L` directories, in order.
-    pub search_dirs: Vec<PathBuf>,
-    /// `-u <symbol>` / `-Wl,-u,<symbol>`: symbols to pull even if nothing refers to them.
-    pub undefined: Vec<OsString>,
-    /// `-shared`: a shared object (proc macro, `cdylib`, `dylib`), never for a unikernel.
-    pub shared: bool,
-}
-
-/// gcc driver options whose value is the next argument (those rustc or a `-C link-arg`
-/// may plausibly use). Joined forms (`-L/dir`) are handled too.
-const OPTIONS_WITH_VALUE: &[&str] = &["-o", "-L", "-l", "-u", "-Xlinker", "-B", "-T", "-e", "-z", "-x", "--sysroot"];
-
-/// Parses rustc's cc-style linker command line (already expanded, see
-/// [`expand_response_files`]). Unknown options are ignored: they shape a Linux
-/// executable, which this link does not produce.
-pub fn parse_link_line(args: &[OsString]) -> Result<LinkLine> {
-    let mut line = LinkLine::default();
-    let mut static_only = false;
-    let mut whole_archive = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let bytes = arg.as_bytes();
-        if !bytes.starts_with(b"-") || bytes == b"-" {
-            line.inputs.push(LinkInput::File { path: PathBuf::from(arg), whole_archive });
-            continue;
-        }
-        // `-Wl,a,b` and `-Xlinker a` carry options for the linker itself.
-        let mut linker_opts: Vec<OsString> = Vec::new();
-        if let Some(rest) = bytes.strip_prefix(b"-Wl,") {
-            linker_opts.extend(rest.split(|&b| b == b',').map(|o| OsString::from_vec(o.to_vec())));
-        } else if bytes == b"-Xlinker" {
-            linker_opts.push(it.next().context("`-Xlinker` without a value")?.clone());
-        } else {
-            let (option, joined) = split_option(bytes);
-            let value = match (option, joined) {
-                (Some(_), Some(v)) => Some(OsString::from_vec(v.to_vec())),
-                (Some(o), None) => Some(it.next().with_context(|| format!("`{o}` without a value"))?.clone()),
-                (None, _) => None,
-            };
-            match (option, value) {
-                (Some("-o"), Some(v)) => line.output = Some(PathBuf::from(v)),
-                (Some("-L"), Some(v)) => line.search_dirs.push(PathBuf::from(v)),
-                (Some("-l"), Some(v)) => {
-                    let (name, verbatim) = match v.as_bytes().strip_prefix(b":") {
-                        Some(file) => (OsString::from_vec(file.to_vec()), true),
-                        None => (v, false),
-                    };
-                    line.inputs.push(LinkInput::Library { name, verbatim, static_only, whole_archive });
-                }
-                (Some("-u"), Some(v)) => line.undefined.push(v),
-                (Some(_), _) => {} // -B, -T, -e, -z, -x, --sysroot: for the Linux link only
-                (None, _) => match bytes {
-                    b"-shared" => line.shared = true,
-                    b"-static" | b"-static-pie" => static_only = true,
-                    _ => {}
-                },
-            }
-            continue;
-        }
-        let mut opts = linker_opts.into_iter();
-        while let Some(opt) = opts.next() {
-            match opt.as_bytes() {
-                b"-Bstatic" | b"-dn" | b"-non_shared" | b"-static" => static_only = true,
-                b"-Bdynamic" | b"-dy" | b"-call_shared" => static_only = false,
-                b"--whole-archive" => whole_archive = true,
-                b"--no-whole-archive" => whole_archive = false,
-                b"-shared" | b"-Bshareable" => line.shared = true,
-                b"-u" | b"--undefined" => line.undefined.extend(opts.next()),
-                o => {
-                    if let Some(sym) = o.strip_prefix(b"--undefined=") {
-                        line.undefined.push(OsString::from_vec(sym.to_vec()));
-                    }
-                }
-            }
-        }
-    }
-    Ok(line)
-}
-
-/// Splits `-Lfoo` into (`-L`, `foo`) and `-L` into (`-L`, none) for the options in
-/// [`OPTIONS_WITH_VALUE`]; other options give (none, none).
-fn split_option(arg: &[u8]) -> (Option<&'static str>, Option<&[u8]>) {
-    for option in OPTIONS_WITH_VALUE {
-        if arg == option.as_bytes() {
-            return (Some(option), None);
-        }
-        // Only one-letter options take a joined value (`-ofile`, `-L/dir`); `--sysroot=`.
-        if option.len() == 2 {
-            if let Some(v) = arg.strip_prefix(option.as_bytes()) {
-                return (Some(option), Some(v));
-            }
-        } else if let Some(v) = arg.strip_prefix(format!("{option}=").as_bytes()) {
-            return (Some(option), Some(v));
-        }
-    }
-    (None, None)
-}
-
 /// Why this link is for the host, not the unikernel (see step 1), or `None`.
 pub fn host_link_reason(line: &LinkLine) -> Option<&'static str> {
     if line.shared {
@@ -333,83 +212,6 @@ fn host_link(args: &[OsString], reason: &str) -> Result<()> {
         bail!("the host linker {} failed for {reason} ({status})", cc.to_string_lossy());
     }
     Ok(())
-}
-
-/// Expands every `@file` argument into the arguments the file holds, recursively, as gcc
-/// does. `read` reads a file (a parameter so tests need no files).
-pub fn expand_response_files(
-    args: Vec<OsString>,
-    read: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
-) -> Result<Vec<OsString>> {
-    expand_at_depth(args, read, 0)
-}
-
-fn expand_at_depth(
-    args: Vec<OsString>,
-    read: &mut dyn FnMut(&Path) -> std::io::Result<Vec<u8>>,
-    depth: usize,
-) -> Result<Vec<OsString>> {
-    let mut out = Vec::with_capacity(args.len());
-    for arg in args {
-        let Some(file) = arg.as_bytes().strip_prefix(b"@").filter(|f| !f.is_empty()) else {
-            out.push(arg);
-            continue;
-        };
-        if depth >= MAX_RESPONSE_FILE_DEPTH {
-            bail!("response files nest deeper than {MAX_RESPONSE_FILE_DEPTH} levels");
-        }
-        let path = Path::new(OsStr::from_bytes(file));
-        let text = read(path).with_context(|| format!("read the response file {}", path.display()))?;
-        out.extend(expand_at_depth(split_response_file(&text), read, depth + 1)?);
-    }
-    Ok(out)
-}
-
-/// Splits a response file the way gcc (libiberty's `buildargv`) does: whitespace separates
-/// arguments; `'...'` and `"..."` quote; a backslash makes the next character literal.
-/// rustc writes one argument per line with `\` and spaces escaped.
-pub fn split_response_file(text: &[u8]) -> Vec<OsString> {
-    let mut args = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    let mut in_arg = false;
-    let (mut single, mut double, mut escaped) = (false, false, false);
-    for &c in text {
-        if escaped {
-            current.push(c);
-            escaped = false;
-        } else if c == b'\\' {
-            escaped = true;
-            in_arg = true;
-        } else if single {
-            if c == b'\'' {
-                single = false;
-            } else {
-                current.push(c);
-            }
-        } else if double {
-            if c == b'"' {
-                double = false;
-            } else {
-                current.push(c);
-            }
-        } else if c.is_ascii_whitespace() {
-            if in_arg {
-                args.push(OsString::from_vec(std::mem::take(&mut current)));
-                in_arg = false;
-            }
-        } else {
-            in_arg = true;
-            match c {
-                b'\'' => single = true,
-                b'"' => double = true,
-                _ => current.push(c),
-            }
-        }
-    }
-    if in_arg {
-        args.push(OsString::from_vec(current));
-    }
-    args
 }
 
 /// What `ld -r` is given (see [`plan_link`]).
@@ -498,25 +300,6 @@ pub fn ld_args(plan: &LinkPlan, merged: &Path) -> Vec<OsString> {
     }
     args.push("--end-group".into());
     args
-}
-
-/// A response file holding `args`, one per line, with every character that
-/// [`split_response_file`] would treat specially escaped by a backslash.
-pub fn response_file_text(args: &[OsString]) -> Vec<u8> {
-    let mut text = Vec::new();
-    for arg in args {
-        if arg.is_empty() {
-            text.extend_from_slice(b"''");
-        }
-        for &c in arg.as_bytes() {
-            if c.is_ascii_whitespace() || matches!(c, b'\\' | b'\'' | b'"') {
-                text.push(b'\\');
-            }
-            text.push(c);
-        }
-        text.push(b'\n');
-    }
-    text
 }
 
 /// `@<path>`.

@@ -1,5 +1,7 @@
 //! Unit tests of the linker wrapper's pure parts (arguments, response files, plans).
 
+use std::os::unix::ffi::OsStringExt;
+
 use super::*;
 
 fn os(args: &[&str]) -> Vec<OsString> {
