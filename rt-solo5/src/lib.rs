@@ -4,7 +4,9 @@
 //! the shared-core services on them:
 //!
 //! * entry: `solo5_app_main(start_info)`: sets up the heap, records the command line as
-//!   boot arguments, runs the app (`unikernel::main!` defines `unikernel_app_run`), and
+//!   boot arguments (split by [`shared_core::bootargs::split_cmdline`]'s quoting rule, since
+//!   the tender joins its arguments with spaces; a line that does not split, or an argument
+//!   that is not UTF-8, ends the guest with status 2 before the app runs), runs the app (`unikernel::main!` defines `unikernel_app_run`), and
 //!   returns its status, which the tender exits with;
 //! * heap: a linked-list allocator over `[heap_start, heap_start + heap_size - STACK)`;
 //!   Solo5 starts the stack at the top of that same region, so the top [`STACK_BYTES`]
@@ -35,6 +37,8 @@ use alloc::vec::Vec;
 use core::ffi::c_int;
 
 use shared_core::block::BlockDevice;
+#[cfg(not(test))]
+use shared_core::bootargs::BootArgs;
 use shared_core::net::NetDevice;
 use shared_core::services::{OpenError, Platform};
 
@@ -56,9 +60,9 @@ unsafe extern "C" {
 static HEAP: shared_core::heap::CountingAlloc<linked_list_allocator::LockedHeap> =
     shared_core::heap::CountingAlloc::new(linked_list_allocator::LockedHeap::empty());
 
-/// The boot arguments, set once at entry (single-threaded: Solo5 has one vCPU and no
-/// threads).
-static mut BOOT_ARGS: Option<Vec<String>> = None;
+/// The boot arguments, set once at entry. A lock rather than a `static mut`: Solo5 has one
+/// vCPU and no threads, so it is never contended, and it keeps the access safe.
+static BOOT_ARGS: spinning_top::Spinlock<Option<Vec<String>>> = spinning_top::const_spinlock(None);
 
 /// Solo5's entry point.
 ///
@@ -72,18 +76,23 @@ pub unsafe extern "C" fn solo5_app_main(info: *const solo5_start_info) -> c_int 
     let usable = info.heap_size.saturating_sub(STACK_BYTES);
     // SAFETY: the region is ours (Solo5's contract) and the stack keeps to the top part.
     unsafe { HEAP.inner().lock().init(info.heap_start as *mut u8, usable) };
-    let cmdline = if info.cmdline.is_null() {
-        String::new()
+    let cmdline: &[u8] = if info.cmdline.is_null() {
+        &[]
     } else {
-        // SAFETY: a NUL-terminated string from the tender.
-        let bytes = unsafe { core::ffi::CStr::from_ptr(info.cmdline) }.to_bytes();
-        String::from_utf8_lossy(bytes).into_owned()
+        // SAFETY: a NUL-terminated string from the tender, alive for the whole run.
+        unsafe { core::ffi::CStr::from_ptr(info.cmdline) }.to_bytes()
     };
-    let args = cmdline.split_whitespace().map(String::from).collect();
-    // SAFETY: written once, before the app runs; nothing else runs concurrently.
-    unsafe { *core::ptr::addr_of_mut!(BOOT_ARGS) = Some(args) };
+    // A bad line or argument ends the guest here with status 2, naming the argument.
+    let args = BootArgs::or_exit(boot_args_from_cmdline(cmdline));
+    *BOOT_ARGS.lock() = Some(args);
     // SAFETY: the app's entry takes no arguments and returns a status.
     unsafe { unikernel_app_run() }
+}
+
+/// The tender's command line as boot arguments: split with quoting, each checked to be
+/// UTF-8.
+pub fn boot_args_from_cmdline(cmdline: &[u8]) -> Result<Vec<String>, shared_core::bootargs::ArgError> {
+    shared_core::bootargs::args_from_bytes(shared_core::bootargs::split_cmdline(cmdline)?)
 }
 
 #[cfg(not(test))]
@@ -172,8 +181,7 @@ impl Platform for Solo5 {
     }
 
     fn boot_args() -> Vec<String> {
-        // SAFETY: only read after entry wrote it; single-threaded.
-        unsafe { (*core::ptr::addr_of!(BOOT_ARGS)).clone().unwrap_or_default() }
+        BOOT_ARGS.lock().clone().unwrap_or_default()
     }
 
     fn wait_until(deadline_ns: Option<u64>) {

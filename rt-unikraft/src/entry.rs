@@ -49,13 +49,12 @@ pub unsafe extern "C" fn unikernel_main(argc: c_int, argv: *const *const c_char)
 /// # Safety
 /// `argv` must point to `argc` valid NUL-terminated strings (as Unikraft's boot passes).
 unsafe fn record_boot_args(argc: c_int, argv: *const *const c_char) {
-    let args: std::vec::Vec<std::string::String> = (1..argc.max(0) as usize)
-        .map(|i| {
-            // SAFETY: the caller guarantees `argc` valid entries.
-            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
-            arg.to_string_lossy().into_owned()
-        })
-        .collect();
+    let raw = (1..argc.max(0) as usize).map(|i| {
+        // SAFETY: the caller guarantees `argc` valid entries.
+        unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes()
+    });
+    // An argument that is not UTF-8 is refused here (message, status 2), not altered.
+    let args = shared_core::bootargs::BootArgs::or_exit(shared_core::bootargs::args_from_bytes(raw));
     // `--rt-unikraft-*` arguments are the runtime's, not the app's.
     let (runtime, app): (std::vec::Vec<_>, std::vec::Vec<_>) =
         args.into_iter().partition(|a| a.starts_with("--rt-unikraft-"));

@@ -3,7 +3,8 @@
 //! * clocks: `clock_gettime(CLOCK_MONOTONIC / CLOCK_REALTIME)`
 //! * random: `getrandom(2)`
 //! * console: unbuffered `write(2)` to stdout, so nothing is lost on exit
-//! * boot arguments: the process arguments after the program name
+//! * boot arguments: the process arguments after the program name; one that is not UTF-8
+//!   ends the process with status 2 before the app starts, naming it (as on every backend)
 //! * net: a Linux TAP device ([`tap::TapDevice`]), one frame per `read`/`write`
 //! * block: a regular file ([`file_block::FileDisk`])
 //! * idle wait: `ppoll(2)` over every opened device fd, with the next timer as timeout
@@ -89,7 +90,9 @@ impl Platform for Unix {
     }
 
     fn boot_args() -> Vec<String> {
-        std::env::args().skip(1).collect()
+        // [`start`] refused non-UTF-8 arguments, so nothing is altered here (and
+        // `std::env::args`, which panics on them, is not used).
+        std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect()
     }
 
     fn wait_until(deadline_ns: Option<u64>) {
@@ -129,6 +132,14 @@ impl Platform for Unix {
     }
 }
 
+/// Refuses arguments that are not UTF-8 (message, status 2), before the app sees them.
+fn check_boot_args() {
+    use std::os::unix::ffi::OsStrExt;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let raw = args.iter().map(|a| a.as_bytes());
+    shared_core::bootargs::BootArgs::or_exit(shared_core::bootargs::args_from_bytes(raw));
+}
+
 /// Runs the app's entry function as the process's `main` and returns its exit status.
 /// Called by `unikernel::main!`.
 pub fn start(_argc: i32, _argv: *const *const u8, entry: impl FnOnce() -> i32) -> i32 {
@@ -141,6 +152,7 @@ pub fn start(_argc: i32, _argv: *const *const u8, entry: impl FnOnce() -> i32) -
         eprintln!("\napp panicked: {info}");
         std::process::exit(101)
     }));
+    check_boot_args();
     let code = entry();
     let _ = std::io::stdout().flush();
     code
