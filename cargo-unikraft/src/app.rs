@@ -130,11 +130,12 @@ fn package_of<'a>(meta: &'a serde_json::Value, manifest: &Path) -> Result<&'a se
         .with_context(|| format!("`cargo metadata` does not list the package of {}", manifest.display()))
 }
 
+/// A path Unikraft's build will use, as a string: UTF-8 and made of characters make and the
+/// shell take as themselves (no spaces, `#`, `$`, `:`, ...; see
+/// [`kraftfile_gen::make_safe_char`]), or an error naming it.
 pub fn path_str(path: &Path) -> Result<String> {
     let s = path.to_str().with_context(|| format!("path is not UTF-8: {}", path.display()))?;
-    if s.contains(char::is_whitespace) {
-        bail!("Unikraft's make cannot handle paths with spaces: {s}");
-    }
+    kraftfile_gen::check_make_path("the path", s)?;
     Ok(s.to_string())
 }
 

@@ -28,236 +28,14 @@
 
 pub mod kconfig;
 
+mod metadata;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The Unikraft / lib-musl tag used when the metadata names none: the consistent pair.
-pub const DEFAULT_VERSION: &str = "RELEASE-0.16.3";
-/// Targets this generator knows, as `platform/arch`.
-pub const KNOWN_TARGETS: &[&str] = &["qemu/x86_64", "fc/x86_64"];
-
-/// `[package.metadata.unikraft]`, as written by the user.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct UnikraftMetadata {
-    /// Unikraft core tag (default [`DEFAULT_VERSION`]).
-    pub version: Option<String>,
-    /// Unikraft core source (default: the upstream repository).
-    pub source: Option<String>,
-    /// Extra libraries beyond musl, name → tag.
-    #[serde(default)]
-    pub libraries: BTreeMap<String, String>,
-    /// `platform/arch` targets (default `["qemu/x86_64"]`).
-    pub targets: Option<Vec<String>>,
-    /// Extra kconfig options, `CONFIG_NAME` → value.
-    #[serde(default)]
-    pub kconfig: BTreeMap<String, String>,
-    /// Boot arguments for the app.
-    #[serde(default)]
-    pub cmdline: Vec<String>,
-    /// Guest memory, like `64M` (default `64M`).
-    pub memory: Option<String>,
-    /// Image name (default: the package name).
-    pub name: Option<String>,
-    /// Real backtraces on panic (default `false`): links gcc's unwinder and prints the
-    /// frames, which `cargo xtask kraft-run` symbolizes from the debug image.
-    pub backtrace: Option<bool>,
-    /// Devices the app uses: any of `net`, `block` (default none).
-    #[serde(default)]
-    pub devices: Vec<String>,
-}
-
-/// Everything needed to generate the files for one app.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AppSpec {
-    /// Image / app name (lowercase letters, digits, `_`).
-    pub name: String,
-    /// Cargo package name.
-    pub package: String,
-    /// Core tag.
-    pub version: String,
-    /// Core source.
-    pub source: String,
-    /// Libraries, name → tag (always includes `musl`).
-    pub libraries: BTreeMap<String, String>,
-    /// Targets.
-    pub targets: Vec<String>,
-    /// Kconfig: the base options std needs plus the user's.
-    pub kconfig: BTreeMap<String, String>,
-    /// Boot arguments.
-    pub cmdline: Vec<String>,
-    /// Memory in MiB.
-    pub memory_mib: u32,
-    /// Real backtraces on panic (gcc's `libgcc_eh` and rt-unikraft's `backtrace` feature).
-    pub backtrace: bool,
-    /// Devices (`net`, `block`), sorted; their drivers are in the kconfig.
-    pub devices: Vec<String>,
-}
-
-/// Bad metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MetadataError {
-    /// The table does not deserialize (unknown key, wrong type).
-    Malformed(String),
-    /// A target this generator does not know.
-    UnknownTarget(String),
-    /// A kconfig name not of the form `CONFIG_[A-Z0-9_]+`.
-    BadKconfigName(String),
-    /// A memory size that is not `<n>M` or `<n>G` within [`MEMORY_MIB_RANGE`].
-    BadMemory(String),
-    /// An image name Unikraft will not accept.
-    BadName(String),
-    /// A device this generator does not know.
-    UnknownDevice(String),
-}
-
-impl fmt::Display for MetadataError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MetadataError::Malformed(e) => write!(f, "[package.metadata.unikraft] is malformed: {e}"),
-            MetadataError::UnknownDevice(d) => write!(
-                f,
-                "unknown device `{d}` in `devices`; known: {}",
-                KNOWN_DEVICES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
-            ),
-            MetadataError::UnknownTarget(t) => {
-                write!(f, "unknown target `{t}`; known targets: {}", KNOWN_TARGETS.join(", "))
-            }
-            MetadataError::BadKconfigName(n) => {
-                write!(f, "kconfig key `{n}` is not of the form CONFIG_[A-Z0-9_]+")
-            }
-            MetadataError::BadMemory(m) => write!(
-                f,
-                "memory `{m}` is not a size like 64M or 1G between {}M and {}G",
-                MEMORY_MIB_RANGE.start(),
-                MEMORY_MIB_RANGE.end() / 1024
-            ),
-            MetadataError::BadName(n) => {
-                write!(f, "image name `{n}` must be 1-64 characters of a-z, 0-9 and _ (set `name` in the metadata)")
-            }
-        }
-    }
-}
-
-impl std::error::Error for MetadataError {}
-
-/// The kconfig every Rust app needs on Unikraft 0.16 with lib-musl (see docs/runtime.md).
-pub fn base_kconfig() -> BTreeMap<String, String> {
-    [
-        "CONFIG_LIBUKBUS",
-        "CONFIG_LIBUKSGLIST",
-        "CONFIG_LIBMUSL",
-        "CONFIG_LIBUKSWRAND",
-        "CONFIG_LIBPOSIX_FUTEX",
-        "CONFIG_LIBPOSIX_MMAP",
-        "CONFIG_LIBPOSIX_SYSINFO",
-        "CONFIG_LIBPOSIX_TIME",
-        "CONFIG_LIBVFSCORE_AUTOMOUNT_CI",
-        "CONFIG_LIBVFSCORE_AUTOMOUNT_CI_RAMFS",
-        "CONFIG_LIBRAMFS",
-        // rt-unikraft's executor waits on a semaphore that device interrupts signal.
-        "CONFIG_LIBUKLOCK",
-        "CONFIG_LIBUKLOCK_SEMAPHORE",
-    ]
-    .into_iter()
-    .map(|k| (k.to_string(), "y".to_string()))
-    .collect()
-}
-
-/// Devices an app can ask for in `devices`, and the kconfig each needs (virtio over PCI,
-/// what QEMU and Firecracker give a guest).
-pub const KNOWN_DEVICES: &[(&str, &[&str])] = &[
-    ("net", &["CONFIG_LIBUKNETDEV", "CONFIG_LIBVIRTIO_NET", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
-    ("block", &["CONFIG_LIBUKBLKDEV", "CONFIG_LIBVIRTIO_BLK", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
-];
-
-/// Guest memory this project accepts, in MiB: below 4 MiB a Rust unikernel does not boot
-/// (a std hello that spawns a thread needs about that), and above 64 GiB is a typo.
-pub const MEMORY_MIB_RANGE: std::ops::RangeInclusive<u32> = 4..=65536;
-
-fn parse_memory(m: &str) -> Option<u32> {
-    let (digits, factor) = if let Some(d) = m.strip_suffix('M') {
-        (d, 1)
-    } else if let Some(d) = m.strip_suffix('G') {
-        (d, 1024)
-    } else {
-        return None;
-    };
-    // Digits only: `u32::from_str` would also take a sign (`+64M`).
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mib = digits.parse::<u32>().ok()?.checked_mul(factor)?;
-    MEMORY_MIB_RANGE.contains(&mib).then_some(mib)
-}
-
-impl AppSpec {
-    /// Builds the spec from a package name and its `metadata` JSON value (as `cargo
-    /// metadata` reports it; `null` or a missing `unikraft` key means all defaults).
-    pub fn from_cargo_metadata(package: &str, metadata: &serde_json::Value) -> Result<Self, MetadataError> {
-        let table = metadata.get("unikraft").cloned().unwrap_or(serde_json::Value::Null);
-        let meta: UnikraftMetadata = if table.is_null() {
-            UnikraftMetadata::default()
-        } else {
-            serde_json::from_value(table).map_err(|e| MetadataError::Malformed(e.to_string()))?
-        };
-        Self::from_metadata(package, meta)
-    }
-
-    /// Validates `meta` and fills in defaults.
-    pub fn from_metadata(package: &str, meta: UnikraftMetadata) -> Result<Self, MetadataError> {
-        let name = meta.name.clone().unwrap_or_else(|| package.replace('-', "_"));
-        if name.is_empty()
-            || name.len() > 64
-            || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(MetadataError::BadName(name));
-        }
-        let targets = meta.targets.clone().unwrap_or_else(|| vec!["qemu/x86_64".to_string()]);
-        if let Some(bad) = targets.iter().find(|t| !KNOWN_TARGETS.contains(&t.as_str())) {
-            return Err(MetadataError::UnknownTarget(bad.clone()));
-        }
-        for key in meta.kconfig.keys() {
-            let ok = key.strip_prefix("CONFIG_").is_some_and(|rest| {
-                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            });
-            if !ok {
-                return Err(MetadataError::BadKconfigName(key.clone()));
-            }
-        }
-        let memory = meta.memory.clone().unwrap_or_else(|| "64M".to_string());
-        let memory_mib = parse_memory(&memory).ok_or(MetadataError::BadMemory(memory))?;
-        let version = meta.version.clone().unwrap_or_else(|| DEFAULT_VERSION.to_string());
-        let mut libraries = meta.libraries.clone();
-        libraries.entry("musl".to_string()).or_insert_with(|| version.clone());
-        let mut kconfig = base_kconfig();
-        let mut devices = meta.devices.clone();
-        devices.sort();
-        devices.dedup();
-        for device in &devices {
-            let Some((_, options)) = KNOWN_DEVICES.iter().find(|(name, _)| name == device) else {
-                return Err(MetadataError::UnknownDevice(device.clone()));
-            };
-            kconfig.extend(options.iter().map(|o| (o.to_string(), "y".to_string())));
-        }
-        kconfig.extend(meta.kconfig.clone());
-        Ok(AppSpec {
-            name,
-            package: package.to_string(),
-            source: meta.source.clone().unwrap_or_else(|| "https://github.com/unikraft/unikraft.git".to_string()),
-            version,
-            libraries,
-            targets,
-            kconfig,
-            cmdline: meta.cmdline.clone(),
-            memory_mib,
-            backtrace: meta.backtrace.unwrap_or(false),
-            devices,
-        })
-    }
-}
+pub use metadata::*;
 
 /// The generated files, by path relative to the app directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,8 +184,83 @@ pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
     args
 }
 
-/// Generates every file for `spec`, building the Rust side as `build` says.
-pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
+/// A path (or argument) that cannot be written into the generated `Makefile.uk` as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsafePath {
+    /// What it is (`the app's manifest`, `a cargo argument`, ...).
+    pub what: String,
+    /// The path or argument.
+    pub path: String,
+    /// The first character that make or the recipe's shell would read as syntax.
+    pub bad: char,
+}
+
+impl fmt::Display for UnsafePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:?} contains {:?}, which Unikraft's make cannot take in a path (make reads # as a comment, \
+             $ as a variable, spaces as separators, : and % in rules, and recipes run in a shell); \
+             move the crate, its target directory or the source cache to a path of letters, digits and / . _ - + @",
+            self.what, self.path, self.bad
+        )
+    }
+}
+
+impl std::error::Error for UnsafePath {}
+
+/// Whether `c` goes into a make file and a shell command line as itself: letters, digits
+/// and `/ . _ - + @`. Everything else is refused rather than escaped, because one path
+/// passes through several layers (make variables, `$(call ...)` arguments split at
+/// commas, rule targets, the shell of a recipe, and Unikraft's own make, which takes the
+/// app directory on its command line and does not escape it).
+pub fn make_safe_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '+' | '@')
+}
+
+/// Checks that `path` (described as `what` in the error) is made of [`make_safe_char`]s.
+pub fn check_make_path(what: &str, path: &str) -> Result<(), UnsafePath> {
+    check_word(what, path, |_| false)
+}
+
+fn check_word(what: &str, word: &str, also: impl Fn(char) -> bool) -> Result<(), UnsafePath> {
+    match word.chars().find(|&c| !make_safe_char(c) && !also(c)) {
+        Some(bad) => Err(UnsafePath { what: what.to_string(), path: word.to_string(), bad }),
+        None => Ok(()),
+    }
+}
+
+/// Checks every path and argument of `build` that [`generate`] writes into `Makefile.uk`.
+/// Arguments may also hold `=` and `'` (`--config profile.release.panic='abort'`, which
+/// the generator quotes).
+pub fn check_build(spec: &AppSpec, build: &RustBuild) -> Result<(), UnsafePath> {
+    check_make_path("the app's manifest", &build.manifest_path)?;
+    check_make_path("the library name", &build.lib_name)?;
+    check_make_path("the cargo target directory", &build.cargo_target_dir)?;
+    for glue in &build.glue_sources {
+        check_make_path("the C glue source", glue)?;
+    }
+    // Arguments go into a make variable, so `,` (`--features a,b`) is safe in them.
+    let arg = |c: char| matches!(c, '=' | '\'' | ',');
+    let mut args = cargo_staticlib_args(spec, build);
+    if let Some(bin) = &build.linked_bin {
+        check_make_path("the Rust archive", &bin.archive)?;
+        if let Some((env, bin_args)) = &bin.cargo {
+            check_word("the linker environment", env, |c| c == '=')?;
+            args.extend(bin_args.iter().cloned());
+        }
+    }
+    for a in &args {
+        check_word("a cargo argument", a, arg)?;
+    }
+    Ok(())
+}
+
+/// Generates every file for `spec`, building the Rust side as `build` says. Fails, naming
+/// the path, when a path in `build` cannot be written into `Makefile.uk` as it is
+/// ([`check_build`]).
+pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, UnsafePath> {
+    check_build(spec, build)?;
     let kraftfile = Kraftfile {
         spec: "v0.6",
         name: &spec.name,
@@ -443,7 +296,10 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
             "# The Rust app: cargo builds it as a staticlib before the final link. Cargo runs on\n\
              # every build and decides what is stale; the archive only gets a new timestamp when\n\
              # the Rust code changed, so an unchanged app does not relink.\n\
+             # The arguments are a variable because a comma in them (`--features a,b`) would\n\
+             # split the arguments of $(call verbose_cmd,...).\n\
              APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
+             APP{upper}_CARGO_ARGS := {cargo_args}\n\
              APP{upper}_CARGO_TARGET_DIR := {target_dir}\n\
              APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/release/lib{lib_name}.a\n\
              UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
@@ -451,7 +307,7 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
              .PHONY: app{name}-cargo\n\
              app{name}-cargo:\n\n\
              $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
-             \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) {cargo_args})\n",
+             \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) $(APP{upper}_CARGO_ARGS))\n",
             name = spec.name,
             unwinder = if spec.backtrace { unwinder } else { "" },
             target_dir = build.cargo_target_dir,
@@ -463,10 +319,11 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
                 None => "# Built by cargo-unikraft before make runs.\n".to_string(),
                 Some((env, args)) => format!(
                     "APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
+                     APP{upper}_CARGO_ARGS := {args}\n\
                      .PHONY: app{name}-cargo\n\
                      app{name}-cargo:\n\n\
                      $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
-                     \t$(call verbose_cmd,CARGO,app{name},{env} $(APP{upper}_CARGO) {args})\n",
+                     \t$(call verbose_cmd,CARGO,app{name},{env} $(APP{upper}_CARGO) $(APP{upper}_CARGO_ARGS))\n",
                     name = spec.name,
                     args = quote(args),
                 ),
@@ -513,5 +370,5 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> GeneratedFiles {
         files.push((format!("defconfig.{}", target.replace('/', "-")), with_header("#", body)));
     }
     files.sort();
-    GeneratedFiles { files }
+    Ok(GeneratedFiles { files })
 }

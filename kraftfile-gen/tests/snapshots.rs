@@ -18,6 +18,7 @@ fn build_of(package: &str) -> RustBuild {
 fn files_of(package: &str, metadata: serde_json::Value) -> String {
     let spec = AppSpec::from_cargo_metadata(package, &metadata).unwrap();
     generate(&spec, &build_of(package))
+        .unwrap()
         .files
         .iter()
         .map(|(path, body)| format!("==> {path} <==\n{body}"))
@@ -75,7 +76,7 @@ fn bad_metadata_is_a_clear_error() {
 #[test]
 fn drift_is_detected_not_overwritten() {
     let spec = AppSpec::from_cargo_metadata("hello", &json!(null)).unwrap();
-    let now = generate(&spec, &build_of("hello"));
+    let now = generate(&spec, &build_of("hello")).unwrap();
     let (_, kraftfile) = now.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
     assert_eq!(check_drift(kraftfile, kraftfile), Drift::UpToDate);
 
@@ -84,7 +85,7 @@ fn drift_is_detected_not_overwritten() {
     assert_eq!(check_drift("name: hand-written\n", kraftfile), Drift::HandEdited);
 
     let stale_spec = AppSpec::from_cargo_metadata("hello", &json!({"unikraft": {"cmdline": ["--x=1"]}})).unwrap();
-    let stale = generate(&stale_spec, &build_of("hello"));
+    let stale = generate(&stale_spec, &build_of("hello")).unwrap();
     let (_, stale_kraftfile) = stale.files.iter().find(|(p, _)| p == "Kraftfile").unwrap();
     assert_eq!(check_drift(stale_kraftfile, kraftfile), Drift::Stale);
 }
@@ -103,7 +104,7 @@ fn a_plain_bin_links_the_archive_its_linker_wrote() {
                 .to_vec(),
         )),
     });
-    let files = generate(&spec, &build);
+    let files = generate(&spec, &build).unwrap();
     let (_, makefile) = files.files.iter().find(|(p, _)| p == "Makefile.uk").unwrap();
     insta::assert_snapshot!(makefile);
 }

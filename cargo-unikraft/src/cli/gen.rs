@@ -21,7 +21,7 @@ impl GenArgs {
     pub fn run(&self) -> Result<u8> {
         let app = self.app.resolve()?;
         let dir = self.out.clone().unwrap_or_else(|| app.unikraft_dir.join("app"));
-        let changed = write_app_dir(&dir, &generate(&app.spec, &app.build))?;
+        let changed = write_app_dir(&dir, &generate(&app.spec, &app.build)?)?;
         eprintln!(
             "cargo-unikraft: app directory {} {}; build it with `kraft build` there, or `cargo unikraft run`",
             dir.display(),

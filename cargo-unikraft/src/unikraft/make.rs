@@ -40,6 +40,10 @@ impl UkMake {
         if which::which("make").is_err() {
             bail!("`make` is not installed; run `cargo unikraft doctor` for the packages Unikraft needs");
         }
+        // Unikraft's make takes these on its command line and does not escape them.
+        for path in [&self.unikraft, &self.app_dir, &self.build_dir].into_iter().chain(&self.libs) {
+            crate::app::path_str(path)?;
+        }
         fs::create_dir_all(&self.build_dir)?;
         let libs: Vec<String> = self.libs.iter().map(|l| l.display().to_string()).collect();
         let mut cmd = Command::new("make");

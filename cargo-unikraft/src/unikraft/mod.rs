@@ -82,7 +82,7 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     let app_dir = app.unikraft_dir.join("app");
     let build_dir = app.unikraft_dir.join(format!("build-{suffix}"));
     check_pinned_sources(app)?;
-    write_app_dir(&app_dir, &generate(&app.spec, &app.build))?;
+    write_app_dir(&app_dir, &generate(&app.spec, &app.build)?)?;
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
     check_kconfig(&app_dir, &defconfig, sources)?;
     build_staticlib(&app.spec, &app.build)?;
