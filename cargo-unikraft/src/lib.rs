@@ -22,6 +22,7 @@ pub mod doctor;
 pub mod hosted_musl;
 pub mod linker;
 pub mod netns;
+pub mod oci;
 pub mod pipeline;
 pub mod plain_bin;
 pub mod runner;
