@@ -37,12 +37,21 @@ fn show(out: &Output) -> String {
 }
 
 /// Whether the Unikraft sources are there; otherwise a SKIP line (or, with
-/// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure).
+/// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure). Sources that are there but broken (a
+/// corrupted tarball, an incomplete tree) always fail: a broken cache is not a skip.
 fn provisioned(test: &str) -> bool {
-    if cargo_unikraft::sources::provisioned().is_ok() && which::which("qemu-system-x86_64").is_ok() {
-        return true;
-    }
-    let why = "the Unikraft sources or QEMU are not provisioned (`cargo unikraft fetch`, `cargo unikraft doctor`)";
+    use cargo_unikraft::sources::Provisioning;
+    let why = match cargo_unikraft::sources::provisioning().unwrap() {
+        Provisioning::Broken(why) => panic!("{test}: {why}"),
+        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
+        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
+            // A host reason, not a provisioning one.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIP: {test}: qemu-system-x86_64 is not installed");
+            return false;
+        }
+        Provisioning::Ready(_) => return true,
+    };
     if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
         panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
     }

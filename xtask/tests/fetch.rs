@@ -138,6 +138,9 @@ fn offline_sources() -> Option<[PathBuf; 3]> {
     }
     let out = Command::new(XTASK).arg("sources").output().ok()?;
     if !out.status.success() {
+        // Never provisioned: a skip. Provisioned but broken: a failure.
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("are not provisioned"), "the provisioned sources are unusable: {err}");
         return None;
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -30,16 +30,33 @@ struct Sources {
 /// The provisioned sources, or `None` after printing why the test is skipped (with
 /// `UNIKERNEL_REQUIRE_SOURCES=1`, missing sources fail the test instead).
 fn sources_or_skip(test: &str) -> Option<Sources> {
-    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
+    sources_or_skip_in(test, None)
+}
+
+/// [`sources_or_skip`] for the cache `cache` (without the environment's overrides), or the
+/// environment's. Only sources that were never provisioned are a SKIP: a broken cache (a
+/// corrupted tarball, an incomplete tree) fails the test, so it cannot turn the suite green.
+fn sources_or_skip_in(test: &str, cache: Option<&Path>) -> Option<Sources> {
+    let mut sources = Command::new(XTASK);
+    sources.arg("sources");
+    if let Some(cache) = cache {
+        sources.env("UNIKERNEL_CACHE", cache);
+        for var in ["UNIKRAFT_SRC", "UNIKRAFT_LIB_MUSL", "UNIKRAFT_MUSL_TARBALL"] {
+            sources.env_remove(var);
+        }
+    }
+    let out = sources.output().expect("run xtask sources");
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
-        let why = if err.contains("not provisioned") || err.is_empty() {
-            "the Unikraft sources are not provisioned (`cargo xtask fetch`; `cargo xtask doctor` says what is missing)"
-                .to_string()
-        } else {
-            format!("the Unikraft sources are not usable (`xtask sources` failed: {err})")
-        };
-        skip_unprovisioned(test, &why);
+        assert!(
+            err.contains("the Unikraft sources are not provisioned"),
+            "{test}: the Unikraft sources are provisioned but unusable, which is a failure, not a skip \
+             (`xtask sources` failed: {err})"
+        );
+        skip_unprovisioned(
+            test,
+            "the Unikraft sources are not provisioned (`cargo xtask fetch`; `cargo xtask doctor` says what is missing)",
+        );
         return None;
     }
     if which("qemu-system-x86_64").is_none() {
@@ -463,4 +480,33 @@ fn backtrace_true_prints_a_symbolized_backtrace_on_panic() {
     assert!(frames >= 3, "{}", show(&out));
     assert!(stdout.contains("src/lib.rs:6"), "{}", show(&out));
     assert!(stdout.contains("main at ") && stdout.contains("rt-unikraft/glue/main.c"), "{}", show(&out));
+}
+
+/// A corrupted musl tarball in the cache once made every test here print "sources are not
+/// provisioned" and pass. Now only an empty cache skips; a broken one fails.
+#[test]
+fn a_broken_cache_fails_the_tests_instead_of_skipping_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    match std::panic::catch_unwind(|| sources_or_skip_in("probe-empty", Some(&empty))) {
+        Ok(found) => assert!(found.is_none(), "an empty cache has no sources"),
+        // Only with UNIKERNEL_REQUIRE_SOURCES=1, and then for want of sources.
+        Err(panic) => assert!(common::sources_required(), "{:?}", panic.downcast_ref::<String>()),
+    }
+
+    let cache = tmp.path().join("broken");
+    let unikraft = cache.join("unikraft/RELEASE-0.16.3");
+    let lib_musl = cache.join("lib-musl/RELEASE-0.16.3");
+    fs::create_dir_all(&unikraft).unwrap();
+    fs::write(unikraft.join("Makefile"), "").unwrap();
+    fs::write(unikraft.join("Config.uk"), "").unwrap();
+    fs::create_dir_all(&lib_musl).unwrap();
+    fs::write(lib_musl.join("Makefile.uk"), "").unwrap();
+    fs::create_dir_all(cache.join("tarballs")).unwrap();
+    fs::write(cache.join("tarballs/musl-1.2.3.tar.gz"), b"a truncated download").unwrap();
+    let Err(panic) = std::panic::catch_unwind(|| sources_or_skip_in("probe-broken", Some(&cache))) else {
+        panic!("a broken cache must fail the test, not skip it");
+    };
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("provisioned but broken") && message.contains("wrong SHA256"), "{message}");
 }

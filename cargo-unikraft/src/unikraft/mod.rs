@@ -65,6 +65,26 @@ fn check_kconfig(app_dir: &Path, defconfig: &Path, sources: &Sources) -> Result<
     Ok(())
 }
 
+/// lib-musl downloads musl at build time, unverified, unless `<build dir>/libmusl/` holds
+/// the tarball: put a verified copy there. The copy is checked on every build, so one cut
+/// short (a full disk, a killed build) is replaced instead of failing every run after it;
+/// when it is (re)made, what Unikraft extracted from an earlier copy is removed, so it
+/// extracts and patches again from the good one (its stamps would otherwise re-apply
+/// lib-musl's patches over an already patched tree).
+fn prepare_musl_tarball(build_dir: &Path, tarball: &Path, sha256: &str) -> Result<()> {
+    let dir = build_dir.join("libmusl");
+    if sources::install_verified_copy(tarball, &dir.join(sources::PIN.musl_tarball_name), sha256)? {
+        for stamp in [".origin", ".patched", ".chksum"] {
+            let _ = fs::remove_file(dir.join(stamp));
+        }
+        let origin = dir.join("origin");
+        if origin.exists() {
+            fs::remove_dir_all(&origin).with_context(|| format!("remove {}", origin.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// `plat/arch` → the image file suffix Unikraft uses (`qemu-x86_64`).
 pub fn target_suffix(target: &str) -> String {
     target.replace('/', "-")
@@ -87,13 +107,7 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     check_kconfig(&app_dir, &defconfig, sources)?;
     build_staticlib(&app.spec, &app.build)?;
 
-    // lib-musl downloads musl at build time; a verified copy in place skips that.
-    let tarball = build_dir.join("libmusl").join(sources::PIN.musl_tarball_name);
-    if !tarball.is_file() {
-        fs::create_dir_all(tarball.parent().expect("has a parent"))?;
-        fs::copy(&sources.musl_tarball, &tarball)
-            .with_context(|| format!("copy {} to {}", sources.musl_tarball.display(), tarball.display()))?;
-    }
+    prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;
 
     let make = UkMake {
         unikraft: sources.unikraft.clone(),
@@ -128,4 +142,33 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         started.elapsed().as_secs_f64()
     );
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_tarball_in_the_build_directory_is_replaced_and_extracted_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.tar.gz");
+        fs::write(&good, b"the musl release").unwrap();
+        let sha = sources::sha256_of(&good).unwrap();
+        let build = dir.path().join("build-qemu-x86_64");
+        let libmusl = build.join("libmusl");
+        // What a build cut short leaves: a truncated copy, a partial extraction.
+        fs::create_dir_all(libmusl.join("origin/musl-1.2.3")).unwrap();
+        fs::write(libmusl.join(sources::PIN.musl_tarball_name), b"the musl").unwrap();
+        fs::write(libmusl.join(".chksum"), b"").unwrap();
+
+        prepare_musl_tarball(&build, &good, &sha).unwrap();
+        assert_eq!(fs::read(libmusl.join(sources::PIN.musl_tarball_name)).unwrap(), b"the musl release");
+        assert!(!libmusl.join("origin").exists() && !libmusl.join(".chksum").exists());
+
+        // A good copy and its extraction are left alone (no rebuild).
+        fs::create_dir_all(libmusl.join("origin/musl-1.2.3")).unwrap();
+        fs::write(libmusl.join(".origin"), b"").unwrap();
+        prepare_musl_tarball(&build, &good, &sha).unwrap();
+        assert!(libmusl.join("origin/musl-1.2.3").is_dir() && libmusl.join(".origin").is_file());
+    }
 }

@@ -1,75 +1,23 @@
-//! The pinned Unikraft sources: `cargo unikraft fetch` and where builds find them.
-//!
-//! A Unikraft image needs three things from outside this repository: the Unikraft core
-//! tree, the lib-musl library tree (the two must be a matching pair: lib-musl's newest
-//! commit does not link against core 0.17.0), and the musl release tarball lib-musl would
-//! otherwise download, unverified, during the build. We pin all three and keep them in a
-//! per-user cache:
-//!
-//! ```text
-//! <cache>/unikraft/RELEASE-0.16.3/     git work tree at the tag
-//! <cache>/lib-musl/RELEASE-0.16.3/     git work tree at the tag
-//! <cache>/tarballs/musl-1.2.3.tar.gz   checked against the pinned SHA256
-//! ```
-//!
-//! `<cache>` is `$UNIKERNEL_CACHE`, else `$XDG_CACHE_HOME/unikernel-rs`, else
-//! `~/.cache/unikernel-rs`.
+//! `cargo unikraft fetch`: provisioning the cache from upstream (git, curl) or offline
+//! (`--unikraft-src`, `--musl-src`, `--musl-tarball`, `--solo5-src`).
 //!
 //! Every entry is assembled in a staging directory inside the cache and renamed into place
 //! only once it is complete and verified, so an entry that exists is whole; a failed fetch
 //! (wrong checksum, missing source, no network) removes its staging directory and leaves
 //! the cache as it was. Inputs that are cheap to check (the tarball's checksum, that the
 //! source directories exist) are checked before anything is copied.
-//!
-//! Sources come from upstream (git and curl) or, offline, from `--unikraft-src`,
-//! `--musl-src` (a git repository, bare or not, that has the tag; or a plain tree whose
-//! version files match the pin) and `--musl-tarball`.
-//!
-//! A developer with trees elsewhere can skip the cache: `UNIKRAFT_SRC`, `UNIKRAFT_LIB_MUSL`
-//! and `UNIKRAFT_MUSL_TARBALL` each override one entry (the tarball is still verified).
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
+
+use super::verify::{check_lib_musl_tree, check_unikraft_tree, verify_sha256};
+use super::{cache_dir, cached, PIN};
 
 /// Solo5's upstream repository (`cargo unikraft fetch --solo5`).
 const SOLO5_GIT: &str = "https://github.com/Solo5/solo5.git";
-
-/// The one source set this project builds against.
-pub struct Pin {
-    /// Tag of `unikraft/unikraft`.
-    pub unikraft_tag: &'static str,
-    /// Tag of `unikraft/lib-musl` that matches the core.
-    pub lib_musl_tag: &'static str,
-    pub unikraft_git: &'static str,
-    pub lib_musl_git: &'static str,
-    /// The file name lib-musl looks for in `<build dir>/libmusl/`.
-    pub musl_tarball_name: &'static str,
-    pub musl_url: &'static str,
-    pub musl_sha256: &'static str,
-}
-
-pub const PIN: Pin = Pin {
-    unikraft_tag: "RELEASE-0.16.3",
-    lib_musl_tag: "RELEASE-0.16.3",
-    unikraft_git: "https://github.com/unikraft/unikraft.git",
-    lib_musl_git: "https://github.com/unikraft/lib-musl.git",
-    musl_tarball_name: "musl-1.2.3.tar.gz",
-    musl_url: "https://musl.libc.org/releases/musl-1.2.3.tar.gz",
-    musl_sha256: "7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4",
-};
-
-/// Where a build finds the pinned sources.
-#[derive(Debug, Clone)]
-pub struct Sources {
-    pub unikraft: PathBuf,
-    pub lib_musl: PathBuf,
-    pub musl_tarball: PathBuf,
-}
 
 /// `cargo unikraft fetch`.
 #[derive(clap::Args, Debug)]
@@ -97,92 +45,6 @@ pub struct FetchArgs {
     /// Print the cache layout and exit.
     #[arg(long)]
     pub print_cache: bool,
-}
-
-/// The per-user cache directory.
-pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("UNIKERNEL_CACHE").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(dir).join("unikernel-rs"));
-    }
-    let home = std::env::var_os("HOME")
-        .filter(|d| !d.is_empty())
-        .context("cannot place the source cache: neither UNIKERNEL_CACHE, XDG_CACHE_HOME nor HOME is set")?;
-    Ok(PathBuf::from(home).join(".cache").join("unikernel-rs"))
-}
-
-/// The cache entries for the pin, complete or not.
-pub fn cached(cache: &Path) -> Sources {
-    Sources {
-        unikraft: cache.join("unikraft").join(PIN.unikraft_tag),
-        lib_musl: cache.join("lib-musl").join(PIN.lib_musl_tag),
-        musl_tarball: cache.join("tarballs").join(PIN.musl_tarball_name),
-    }
-}
-
-/// The sources a build uses: the environment overrides, else the cache. Fails with how to
-/// provision them when something is missing, and when the tarball does not match the pin.
-pub fn provisioned() -> Result<Sources> {
-    let cache = cache_dir()?;
-    let in_cache = cached(&cache);
-    let pick =
-        |var: &str, default: PathBuf| std::env::var_os(var).filter(|v| !v.is_empty()).map_or(default, PathBuf::from);
-    let found = Sources {
-        unikraft: pick("UNIKRAFT_SRC", in_cache.unikraft),
-        lib_musl: pick("UNIKRAFT_LIB_MUSL", in_cache.lib_musl),
-        musl_tarball: pick("UNIKRAFT_MUSL_TARBALL", in_cache.musl_tarball),
-    };
-    let mut missing = Vec::new();
-    if !found.unikraft.join("Makefile").is_file() || !found.unikraft.join("Config.uk").is_file() {
-        missing.push(format!("Unikraft {} at {}", PIN.unikraft_tag, found.unikraft.display()));
-    }
-    if !found.lib_musl.join("Makefile.uk").is_file() {
-        missing.push(format!("lib-musl {} at {}", PIN.lib_musl_tag, found.lib_musl.display()));
-    }
-    if !found.musl_tarball.is_file() {
-        missing.push(format!("{} at {}", PIN.musl_tarball_name, found.musl_tarball.display()));
-    }
-    if !missing.is_empty() {
-        bail!(
-            "the Unikraft sources are not provisioned; missing:\n  {}\n\
-             Run `cargo unikraft fetch` (online), or offline:\n  \
-             cargo unikraft fetch --unikraft-src DIR --musl-src DIR --musl-tarball FILE\n\
-             (or point UNIKRAFT_SRC, UNIKRAFT_LIB_MUSL and UNIKRAFT_MUSL_TARBALL at existing copies; \
-             see docs/unikraft.md)",
-            missing.join("\n  ")
-        );
-    }
-    verify_sha256(&found.musl_tarball, PIN.musl_sha256)?;
-    Ok(found)
-}
-
-/// The hex SHA256 of a file.
-pub fn sha256_of(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).with_context(|| format!("read {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn verify_sha256(path: &Path, want: &str) -> Result<()> {
-    let got = sha256_of(path)?;
-    if got != want {
-        bail!(
-            "{} has the wrong SHA256:\n  expected {want}\n  found    {got}\n\
-             It is not the pinned musl release (truncated download, or a different file).",
-            path.display()
-        );
-    }
-    Ok(())
 }
 
 /// A directory in the cache that is removed unless [`Staging::commit`] moves it into place.
@@ -492,75 +354,4 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
         bail!("copying {} failed ({status})", src.display());
     }
     Ok(())
-}
-
-/// The `NAME = value` assignment in a makefile, if any.
-fn make_variable(makefile: &str, name: &str) -> Option<String> {
-    makefile.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        let key = key.trim().trim_end_matches([':', '?']).trim();
-        (key == name).then(|| value.trim().to_string())
-    })
-}
-
-/// The core's version from its `version.mk` (`UK_VERSION`, `UK_SUBVERSION`,
-/// `UK_EXTRAVERSION`), as `RELEASE-x.y.z`.
-pub fn unikraft_release_of(tree: &Path) -> Result<String> {
-    let makefile = fs::read_to_string(tree.join("version.mk"))
-        .with_context(|| format!("{} has no version.mk; not a Unikraft tree", tree.display()))?;
-    let part = |name| {
-        make_variable(&makefile, name).with_context(|| format!("{}/version.mk does not set {name}", tree.display()))
-    };
-    Ok(format!("RELEASE-{}.{}.{}", part("UK_VERSION")?, part("UK_SUBVERSION")?, part("UK_EXTRAVERSION")?))
-}
-
-fn check_unikraft_tree(tree: &Path) -> Result<()> {
-    let release = unikraft_release_of(tree)?;
-    if release != PIN.unikraft_tag {
-        bail!("it is Unikraft {release}, but the pinned release is {}", PIN.unikraft_tag);
-    }
-    if !tree.join("Config.uk").is_file() {
-        bail!("{} has no Config.uk; not a Unikraft tree", tree.display());
-    }
-    Ok(())
-}
-
-fn check_lib_musl_tree(tree: &Path) -> Result<()> {
-    let makefile = fs::read_to_string(tree.join("Makefile.uk"))
-        .with_context(|| format!("{} has no Makefile.uk; not a Unikraft library", tree.display()))?;
-    if !makefile.contains("addlib_s,libmusl") {
-        bail!("{}/Makefile.uk does not register libmusl; not lib-musl", tree.display());
-    }
-    match make_variable(&makefile, "LIBMUSL_VERSION") {
-        Some(v) if PIN.musl_tarball_name == format!("musl-{v}.tar.gz") => Ok(()),
-        Some(v) => bail!("this lib-musl builds musl {v}, but the pinned tarball is {}", PIN.musl_tarball_name),
-        None => bail!("{}/Makefile.uk does not set LIBMUSL_VERSION", tree.display()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn make_variables_are_read_with_any_assignment_operator() {
-        let mk = "UK_VERSION = 0\nUK_SUBVERSION := 16\nUK_EXTRAVERSION ?= 3\nOTHER=x\n";
-        assert_eq!(make_variable(mk, "UK_VERSION").as_deref(), Some("0"));
-        assert_eq!(make_variable(mk, "UK_SUBVERSION").as_deref(), Some("16"));
-        assert_eq!(make_variable(mk, "UK_EXTRAVERSION").as_deref(), Some("3"));
-        assert_eq!(make_variable(mk, "OTHER").as_deref(), Some("x"));
-        assert_eq!(make_variable(mk, "MISSING"), None);
-    }
-
-    #[test]
-    fn sha256_of_a_known_input() {
-        let dir = std::env::temp_dir().join(format!("xtask-sha-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("abc");
-        fs::write(&file, b"abc").unwrap();
-        assert_eq!(sha256_of(&file).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-        let err = verify_sha256(&file, PIN.musl_sha256).unwrap_err().to_string();
-        assert!(err.contains("wrong SHA256"), "{err}");
-        fs::remove_dir_all(&dir).unwrap();
-    }
 }
