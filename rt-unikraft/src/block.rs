@@ -3,11 +3,27 @@
 //! A request is split into chunks of at most the device's maximum sectors per request.
 //! At most [`MAX_IN_FLIGHT`] chunks are queued at once (the glue's request table has the
 //! same bound). While chunks run, `poll_*` returns `Pending` with the task registered for
-//! the executor's next wake-up, which a completion interrupt brings forward.
+//! the executor's next wake-up, which a completion interrupt brings forward. Every
+//! `Pending` is returned from one place ([`UkBlock::wait`]), after registering.
 //!
 //! Data goes through bounce buffers allocated once at open, aligned as the device asks.
 //! Apps hand the trait arbitrary slices, and DMA needs alignment. Zero copy is the
 //! network path's goal, not this one's.
+//!
+//! # Cancelled requests
+//!
+//! A request's progress (chunks done, chunks in the device) lives here between polls, so
+//! a caller that gives up a request must say so: [`BlockDevice::cancel`], which
+//! shared-core's `BlockExt` futures call when dropped. The request's chunks still in the
+//! device become *orphans*: they keep their bounce buffers until the device finishes
+//! them, their data is discarded, and the next request waits for them before it queues
+//! anything (so a late chunk of a cancelled write cannot land after the new request's
+//! data). The next poll always starts a new request, even with the same kind, sector and
+//! length: a retried read fills its own buffer, a retried write writes its own bytes. A
+//! poll with other arguments while a request runs is treated as a cancel too.
+//!
+//! The state machine talks to the device through [`Queue`] ([`Glue`] on Unikraft), so
+//! its unit tests run on the host against a scripted queue.
 
 use core::future::Future;
 use core::pin::Pin;
@@ -27,9 +43,78 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// Largest chunk, in bytes, whatever the device allows (bounds the bounce buffers).
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
 
-const OP_READ: i32 = 0;
-const OP_WRITE: i32 = 1;
-const OP_FLUSH: i32 = 4;
+/// What a chunk asks the device to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Read sectors into the buffer.
+    Read,
+    /// Write the buffer to sectors.
+    Write,
+    /// Make earlier writes durable (no data).
+    Flush,
+}
+
+/// The answer to [`Queue::submit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submit {
+    /// Queued; the handle names it in [`Queue::poll`].
+    Queued(i32),
+    /// The queue is full: retry after a completion.
+    Busy,
+    /// Refused, with an errno.
+    Failed(i32),
+}
+
+/// The answer to [`Queue::poll`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Still in the device.
+    Running,
+    /// Done; the handle is free again.
+    Done,
+    /// Failed with an errno; the handle is free again.
+    Failed(i32),
+}
+
+/// A device request queue: asynchronous chunks named by handles.
+pub trait Queue {
+    /// Queues `kind` on `sectors` sectors from `sector`, with `buf` (aligned as the device
+    /// asks, valid for the chunk's bytes until [`poll`](Self::poll) reports it finished).
+    fn submit(&mut self, kind: Kind, sector: u64, sectors: u64, buf: *mut u8) -> Submit;
+    /// Collects completions and reports on `handle`.
+    fn poll(&mut self, handle: i32) -> Status;
+}
+
+/// The ukblkdev queue of glue/blkdev.c.
+pub struct Glue;
+
+impl Queue for Glue {
+    fn submit(&mut self, kind: Kind, sector: u64, sectors: u64, buf: *mut u8) -> Submit {
+        // Unikraft's `enum uk_blkreq_op`.
+        let op = match kind {
+            Kind::Read => 0,
+            Kind::Write => 1,
+            Kind::Flush => 4,
+        };
+        // SAFETY: the caller keeps `buf` valid until the chunk is collected (Queue's
+        // contract, upheld by UkBlock).
+        let rc = unsafe { glue::rtuk_blk_submit(op, sector, sectors, buf.cast()) };
+        match rc {
+            h if h >= 0 => Submit::Queued(h),
+            e if e == -libc::EBUSY => Submit::Busy,
+            e => Submit::Failed(-e),
+        }
+    }
+
+    fn poll(&mut self, handle: i32) -> Status {
+        // SAFETY: plain call with a handle the glue gave out.
+        match unsafe { glue::rtuk_blk_poll(handle) } {
+            0 => Status::Running,
+            rc if rc > 0 => Status::Done,
+            e => Status::Failed(-e),
+        }
+    }
+}
 
 /// An aligned buffer owned by the device.
 struct Bounce {
@@ -39,7 +124,7 @@ struct Bounce {
 
 impl Bounce {
     fn new(len: usize, align: usize) -> Self {
-        let layout = Layout::from_size_align(len, align.max(16)).expect("bounce buffer layout");
+        let layout = Layout::from_size_align(len.max(1), align.max(16)).expect("bounce buffer layout");
         // SAFETY: non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         if ptr.is_null() {
@@ -69,37 +154,56 @@ struct Chunk {
     len: usize,
 }
 
-/// The request being worked on. `poll_*` is called again with the same arguments until
-/// it returns `Ready`.
-struct Op {
-    kind: i32,
+/// The request being worked on: `poll_*` is called again with the same arguments until
+/// it returns `Ready`, or [`BlockDevice::cancel`] ends it.
+struct Request {
+    kind: Kind,
     lba: u64,
     len: usize,
-    /// Bytes of the request handed to the device so far.
+    /// Bytes of the request handed to the device so far (for a flush: 1 once queued).
     submitted: usize,
     running: Vec<Chunk>,
-    /// Waits for the backend's next wake-up while chunks run.
-    waiter: Option<WaitIo>,
     error: Option<BlockError>,
 }
 
-/// An opened ukblkdev device.
-pub struct UkBlock {
+impl Request {
+    fn work_left(&self) -> bool {
+        match self.kind {
+            Kind::Flush => self.submitted == 0,
+            _ => self.submitted < self.len,
+        }
+    }
+}
+
+/// The data side of one poll.
+enum Io<'a> {
+    Read(&'a mut [u8]),
+    Write(&'a [u8]),
+    Flush,
+}
+
+/// An opened ukblkdev device (or, in tests, any [`Queue`]).
+pub struct UkBlock<Q: Queue = Glue> {
+    queue: Q,
     info: BlockInfo,
     chunk_bytes: usize,
     bounces: Vec<Bounce>,
     free_bounces: Vec<usize>,
-    op: Option<Op>,
+    request: Option<Request>,
+    /// Chunks of cancelled requests still in the device.
+    orphans: Vec<Chunk>,
+    /// Waits for the backend's next wake-up while chunks run.
+    waiter: Option<WaitIo>,
 }
 
-impl UkBlock {
+impl UkBlock<Glue> {
     /// Opens device `index` (0 = the first).
     pub fn open(index: u32) -> Result<Self, OpenError> {
         let mut cap = unikraft_sys::uk_blkdev_cap::default();
         // SAFETY: a valid out-pointer; `uk_blkdev_cap`'s layout is checked against the
         // headers by unikraft-sys's layout test.
         let rc = unsafe { glue::rtuk_blk_open(index, &mut cap) };
-        if rc == -19 {
+        if rc == -libc::ENODEV {
             return Err(OpenError::NotFound(
                 "Unikraft has no block device (boot with a virtio-blk disk, e.g. `cargo xtask kraft-run --disk FILE`; \
                  the app needs `devices = [\"block\"]` in [package.metadata.unikraft])"
@@ -116,96 +220,151 @@ impl UkBlock {
                 cap.sectors
             )));
         }
-        let max_sectors = (cap.max_sectors_per_req as usize).clamp(1, MAX_CHUNK_BYTES / sector.min(MAX_CHUNK_BYTES));
-        let chunk_bytes = max_sectors * sector;
-        let align = (cap.ioalign as usize).max(sector.min(4096)).next_power_of_two();
         // O_RDONLY is 0 on Linux and in Unikraft's headers.
         let read_only = cap.mode == 0;
+        let info = BlockInfo { sector_size: sector as u32, sectors: cap.sectors, read_only };
+        Ok(UkBlock::with_queue(Glue, info, cap.max_sectors_per_req as usize, cap.ioalign as usize))
+    }
+}
+
+impl<Q: Queue> UkBlock<Q> {
+    /// A device over `queue`: chunks of at most `max_sectors_per_req` sectors (and
+    /// [`MAX_CHUNK_BYTES`]), bounce buffers aligned to at least `ioalign`.
+    pub fn with_queue(queue: Q, info: BlockInfo, max_sectors_per_req: usize, ioalign: usize) -> Self {
+        let sector = info.sector_size as usize;
+        let max_sectors = max_sectors_per_req.clamp(1, (MAX_CHUNK_BYTES / sector.min(MAX_CHUNK_BYTES)).max(1));
+        let chunk_bytes = max_sectors * sector;
+        let align = ioalign.max(sector.min(4096)).next_power_of_two();
         let bounces = (0..MAX_IN_FLIGHT).map(|_| Bounce::new(chunk_bytes, align)).collect();
-        Ok(UkBlock {
-            info: BlockInfo { sector_size: sector as u32, sectors: cap.sectors, read_only },
+        UkBlock {
+            queue,
+            info,
             chunk_bytes,
             bounces,
             free_bounces: (0..MAX_IN_FLIGHT).rev().collect(),
-            op: None,
-        })
+            request: None,
+            orphans: Vec::new(),
+            waiter: None,
+        }
     }
 
-    /// Drives the current request: collects finished chunks (copying read data out),
-    /// queues more, and returns `Ready` when all are done.
-    fn drive(
-        &mut self,
-        cx: &mut Context<'_>,
-        kind: i32,
-        lba: u64,
-        read_into: Option<&mut [u8]>,
-        write_from: Option<&[u8]>,
-    ) -> Poll<Result<(), BlockError>> {
-        let len = read_into.as_ref().map(|b| b.len()).or(write_from.map(|b| b.len())).unwrap_or(0);
-        let same = self.op.as_ref().is_some_and(|op| op.kind == kind && op.lba == lba && op.len == len);
-        if !same {
-            if self.op.is_some() {
-                // A different request while one runs: the caller dropped the earlier
-                // future. Its chunks must finish before their buffers are reused.
-                self.finish_abandoned(cx)?;
-                if self.op.is_some() {
+    /// The queue (for tests).
+    pub fn queue_mut(&mut self) -> &mut Q {
+        &mut self.queue
+    }
+
+    /// Bytes per chunk.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
+    }
+
+    /// Registers the task for the executor's next wake-up (after the backend's wait,
+    /// which a completion interrupt ends early). `Ready` when that already happened.
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let waiter = self.waiter.get_or_insert_with(|| executor::wait_io(None));
+        let ready = Pin::new(waiter).poll(cx);
+        if ready.is_ready() {
+            self.waiter = None;
+        }
+        ready
+    }
+
+    /// Frees the bounce buffers of orphans the device finished.
+    fn collect_orphans(&mut self) {
+        let UkBlock { queue, orphans, free_bounces, .. } = self;
+        orphans.retain(|chunk| match queue.poll(chunk.handle) {
+            Status::Running => true,
+            Status::Done | Status::Failed(_) => {
+                free_bounces.push(chunk.bounce);
+                false
+            }
+        });
+    }
+
+    /// Drives the request `kind` at `lba` with `io`: waits out orphans, collects finished
+    /// chunks (copying read data out), queues more, and returns `Ready` when all are done.
+    fn drive(&mut self, cx: &mut Context<'_>, kind: Kind, lba: u64, mut io: Io<'_>) -> Poll<Result<(), BlockError>> {
+        let len = match &io {
+            Io::Read(buf) => buf.len(),
+            Io::Write(buf) => buf.len(),
+            Io::Flush => 0,
+        };
+        if self.request.as_ref().is_some_and(|r| (r.kind, r.lba, r.len) != (kind, lba, len)) {
+            // Another request while one runs: the caller gave the earlier one up.
+            self.cancel();
+        }
+        loop {
+            // A cancelled request's chunks finish before anything new is queued.
+            self.collect_orphans();
+            if !self.orphans.is_empty() {
+                if self.wait(cx).is_pending() {
                     return Poll::Pending;
                 }
+                continue;
             }
-            self.op = Some(Op { kind, lba, len, submitted: 0, running: Vec::new(), waiter: None, error: None });
-        }
-        let mut read_into = read_into;
-        let sector = self.info.sector_size as usize;
-        loop {
-            let op = self.op.as_mut().expect("set above");
+            let request = self.request.get_or_insert_with(|| Request {
+                kind,
+                lba,
+                len,
+                submitted: 0,
+                running: Vec::new(),
+                error: None,
+            });
             // Collect finished chunks.
             let mut i = 0;
-            while i < op.running.len() {
-                // SAFETY: plain call with a handle the glue gave out.
-                let rc = unsafe { glue::rtuk_blk_poll(op.running[i].handle) };
-                if rc == 0 {
+            while i < request.running.len() {
+                let status = self.queue.poll(request.running[i].handle);
+                if status == Status::Running {
                     i += 1;
                     continue;
                 }
-                let chunk = op.running.swap_remove(i);
-                if rc < 0 {
-                    op.error.get_or_insert(BlockError::Io(format!("ukblkdev request failed: error {}", -rc)));
-                } else if let Some(buf) = read_into.as_deref_mut() {
-                    let data = self.bounces[chunk.bounce].slice_mut(chunk.len);
-                    buf[chunk.offset..chunk.offset + chunk.len].copy_from_slice(data);
+                let chunk = request.running.swap_remove(i);
+                match status {
+                    Status::Failed(errno) => {
+                        request.error.get_or_insert(BlockError::Io(format!("ukblkdev request failed: error {errno}")));
+                    }
+                    _ => {
+                        if let Io::Read(buf) = &mut io {
+                            let data = self.bounces[chunk.bounce].slice_mut(chunk.len);
+                            buf[chunk.offset..chunk.offset + chunk.len].copy_from_slice(data);
+                        }
+                    }
                 }
                 self.free_bounces.push(chunk.bounce);
             }
             // Queue more while there is room and no error.
             let mut queued_any = false;
-            while op.error.is_none() && op.submitted < op.len && !self.free_bounces.is_empty() {
-                let offset = op.submitted;
-                let chunk_len = (op.len - offset).min(self.chunk_bytes);
-                let bounce = *self.free_bounces.last().expect("checked non-empty");
-                if let Some(data) = write_from {
+            while request.error.is_none() && request.work_left() {
+                let Some(&bounce) = self.free_bounces.last() else { break };
+                let offset = request.submitted;
+                let chunk_len = (request.len - offset).min(self.chunk_bytes);
+                if let Io::Write(data) = &io {
                     self.bounces[bounce].slice_mut(chunk_len).copy_from_slice(&data[offset..offset + chunk_len]);
                 }
-                let sector_at = op.lba + (offset / sector) as u64;
-                let sectors = (chunk_len / sector) as u64;
-                let buf = self.bounces[bounce].ptr;
-                // SAFETY: the bounce buffer stays allocated and untouched until the chunk
-                // is collected above.
-                let handle = unsafe { glue::rtuk_blk_submit(op.kind, sector_at, sectors, buf.cast()) };
-                if handle == -16 {
-                    break; // EBUSY: queue full, retry after completions
+                let sector = self.info.sector_size as usize;
+                let (at, sectors) = match kind {
+                    Kind::Flush => (0, 0),
+                    _ => (request.lba + (offset / sector) as u64, (chunk_len / sector) as u64),
+                };
+                // The bounce buffer stays allocated and untouched until the chunk is
+                // collected (here, or as an orphan).
+                match self.queue.submit(request.kind, at, sectors, self.bounces[bounce].ptr) {
+                    Submit::Queued(handle) => {
+                        self.free_bounces.pop();
+                        request.running.push(Chunk { handle, bounce, offset, len: chunk_len });
+                        request.submitted += chunk_len.max(usize::from(kind == Kind::Flush));
+                        queued_any = true;
+                    }
+                    Submit::Busy => break, // retry after completions (or the next wake-up)
+                    Submit::Failed(errno) => {
+                        request.error = Some(BlockError::Io(format!("ukblkdev refused a request: error {errno}")));
+                    }
                 }
-                if handle < 0 {
-                    op.error = Some(BlockError::Io(format!("ukblkdev refused a request: error {}", -handle)));
-                    break;
-                }
-                self.free_bounces.pop();
-                op.running.push(Chunk { handle, bounce, offset, len: chunk_len });
-                op.submitted += chunk_len;
-                queued_any = true;
             }
-            if op.running.is_empty() && (op.submitted >= op.len || op.error.is_some()) {
-                let op = self.op.take().expect("set above");
-                return Poll::Ready(match op.error {
+            if request.running.is_empty() && (!request.work_left() || request.error.is_some()) {
+                let request = self.request.take().expect("set above");
+                self.waiter = None;
+                return Poll::Ready(match request.error {
                     Some(e) => Err(e),
                     None => Ok(()),
                 });
@@ -213,42 +372,21 @@ impl UkBlock {
             if queued_any {
                 continue; // a chunk may already be done (polling devices)
             }
-            // Wait for the backend's next wake-up (a completion interrupt, or a timer).
-            let waiter = op.waiter.get_or_insert_with(|| executor::wait_io(None));
-            match Pin::new(waiter).poll(cx) {
-                Poll::Ready(()) => op.waiter = None,
-                Poll::Pending => return Poll::Pending,
+            if self.wait(cx).is_pending() {
+                return Poll::Pending;
             }
         }
-    }
-
-    /// Collects the chunks of a request whose future was dropped.
-    fn finish_abandoned(&mut self, _cx: &mut Context<'_>) -> Result<(), BlockError> {
-        if let Some(op) = self.op.as_mut() {
-            op.running.retain(|chunk| {
-                // SAFETY: plain call with a handle the glue gave out.
-                let rc = unsafe { glue::rtuk_blk_poll(chunk.handle) };
-                if rc != 0 {
-                    self.free_bounces.push(chunk.bounce);
-                }
-                rc == 0
-            });
-            if op.running.is_empty() {
-                self.op = None;
-            }
-        }
-        Ok(())
     }
 }
 
-impl BlockDevice for UkBlock {
+impl<Q: Queue> BlockDevice for UkBlock<Q> {
     fn info(&self) -> BlockInfo {
         self.info
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
         check_request(&self.info, lba, buf.len())?;
-        self.drive(cx, OP_READ, lba, Some(buf), None)
+        self.drive(cx, Kind::Read, lba, Io::Read(buf))
     }
 
     fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
@@ -256,42 +394,22 @@ impl BlockDevice for UkBlock {
         if self.info.read_only {
             return Poll::Ready(Err(BlockError::ReadOnly));
         }
-        self.drive(cx, OP_WRITE, lba, None, Some(buf))
+        self.drive(cx, Kind::Write, lba, Io::Write(buf))
     }
 
+    /// A flush is one chunk with no data (a bounce buffer only gives the driver a valid
+    /// pointer).
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
-        self.drive_flush(cx)
+        self.drive(cx, Kind::Flush, 0, Io::Flush)
+    }
+
+    fn cancel(&mut self) {
+        if let Some(request) = self.request.take() {
+            self.orphans.extend(request.running);
+        }
+        self.waiter = None;
     }
 }
 
-impl UkBlock {
-    /// A flush is one request with no data (the bounce buffer only gives the driver a
-    /// valid pointer).
-    fn drive_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
-        if self.op.as_ref().is_some_and(|op| op.kind != OP_FLUSH) {
-            self.finish_abandoned(cx)?;
-            if self.op.is_some() {
-                return Poll::Pending;
-            }
-        }
-        if self.op.is_none() {
-            let Some(bounce) = self.free_bounces.pop() else { return Poll::Pending };
-            // SAFETY: as for data requests; a flush transfers nothing.
-            let handle = unsafe { glue::rtuk_blk_submit(OP_FLUSH, 0, 0, self.bounces[bounce].ptr.cast()) };
-            if handle < 0 {
-                self.free_bounces.push(bounce);
-                return Poll::Ready(Err(BlockError::Io(format!("ukblkdev refused a flush: error {}", -handle))));
-            }
-            self.op = Some(Op {
-                kind: OP_FLUSH,
-                lba: 0,
-                len: 0,
-                submitted: 0,
-                running: std::vec![Chunk { handle, bounce, offset: 0, len: 0 }],
-                waiter: None,
-                error: None,
-            });
-        }
-        self.drive(cx, OP_FLUSH, 0, None, None)
-    }
-}
+#[cfg(test)]
+mod tests;

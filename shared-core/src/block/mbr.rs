@@ -117,6 +117,9 @@ impl<D: BlockDevice> BlockDevice for Partition<D> {
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
         self.disk.poll_flush(cx)
     }
+    fn cancel(&mut self) {
+        self.disk.cancel()
+    }
 }
 
 #[cfg(test)]

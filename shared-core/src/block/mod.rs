@@ -8,6 +8,12 @@
 //! that is out of range or not a whole number of sectors fails with [`BlockError`] and
 //! never reaches the device.
 //!
+//! A device may keep a request's progress between polls (chunks in a device queue), so a
+//! caller that stops polling a request before `Ready` must say so with
+//! [`BlockDevice::cancel`]; the futures of [`BlockExt`] do it when they are dropped. The
+//! next poll then starts a new request, even with the same arguments: a retried read
+//! fills its own buffer, a retried write writes its own bytes.
+//!
 //! Layers are block devices over block devices; [`mbr::Partition`] is a view of one
 //! partition of a disk with an MBR table, and works over any `BlockDevice`, including
 //! another layer.
@@ -86,6 +92,13 @@ pub trait BlockDevice {
     fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>>;
     /// Makes earlier writes durable.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>>;
+    /// The caller gave up the request it was polling (it returned `Pending` and will not
+    /// be polled again; [`BlockExt`]'s futures call this when dropped). A device that
+    /// keeps a request's progress between polls forgets it: the next `poll_*` call starts
+    /// a new request whatever its arguments. Transfers already in the device may still
+    /// complete (a cancelled write may be partly written). Devices that finish every
+    /// request in one poll keep nothing, hence the empty default; layers forward it.
+    fn cancel(&mut self) {}
 }
 
 impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
@@ -100,6 +113,9 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     }
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
         (**self).poll_flush(cx)
+    }
+    fn cancel(&mut self) {
+        (**self).cancel()
     }
 }
 
@@ -117,13 +133,40 @@ pub fn check_request(info: &BlockInfo, lba: u64, len: usize) -> Result<(), Block
     }
 }
 
-/// The async API apps use on any block device.
+/// Polls one request on a device and, if dropped before the request finished, cancels
+/// it ([`BlockDevice::cancel`]).
+struct Request<'a, D: BlockDevice + ?Sized> {
+    device: &'a mut D,
+    finished: bool,
+}
+
+impl<D: BlockDevice + ?Sized> Request<'_, D> {
+    async fn run(
+        mut self,
+        mut poll: impl FnMut(&mut D, &mut Context<'_>) -> Poll<Result<(), BlockError>>,
+    ) -> Result<(), BlockError> {
+        let result = poll_fn(|cx| poll(self.device, cx)).await;
+        self.finished = true;
+        result
+    }
+}
+
+impl<D: BlockDevice + ?Sized> Drop for Request<'_, D> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.device.cancel();
+        }
+    }
+}
+
+/// The async API apps use on any block device. Dropping one of these futures before it
+/// completes cancels its request ([`BlockDevice::cancel`]).
 pub trait BlockExt: BlockDevice {
     /// Reads sectors into `buf` (a whole number of sectors).
     fn read(&mut self, lba: u64, buf: &mut [u8]) -> impl core::future::Future<Output = Result<(), BlockError>> {
         async move {
             check_request(&self.info(), lba, buf.len())?;
-            poll_fn(|cx| self.poll_read(cx, lba, buf)).await
+            Request { device: self, finished: false }.run(|d, cx| d.poll_read(cx, lba, buf)).await
         }
     }
     /// Writes sectors from `buf` (a whole number of sectors).
@@ -134,12 +177,12 @@ pub trait BlockExt: BlockDevice {
             if info.read_only {
                 return Err(BlockError::ReadOnly);
             }
-            poll_fn(|cx| self.poll_write(cx, lba, buf)).await
+            Request { device: self, finished: false }.run(|d, cx| d.poll_write(cx, lba, buf)).await
         }
     }
     /// Makes earlier writes durable.
     fn flush(&mut self) -> impl core::future::Future<Output = Result<(), BlockError>> {
-        poll_fn(|cx| self.poll_flush(cx))
+        async move { Request { device: self, finished: false }.run(|d, cx| d.poll_flush(cx)).await }
     }
 }
 
