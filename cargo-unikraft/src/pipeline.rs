@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::app::App;
+use crate::appdir::BuildLock;
 use crate::runner::firecracker::Firecracker;
 use crate::runner::qemu::{Qemu, QemuDevices};
 use crate::runner::{solo5::Tender as TenderGuest, Accel, Guest, Process};
@@ -39,11 +40,16 @@ pub fn build(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
             let sources = sources::provisioned()?;
             unikraft::build_image(app, target.unikraft_target().expect("a Unikraft target"), &sources)
         }
+        // Unikraft builds lock the app's build directory themselves (build_image).
         Target::Solo5(tender) => {
             let tree = solo5::solo5_tree()?;
+            let _lock = BuildLock::acquire(&app.unikraft_dir)?;
             solo5::build(app, tender.name(), &tree, devices.cover(app))
         }
-        Target::HostedMusl => hosted_musl::build(app),
+        Target::HostedMusl => {
+            let _lock = BuildLock::acquire(&app.unikraft_dir)?;
+            hosted_musl::build(app)
+        }
     }
 }
 

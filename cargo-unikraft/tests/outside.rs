@@ -263,3 +263,51 @@ fn fails_on_purpose() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("test passes_outside ... ok"), "{}", show(&out));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+/// Two builds of one app at once used to rewrite each other's files; now the second waits
+/// for the first's lock on `target/unikraft/<name>/`, and says so. The test holds the lock
+/// itself and watches a real `cargo unikraft build` wait for it.
+#[test]
+fn a_second_build_of_one_app_waits_for_the_first() {
+    const TEST: &str = "a_second_build_of_one_app_waits_for_the_first";
+    if !provisioned(TEST) {
+        return;
+    }
+    let dir = outside_dir().join("locked");
+    if !dir.join("Cargo.toml").is_file() {
+        let out = Command::new("cargo").args(["new", "--bin", "--vcs", "none", "-q"]).arg(&dir).output().unwrap();
+        assert!(out.status.success(), "{}", show(&out));
+    }
+    let build_dir = dir.join("target/unikraft/locked");
+    let held = cargo_unikraft::appdir::BuildLock::acquire(&build_dir).unwrap();
+    let mut child = Command::new(TOOL)
+        .args(["unikraft", "build"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = Vec::new();
+    let waiting = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match heard.recv_timeout(left) {
+            Ok(line) if line.contains("waiting for lock on") => break Some(line),
+            Ok(line) => seen.push(line),
+            Err(_) => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(held);
+    let waiting = waiting.unwrap_or_else(|| panic!("the second build did not wait for the lock:\n{}", seen.join("\n")));
+    assert!(waiting.contains(build_dir.to_str().unwrap()), "{waiting}");
+}

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use kraftfile_gen::generate;
 
 use crate::app::App;
-use crate::appdir::write_app_dir;
+use crate::appdir::{write_app_dir, BuildLock};
 use crate::sources::{self, Sources};
 use crate::staticlib::build_staticlib;
 use make::UkMake;
@@ -98,6 +98,8 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
             app.spec.targets.join(", ")
         );
     }
+    // One build of this app at a time: they share the app directory and build directories.
+    let _lock = BuildLock::acquire(&app.unikraft_dir)?;
     let suffix = target_suffix(target);
     let app_dir = app.unikraft_dir.join("app");
     let build_dir = app.unikraft_dir.join(format!("build-{suffix}"));
