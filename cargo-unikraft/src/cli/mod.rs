@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod gen;
+pub mod oci;
 pub mod run;
 pub mod test;
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// Write the app's Unikraft directory (Kraftfile, Makefile.uk, Config.uk,
     /// defconfigs) from its Cargo.toml, for `kraft build`.
     Gen(gen::GenArgs),
+    /// Build the app's image and write it as an OCI image layout (and oci-archive) that
+    /// urunc (Kubernetes) and kraftkit / Unikraft Cloud run.
+    Oci(oci::OciArgs),
     /// List the tools each backend needs, found or missing, and how to install them.
     Doctor,
 }
@@ -59,6 +63,7 @@ impl Cli {
             Command::Run(args) => args.run(),
             Command::Gen(args) => args.run(),
             Command::Test(args) => args.run(),
+            Command::Oci(args) => args.run(),
             Command::Doctor => {
                 crate::doctor::report();
                 Ok(0)

@@ -1,0 +1,93 @@
+//! `cargo unikraft oci`: build the app's image and write it as an OCI image layout (and,
+//! with `--archive`, an `oci-archive` tar) for urunc and kraftkit. See [`crate::oci`].
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+
+use super::build::BuildArgs;
+use crate::oci::{kconfig_features, write_archive, write_layout, ImageSpec, Kind};
+use crate::pipeline::{self, Devices};
+use crate::target::Target;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct OciArgs {
+    /// The app and the target (qemu/x86_64, fc/x86_64, solo5/spt, solo5/hvt).
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// The layout's directory (default `target/unikraft/<name>/oci/<platform>`); an
+    /// earlier layout there is replaced, anything else is refused.
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Also write the layout as an `oci-archive` tar here (for `skopeo copy
+    /// oci-archive:FILE ...` or `ctr image import`).
+    #[arg(long, value_name = "FILE")]
+    pub archive: Option<PathBuf>,
+    /// The tag the image is known by in the layout (`org.opencontainers.image.ref.name`).
+    #[arg(long, default_value = "latest")]
+    pub tag: String,
+    /// An initrd to ship at /unikraft/bin/initrd.
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
+    /// The app's arguments: the image's `Cmd` (after the metadata's `cmdline`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+impl OciArgs {
+    pub fn run(&self) -> Result<u8> {
+        if self.tag.is_empty() || !self.tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            bail!("--tag {:?}: a tag is letters, digits, `.`, `_` and `-`", self.tag);
+        }
+        if let Some(initrd) = &self.initrd {
+            if !initrd.is_file() {
+                bail!("--initrd {}: no such file", initrd.display());
+            }
+        }
+        let app = self.build.app.resolve()?;
+        let target = self.build.target;
+        let (image, kind) = match target {
+            Target::UnikraftQemu | Target::UnikraftFirecracker => {
+                let image = pipeline::build(&app, target, &Devices::default())?;
+                let dot_config = image.parent().context("the image is in its build directory")?.join(".config");
+                let dot_config = std::fs::read_to_string(&dot_config)
+                    .with_context(|| format!("read the image's kconfig {}", dot_config.display()))?;
+                let platform = if target == Target::UnikraftQemu { "qemu" } else { "fc" };
+                let version = crate::sources::PIN.unikraft_tag.trim_start_matches("RELEASE-").to_string();
+                (image, Kind::Unikraft { platform: platform.into(), version, kconfig: kconfig_features(&dot_config) })
+            }
+            Target::Solo5(tender) => {
+                // Built with every declared device: the orchestrator attaches them.
+                let tree = crate::solo5::solo5_tree()?;
+                (crate::solo5::build(&app, tender.name(), &tree, true)?, Kind::Solo5 { tender: tender.name().into() })
+            }
+            Target::HostedMusl => bail!("hosted-musl is a test harness, not an image an orchestrator can run"),
+        };
+        let output = self
+            .output
+            .clone()
+            .unwrap_or_else(|| app.unikraft_dir.join("oci").join(target.to_string().replace('/', "-")));
+        let mut cmd = app.spec.cmdline.clone();
+        cmd.extend(self.args.iter().cloned());
+        let spec = ImageSpec {
+            name: app.spec.name.clone(),
+            tag: self.tag.clone(),
+            kernel: image,
+            initrd: self.initrd.clone(),
+            cmd,
+            kind,
+        };
+        let digest = write_layout(&spec, &output)?;
+        eprintln!(
+            "cargo-unikraft: wrote the OCI image layout {} (tag {}, manifest {digest})",
+            output.display(),
+            self.tag
+        );
+        if let Some(archive) = &self.archive {
+            write_archive(&output, archive)?;
+            eprintln!("cargo-unikraft: wrote the oci-archive {}", archive.display());
+        }
+        println!("{}", output.display());
+        Ok(0)
+    }
+}
