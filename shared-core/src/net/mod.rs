@@ -26,10 +26,12 @@
 //! [`RingPhy`] implements `smoltcp::phy::Device` over any `NetDevice`, handing smoltcp the
 //! pool's slots directly (zero copy between device and stack).
 
+mod listener;
 mod phy;
 mod pool;
 pub mod stack;
 
+pub use listener::{Connection, ListenerConfig, ListenerCounters, ListenerPool};
 pub use phy::{RingConfig, RingPhy};
 pub use pool::{Frame, FrameRing, PacketPool, SlotId};
 pub use stack::{Stack, StackConfig};

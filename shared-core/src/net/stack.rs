@@ -6,6 +6,7 @@
 //! loop {
 //!     stack.poll();                 // move frames between device, stack and sockets
 //!     /* use sockets */
+//!     stack.send();                 // send what they queued
 //!     stack.wait().await;           // sleep until a device event or smoltcp's next timer
 //! }
 //! ```
@@ -76,9 +77,21 @@ impl Stack {
         self.phy.flush();
     }
 
+    /// Sends what the sockets queued, taking no new frames from the device. Use it after
+    /// serving sockets, before waiting: a full [`poll`](Self::poll) there could bring in
+    /// data that nothing reads until the next device event.
+    pub fn send(&mut self) {
+        self.iface.poll_egress(now(), &mut self.phy, &mut self.sockets);
+        self.phy.flush();
+    }
+
     /// Waits for a device event or the stack's next timer (at most `max_ms`).
     pub async fn wait_at_most(&mut self, max_ms: u64) {
         let cap = services::monotonic_ns().saturating_add(max_ms.saturating_mul(1_000_000));
+        self.wait_until_ns(cap).await
+    }
+
+    async fn wait_until_ns(&mut self, cap: u64) {
         let deadline = match self.iface.poll_delay(now(), &self.sockets) {
             Some(delay) => services::monotonic_ns().saturating_add(delay.total_micros() * 1000).min(cap),
             None => cap,
@@ -89,5 +102,14 @@ impl Stack {
     /// Waits for a device event or the stack's next timer.
     pub async fn wait(&mut self) {
         self.wait_at_most(60_000).await
+    }
+
+    /// Waits for a device event, the stack's next timer or `deadline` (an [`Instant`] of
+    /// [`now`]'s clock, such as the one [`ListenerPool::poll`](super::ListenerPool::poll)
+    /// returns), whichever comes first; at most 60 s.
+    pub async fn wait_until(&mut self, deadline: Option<Instant>) {
+        let cap = services::monotonic_ns().saturating_add(60_000_000_000);
+        let deadline_ns = deadline.map_or(u64::MAX, |d| (d.total_micros().max(0) as u64).saturating_mul(1000));
+        self.wait_until_ns(cap.min(deadline_ns)).await
     }
 }

@@ -1,0 +1,331 @@
+//! A client interface and a server interface joined by an in-memory wire, the server's
+//! port served by a [`ListenerPool`], time moved by hand.
+
+extern crate std;
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::socket::tcp::{self, State};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
+
+use super::*;
+
+type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+/// One end of the wire: frames sent here arrive at the other end.
+struct End {
+    rx: Queue,
+    tx: Queue,
+}
+
+struct Rx(Vec<u8>);
+struct Tx(Queue);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0; len];
+        let result = f(&mut frame);
+        self.0.borrow_mut().push_back(frame);
+        result
+    }
+}
+
+impl phy::Device for End {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
+        let frame = self.rx.borrow_mut().pop_front()?;
+        Some((Rx(frame), Tx(self.tx.clone())))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx> {
+        Some(Tx(self.tx.clone()))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = 1514;
+        caps
+    }
+}
+
+struct Host {
+    iface: Interface,
+    device: End,
+    sockets: SocketSet<'static>,
+}
+
+impl Host {
+    fn new(device: End, mac: u8, ip: Ipv4Address, now: Instant) -> Host {
+        let mut device = device;
+        let config = Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, mac])));
+        let mut iface = Interface::new(config, &mut device, now);
+        iface.update_ip_addrs(|a| a.push(IpCidr::new(IpAddress::Ipv4(ip), 24)).unwrap());
+        Host { iface, device, sockets: SocketSet::new(vec![]) }
+    }
+
+    fn poll(&mut self, now: Instant) {
+        self.iface.poll(now, &mut self.device, &mut self.sockets);
+    }
+}
+
+const SERVER: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+const PORT: u16 = 80;
+const ANSWER: &[u8] = b"answer";
+
+/// The test app's per-connection state: bytes received, answer bytes sent.
+#[derive(Default)]
+struct Exchange {
+    received: usize,
+    sent: usize,
+}
+
+/// The test app: any byte is a complete request; the answer is [`ANSWER`], then close.
+fn serve(conn: &mut Connection<'_, Exchange>) {
+    while conn.socket.can_recv() {
+        let n = conn.socket.recv(|data| (data.len(), data.len())).unwrap();
+        conn.state.received += n;
+    }
+    if conn.state.received > 0 {
+        conn.answered();
+        if conn.state.sent < ANSWER.len() {
+            conn.state.sent += conn.socket.send_slice(&ANSWER[conn.state.sent..]).unwrap();
+        }
+        if conn.state.sent == ANSWER.len() {
+            conn.socket.close();
+        }
+    }
+}
+
+struct Net {
+    now: Instant,
+    client: Host,
+    server: Host,
+    pool: ListenerPool<Exchange>,
+    next_port: u16,
+}
+
+impl Net {
+    fn new(config: ListenerConfig) -> Net {
+        let now = Instant::from_secs(1);
+        let (a, b): (Queue, Queue) = Default::default();
+        let client = Host::new(End { rx: a.clone(), tx: b.clone() }, 1, Ipv4Address::new(10, 0, 0, 1), now);
+        let mut server = Host::new(End { rx: b, tx: a }, 2, SERVER, now);
+        let pool = ListenerPool::new(&mut server.sockets, config);
+        Net { now, client, server, pool, next_port: 40000 }
+    }
+
+    /// Runs both sides until the wire is quiet (as the app's loop would: interface,
+    /// pool, interface), advancing time by 1 ms per round.
+    fn settle(&mut self) {
+        for _ in 0..50 {
+            self.client.poll(self.now);
+            self.server.poll(self.now);
+            self.pool.poll(&mut self.server.sockets, self.now, serve);
+            self.server.poll(self.now);
+            self.now += Duration::from_millis(1);
+        }
+    }
+
+    /// Moves time on by `d` in 100 ms steps, settling at each.
+    fn wait(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(100);
+            self.settle();
+        }
+    }
+
+    /// A client socket connecting to the server now (not settled).
+    fn connect(&mut self) -> SocketHandle {
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096]));
+        self.next_port += 1;
+        socket.connect(self.client.iface.context(), (IpAddress::Ipv4(SERVER), PORT), self.next_port).unwrap();
+        self.client.sockets.add(socket)
+    }
+
+    fn client(&mut self, handle: SocketHandle) -> &mut tcp::Socket<'static> {
+        self.client.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    fn state(&mut self, handle: SocketHandle) -> State {
+        self.client(handle).state()
+    }
+
+    /// Everything the client socket has received so far.
+    fn read(&mut self, handle: SocketHandle) -> Vec<u8> {
+        let mut out = Vec::new();
+        let socket = self.client(handle);
+        while socket.can_recv() {
+            socket
+                .recv(|d| {
+                    out.extend_from_slice(d);
+                    (d.len(), ())
+                })
+                .unwrap();
+        }
+        out
+    }
+}
+
+fn small(sockets: usize, backlog: usize) -> ListenerConfig {
+    ListenerConfig { sockets, backlog, ..ListenerConfig::new(PORT) }
+}
+
+#[test]
+fn a_burst_of_connections_beyond_the_backlog_is_all_accepted() {
+    // 24 SYNs at once against 32 sockets: all get a listener, none a reset.
+    let mut net = Net::new(small(32, 4));
+    let clients: Vec<_> = (0..24).map(|_| net.connect()).collect();
+    net.settle();
+    for &c in &clients {
+        assert_eq!(net.state(c), State::Established);
+    }
+    assert_eq!(net.pool.counters().accepted, 24);
+    assert_eq!(net.pool.connections(), 24);
+    assert_eq!(net.pool.listening(), 8);
+}
+
+#[test]
+fn sockets_are_recycled_as_soon_as_their_connection_ends() {
+    // 200 exchanges through 4 sockets, two at a time, each closed by the server after its
+    // answer (TIME-WAIT recycled at once): every one answered in full, no reset.
+    let mut net = Net::new(small(4, 1));
+    for _ in 0..100 {
+        let pair = [net.connect(), net.connect()];
+        net.settle();
+        for &c in &pair {
+            assert_eq!(net.state(c), State::Established);
+            net.client(c).send_slice(b"GET").unwrap();
+        }
+        net.settle();
+        for &c in &pair {
+            assert_eq!(net.read(c), ANSWER);
+            assert_eq!(net.state(c), State::CloseWait);
+            net.client(c).close();
+        }
+        net.settle();
+        for &c in &pair {
+            assert_eq!(net.state(c), State::Closed);
+            net.client.sockets.remove(c);
+        }
+        assert_eq!(net.pool.listening(), 4, "every socket listens again");
+    }
+    let counters = net.pool.counters();
+    assert_eq!((counters.accepted, counters.answered), (200, 200));
+    assert_eq!(counters.evicted + counters.request_timeouts + counters.close_timeouts, 0);
+}
+
+#[test]
+fn a_connection_that_sends_no_request_is_aborted_at_the_request_deadline() {
+    let mut net = Net::new(small(4, 1));
+    let idle = net.connect();
+    net.settle();
+    assert_eq!(net.state(idle), State::Established);
+    net.wait(Duration::from_millis(9_800));
+    assert_eq!(net.state(idle), State::Established, "aborted before the deadline");
+    net.wait(Duration::from_millis(400));
+    assert_eq!(net.state(idle), State::Closed, "the server did not reset the idle connection");
+    assert_eq!(net.pool.counters().request_timeouts, 1);
+    assert_eq!(net.pool.listening(), 4);
+}
+
+#[test]
+fn an_answered_connection_the_peer_never_closes_is_aborted_at_the_close_deadline() {
+    let mut net = Net::new(small(4, 1));
+    let c = net.connect();
+    net.settle();
+    net.client(c).send_slice(b"GET").unwrap();
+    net.settle();
+    assert_eq!(net.read(c), ANSWER);
+    // The client keeps its side open: the server waits in FIN-WAIT-2.
+    net.wait(Duration::from_millis(9_800));
+    assert_eq!(net.state(c), State::CloseWait);
+    net.wait(Duration::from_millis(400));
+    assert_eq!(net.state(c), State::Closed);
+    assert_eq!(net.pool.counters().close_timeouts, 1);
+    assert_eq!(net.pool.listening(), 4);
+}
+
+#[test]
+fn under_pressure_the_oldest_unanswered_connection_is_evicted() {
+    // 8 sockets, backlog 2: six connections are held; the seventh evicts the oldest
+    // unanswered one, never the answered one even though it is older.
+    let mut net = Net::new(small(8, 2));
+    let answered = net.connect();
+    net.settle();
+    net.client(answered).send_slice(b"GET").unwrap();
+    net.settle();
+    assert_eq!(net.read(answered), ANSWER); // the server now waits for the client's FIN
+    let idle: Vec<_> = (0..5)
+        .map(|_| {
+            let c = net.connect();
+            net.wait(Duration::from_millis(100));
+            c
+        })
+        .collect();
+    for &c in &idle {
+        assert_eq!(net.state(c), State::Established);
+    }
+    assert_eq!(net.pool.counters().evicted, 0);
+    let late = net.connect();
+    net.settle();
+    assert_eq!(net.state(late), State::Established);
+    assert_eq!(net.state(idle[0]), State::Closed, "the oldest idle connection was not evicted");
+    for &c in &idle[1..] {
+        assert_eq!(net.state(c), State::Established);
+    }
+    assert_eq!(net.state(answered), State::CloseWait, "the answered connection was evicted");
+    assert_eq!(net.pool.counters().evicted, 1);
+    assert_eq!(net.pool.listening(), 2);
+
+    // A flood of idle connections far beyond the pool: the server keeps accepting and
+    // answering, evicting the oldest idle ones.
+    let flood: Vec<_> = (0..50)
+        .map(|_| {
+            let c = net.connect();
+            net.settle();
+            c
+        })
+        .collect();
+    let good = net.connect();
+    net.settle();
+    net.client(good).send_slice(b"GET").unwrap();
+    net.settle();
+    assert_eq!(net.read(good), ANSWER);
+    assert!(net.pool.counters().evicted >= 50, "{:?}", net.pool.counters());
+    assert_eq!(net.state(*flood.last().unwrap()), State::Established);
+    assert_eq!(net.pool.connections() + net.pool.listening(), 8, "the pool never grows");
+}
+
+#[test]
+fn a_peer_that_resets_frees_its_socket() {
+    let mut net = Net::new(small(4, 1));
+    let c = net.connect();
+    net.settle();
+    net.client(c).abort();
+    net.settle();
+    assert_eq!(net.pool.listening(), 4);
+    assert_eq!(net.pool.connections(), 0);
+}
+
+#[test]
+#[should_panic(expected = "backlog 4 must be at least 1 and less than the 4 sockets")]
+fn a_backlog_as_large_as_the_pool_is_refused() {
+    let mut sockets = SocketSet::new(vec![]);
+    let _ = ListenerPool::<Exchange>::new(&mut sockets, small(4, 4));
+}
