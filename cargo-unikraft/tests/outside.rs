@@ -82,8 +82,14 @@ const PLAIN_MAIN: &str = r#"fn main() {
     println!("a thread says {}", worker.join().unwrap());
     std::panic::set_hook(Box::new(|_| {}));
     println!("a panic unwinds: {}", std::panic::catch_unwind(|| panic!("on purpose")).is_err());
-    let code = args.iter().find_map(|a| a.strip_prefix("--exit=")).map_or(0, |c| c.parse().unwrap());
-    std::process::exit(code);
+    if args.iter().any(|a| a == "--panic") {
+        let _ = std::panic::take_hook();
+        panic!("asked to panic");
+    }
+    match args.iter().find_map(|a| a.strip_prefix("--exit=")) {
+        Some(code) => std::process::exit(code.parse().unwrap()),
+        None => println!("returning from main"),
+    }
 }
 "#;
 
@@ -310,4 +316,57 @@ fn a_second_build_of_one_app_waits_for_the_first() {
     drop(held);
     let waiting = waiting.unwrap_or_else(|| panic!("the second build did not wait for the lock:\n{}", seen.join("\n")));
     assert!(waiting.contains(build_dir.to_str().unwrap()), "{waiting}");
+}
+
+/// Boots `image` the way an orchestrator's QEMU does (no `isa-debug-exit` device) and
+/// returns QEMU's status and console, or `None` when QEMU did not end within `limit`.
+fn boot_without_exit_device(image: &Path, append: &str, limit: std::time::Duration) -> Option<(i32, String)> {
+    use std::process::Stdio;
+    let console = outside_dir().join("poweroff-console.txt");
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-nodefaults", "-no-user-config", "-display", "none", "-vga", "none", "-monitor", "null"])
+        .args(["-serial", &format!("file:{}", console.display()), "-m", "64", "-cpu", "max", "-kernel"])
+        .arg(image)
+        .args(["-append", append])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some((status.code().unwrap_or(-1), fs::read_to_string(&console).unwrap_or_default()));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_exit_path_powers_qemu_off_without_the_exit_device() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("every_exit_path_powers_qemu_off_without_the_exit_device") {
+        return;
+    }
+    let dir = plain_crate();
+    let out = tool(&dir, &["build"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    // TCG boots in about a second; a VM that is still up after this never powers off.
+    let limit = std::time::Duration::from_secs(60);
+    for (append, expect) in [
+        ("plain", "returning from main"),
+        ("plain --exit=3", "a thread says 42"),
+        ("plain --panic", "asked to panic"),
+    ] {
+        let ended = boot_without_exit_device(&image, append, limit);
+        let (status, console) = ended.unwrap_or_else(|| panic!("`{append}`: QEMU still running after {limit:?}"));
+        assert!(console.contains(expect), "`{append}`: console:\n{console}");
+        assert_eq!(status, 0, "`{append}`: QEMU should power off cleanly; console:\n{console}");
+    }
 }

@@ -19,8 +19,12 @@
  * Exit status: Unikraft's exit_group drops the status, so every `exit(code)` (from the
  * app returning, `std::process::exit`, or a panic) is routed through `__wrap_exit`, which
  * records the code; an atexit handler registered before the app starts reports it once
- * the other exit handlers have run. Without an exit device (Firecracker, plain QEMU) the
- * port write is ignored and the VM halts as usual.
+ * the other exit handlers have run. Without an exit device (Firecracker, QEMU as urunc or
+ * kraftkit start it) the port write is ignored, and the handler then powers the VM off
+ * with Unikraft's ukplat_terminate (ACPI soft-off on QEMU, the PS/2 reset line on
+ * Firecracker). That call is needed: Unikraft's exit_group ends only the calling thread,
+ * and ukboot shuts down only when main *returns*, so an exit() would otherwise leave the
+ * VM running its idle thread forever.
  *
  * The encoding (cargo-unikraft's runner/qemu.rs decodes it; a test there checks these
  * constants): the code becomes a status byte like a process's, except that a nonzero
@@ -33,6 +37,7 @@
  */
 #include <stdlib.h>
 #include <stdio.h>
+#include <uk/plat/bootstrap.h>
 
 /* The I/O port of the isa-debug-exit device the runner adds (not Unikraft's own 0x501,
  * which it writes on a crash, so a crash never looks like an exit code). */
@@ -65,6 +70,9 @@ static void rt_unikraft_report_exit(void)
 	fflush(NULL);
 	/* Ring 0: port I/O is allowed; an unclaimed port is ignored by the VMM. */
 	__asm__ __volatile__("outl %0, %w1" : : "a"(value), "Nd"(RT_UNIKRAFT_EXIT_PORT));
+	/* Still here: no exit device. The last exit handler (registered first), so nothing
+	 * else is left to run. */
+	ukplat_terminate(UKPLAT_HALT);
 }
 
 void __wrap_exit(int code)
