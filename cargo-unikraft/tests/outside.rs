@@ -359,11 +359,9 @@ fn every_exit_path_powers_qemu_off_without_the_exit_device() {
     let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     // TCG boots in about a second; a VM that is still up after this never powers off.
     let limit = std::time::Duration::from_secs(60);
-    for (append, expect) in [
-        ("plain", "returning from main"),
-        ("plain --exit=3", "a thread says 42"),
-        ("plain --panic", "asked to panic"),
-    ] {
+    for (append, expect) in
+        [("plain", "returning from main"), ("plain --exit=3", "a thread says 42"), ("plain --panic", "asked to panic")]
+    {
         let ended = boot_without_exit_device(&image, append, limit);
         let (status, console) = ended.unwrap_or_else(|| panic!("`{append}`: QEMU still running after {limit:?}"));
         assert!(console.contains(expect), "`{append}`: console:\n{console}");
