@@ -2,6 +2,13 @@
 //!
 //! The fd is non-blocking; `receive` reads until the kernel queue is empty or the receive
 //! ring is full, and the executor's idle wait polls the fd for readability.
+//!
+//! A persistent TAP keeps settings its last user made. QEMU turns on checksum and
+//! segmentation offloads (`TUNSETOFFLOAD`) and virtio-net headers (`IFF_VNET_HDR`); with
+//! offloads left on, the host sends TCP/UDP with unfinished checksums, which a reader of
+//! plain frames cannot know about and smoltcp drops. So attaching sets everything this
+//! device needs: flags `IFF_TAP | IFF_NO_PI` without `IFF_VNET_HDR` (checked back with
+//! `TUNGETIFF`) and no offloads; it refuses with a message if the kernel does not agree.
 
 use std::boxed::Box;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -48,6 +55,7 @@ impl TapDevice {
                 std::io::Error::last_os_error()
             )));
         }
+        configure(&fd, ifname)?;
         // A locally administered unicast MAC, distinct from the host side's.
         let mut mac = [0u8; 6];
         <crate::Unix as shared_core::services::Platform>::fill_random(&mut mac);
@@ -61,6 +69,37 @@ impl TapDevice {
         let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         (n > 0).then_some(n as usize)
     }
+}
+
+/// Makes the attached TAP carry plain frames: no virtio-net header, no offloads (see the
+/// module docs for why a TAP may have them).
+fn configure(fd: &OwnedFd, ifname: &str) -> Result<(), OpenError> {
+    let mut req = IfReq { name: [0; libc::IFNAMSIZ], flags: 0, _pad: [0; 22] };
+    // SAFETY: TUNGETIFF writes an ifreq, which `IfReq` lays out.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNGETIFF, &mut req) } < 0 {
+        return Err(OpenError::Failed(format!(
+            "cannot read the flags of TAP {ifname}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    let wanted = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+    let unwanted = libc::IFF_VNET_HDR as libc::c_short;
+    if req.flags & wanted != wanted || req.flags & unwanted != 0 {
+        return Err(OpenError::Failed(format!(
+            "TAP {ifname} has flags {:#x}, not IFF_TAP|IFF_NO_PI without IFF_VNET_HDR: rt-unix reads plain \
+             Ethernet frames (recreate it: `ip tuntap del dev {ifname} mode tap; ip tuntap add dev {ifname} mode tap`)",
+            req.flags
+        )));
+    }
+    // SAFETY: TUNSETOFFLOAD takes its argument by value.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+        return Err(OpenError::Failed(format!(
+            "cannot turn off checksum/segmentation offloads on TAP {ifname}: {} (a TAP that QEMU used keeps them, \
+             and TCP/UDP then arrive with unfinished checksums; recreate the TAP)",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
 }
 
 impl Drop for TapDevice {
