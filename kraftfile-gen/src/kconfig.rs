@@ -19,22 +19,90 @@
 //! - A `support/` directory is skipped: it holds Kconfig *tooling* and its test fixtures
 //!   (one is deliberately self-recursive), not configuration.
 //!
+//! # Values
+//!
+//! Each symbol's type is recorded too, and [`KconfigIndex::check_values`] checks every
+//! value against it: Kconfig only warns about a value of the wrong type (`"12"` for a
+//! bool) and leaves the option unset, which the build would otherwise carry on without.
+//!
 //! Why `nom-kconfig` rather than `kconfig-parser`: on the Unikraft 0.16.3 tree,
 //! `kconfig-parser` 0.1 rejects 37 of the 96 files (it does not handle `choice` or `if`
 //! blocks), while `nom-kconfig` parses all of them and finds the same 689 symbols a plain
 //! scan for `config NAME` lines finds.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use nom_kconfig::{parse_kconfig, Entry, KconfigFile, KconfigInput};
+use nom_kconfig::attribute::r#type::Type;
+use nom_kconfig::{parse_kconfig, Attribute, Entry, KconfigFile, KconfigInput};
 
 /// The set of kconfig symbols (without the `CONFIG_` prefix) a tree declares.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KconfigIndex {
     symbols: BTreeSet<String>,
+    /// The type of each symbol that declares one (the first declaration wins).
+    types: BTreeMap<String, SymbolType>,
 }
+
+/// A kconfig symbol's type, which decides the values it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SymbolType {
+    Bool,
+    Tristate,
+    String,
+    Int,
+    Hex,
+}
+
+impl SymbolType {
+    /// Whether `value` (as written after `=` in a defconfig) is one this type takes.
+    pub fn accepts(self, value: &str) -> bool {
+        let digits = |s: &str, hex: bool| {
+            !s.is_empty() && s.bytes().all(|b| if hex { b.is_ascii_hexdigit() } else { b.is_ascii_digit() })
+        };
+        match self {
+            SymbolType::Bool => matches!(value, "y" | "n"),
+            SymbolType::Tristate => matches!(value, "y" | "n" | "m"),
+            SymbolType::Int => digits(value.strip_prefix('-').unwrap_or(value), false),
+            SymbolType::Hex => {
+                digits(value.strip_prefix("0x").or_else(|| value.strip_prefix("0X")).unwrap_or(value), true)
+            }
+            SymbolType::String => value.len() >= 2 && value.starts_with('"') && value.ends_with('"'),
+        }
+    }
+
+    /// What the type takes, for messages.
+    pub fn expects(self) -> &'static str {
+        match self {
+            SymbolType::Bool => "a bool option: \"y\" or \"n\"",
+            SymbolType::Tristate => "a tristate option: \"y\" or \"n\"",
+            SymbolType::String => "a string option: a quoted string, written '\"text\"' in TOML",
+            SymbolType::Int => "an int option: a decimal number",
+            SymbolType::Hex => "a hex option: a number like \"0x1000\"",
+        }
+    }
+}
+
+/// Values of the wrong type for their option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadValues {
+    /// Each option (with `CONFIG_`), the value given, and the option's type.
+    pub bad: Vec<(String, String, SymbolType)>,
+}
+
+impl fmt::Display for BadValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "kconfig value{} of the wrong type", if self.bad.len() > 1 { "s" } else { "" })?;
+        write!(f, " (Kconfig would only warn and leave the option unset)")?;
+        for (name, value, ty) in &self.bad {
+            write!(f, "\n  {name} = {value:?}: {name} is {}", ty.expects())?;
+        }
+        write!(f, "\nfix the values in [package.metadata.unikraft] kconfig in Cargo.toml")
+    }
+}
+
+impl std::error::Error for BadValues {}
 
 /// A Kconfig tree that could not be read.
 #[derive(Debug)]
@@ -98,7 +166,7 @@ impl KconfigIndex {
     /// An index of exactly these symbols (no `CONFIG_` prefix); for tests and callers that
     /// already know the set.
     pub fn from_symbols<I: IntoIterator<Item = S>, S: Into<String>>(symbols: I) -> Self {
-        KconfigIndex { symbols: symbols.into_iter().map(Into::into).collect() }
+        KconfigIndex { symbols: symbols.into_iter().map(Into::into).collect(), types: BTreeMap::new() }
     }
 
     /// Reads every `Config.uk` / `Kconfig` under the Unikraft tree `unikraft` and under each
@@ -151,13 +219,35 @@ impl KconfigIndex {
                 message: format!("could not parse from: {}", first_line(rest)),
             });
         }
-        collect_symbols(&parsed.entries, &mut self.symbols);
+        collect_symbols(&parsed.entries, &mut self.symbols, &mut self.types);
         Ok(())
     }
 
     /// Whether `symbol` (no `CONFIG_` prefix) is declared.
     pub fn contains(&self, symbol: &str) -> bool {
         self.symbols.contains(symbol)
+    }
+
+    /// The declared type of `symbol` (no `CONFIG_` prefix), if known.
+    pub fn type_of(&self, symbol: &str) -> Option<SymbolType> {
+        self.types.get(symbol).copied()
+    }
+
+    /// Checks each `(CONFIG_NAME, value)` against the option's type; options of unknown
+    /// type (or unknown options: [`KconfigIndex::check`] reports those) pass.
+    pub fn check_values<'a>(&self, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), BadValues> {
+        let bad: Vec<(String, String, SymbolType)> = settings
+            .into_iter()
+            .filter_map(|(name, value)| {
+                let ty = self.type_of(name.strip_prefix("CONFIG_").unwrap_or(name))?;
+                (!ty.accepts(value)).then(|| (name.to_string(), value.to_string(), ty))
+            })
+            .collect();
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(BadValues { bad })
+        }
     }
 
     /// How many distinct symbols are declared.
@@ -216,10 +306,12 @@ fn similarity(wanted: &str, candidate: &str) -> f64 {
 
 /// The names a defconfig body sets (`CONFIG_NAME=...` lines), in order.
 pub fn defconfig_names(defconfig: &str) -> impl Iterator<Item = &str> {
-    defconfig
-        .lines()
-        .filter(|line| line.starts_with("CONFIG_"))
-        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+    defconfig_settings(defconfig).map(|(name, _)| name)
+}
+
+/// The `(CONFIG_NAME, value)` pairs a defconfig body sets, in order.
+pub fn defconfig_settings(defconfig: &str) -> impl Iterator<Item = (&str, &str)> {
+    defconfig.lines().filter(|line| line.starts_with("CONFIG_")).filter_map(|line| line.split_once('='))
 }
 
 fn first_line(s: &str) -> String {
@@ -248,15 +340,28 @@ fn collect_kconfig_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Kconf
     Ok(())
 }
 
-fn collect_symbols(entries: &[Entry], out: &mut BTreeSet<String>) {
+fn collect_symbols(entries: &[Entry], out: &mut BTreeSet<String>, types: &mut BTreeMap<String, SymbolType>) {
     for entry in entries {
         match entry {
             Entry::Config(c) | Entry::MenuConfig(c) => {
                 out.insert(c.symbol.clone());
+                let ty = c.attributes.iter().find_map(|a| match a {
+                    Attribute::Type(t) => Some(match t.r#type {
+                        Type::Bool(_) | Type::DefBool(_) => SymbolType::Bool,
+                        Type::Tristate(_) | Type::DefTristate(_) => SymbolType::Tristate,
+                        Type::String(_) | Type::DefString(_) => SymbolType::String,
+                        Type::Int(_) | Type::DefInt(_) => SymbolType::Int,
+                        Type::Hex(_) | Type::DefHex(_) => SymbolType::Hex,
+                    }),
+                    _ => None,
+                });
+                if let Some(ty) = ty {
+                    types.entry(c.symbol.clone()).or_insert(ty);
+                }
             }
-            Entry::Choice(c) => collect_symbols(&c.entries, out),
-            Entry::Menu(m) => collect_symbols(&m.entries, out),
-            Entry::If(i) => collect_symbols(&i.entries, out),
+            Entry::Choice(c) => collect_symbols(&c.entries, out, types),
+            Entry::Menu(m) => collect_symbols(&m.entries, out, types),
+            Entry::If(i) => collect_symbols(&i.entries, out, types),
             _ => {}
         }
     }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kraftfile_gen::kconfig::{defconfig_names, KconfigError, KconfigIndex};
+use kraftfile_gen::kconfig::{defconfig_names, defconfig_settings, KconfigError, KconfigIndex, SymbolType};
 
 /// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
 fn skip(why: &str) {
@@ -95,6 +95,29 @@ fn defconfig_names_are_read_from_set_lines_only() {
     assert_eq!(defconfig_names(body).collect::<Vec<_>>(), ["CONFIG_A", "CONFIG_B"]);
 }
 
+#[test]
+fn values_of_the_wrong_type_are_rejected() {
+    let mut index = fixture_index();
+    index.add_text(Path::new("hex/Config.uk"), "config LIBUKFOO_BASE\n\thex \"Base\"\n\tdefault 0x1000\n").unwrap();
+    assert_eq!(index.type_of("UK_NAME"), Some(SymbolType::String));
+    assert_eq!(index.type_of("LIBUKFOO_BAR"), Some(SymbolType::Bool));
+    assert_eq!(index.type_of("LIBUKFOO_BAR_SIZE"), Some(SymbolType::Int));
+    assert_eq!(index.type_of("LIBUKFOO_BASE"), Some(SymbolType::Hex));
+    let good =
+        "CONFIG_UK_NAME=\"app\"\nCONFIG_LIBUKFOO_BAR=n\nCONFIG_LIBUKFOO_BAR_SIZE=-4\nCONFIG_LIBUKFOO_BASE=0x2000\n";
+    index.check_values(defconfig_settings(good)).expect("values of the right types pass");
+    // Before: Kconfig warned about each of these and left the option unset.
+    let bad = "CONFIG_LIBUKFOO_BAR=12\nCONFIG_LIBUKFOO_BAR_SIZE=y\nCONFIG_LIBUKFOO_BASE=\"x\"\nCONFIG_UK_NAME=0x10\n";
+    let err = index.check_values(defconfig_settings(bad)).unwrap_err();
+    assert_eq!(err.bad.len(), 4, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("CONFIG_LIBUKFOO_BAR = \"12\": CONFIG_LIBUKFOO_BAR is a bool option"), "{text}");
+    assert!(text.contains("CONFIG_UK_NAME is a string option"), "{text}");
+    assert!(text.contains("Cargo.toml"), "{text}");
+    // Unknown options are check()'s business, not this one's.
+    index.check_values([("CONFIG_NOPE", "maybe")]).unwrap();
+}
+
 /// `UNIKRAFT_SRC` / `UNIKRAFT_LIB_MUSL`, else the trees `cargo xtask fetch` put in the
 /// per-user cache (same lookup as xtask's `sources` module).
 fn real_tree() -> (Option<PathBuf>, Option<PathBuf>) {
@@ -136,4 +159,14 @@ fn the_real_unikraft_tree_declares_what_the_generator_writes() {
         .expect("target options exist");
     let err = index.check(["CONFIG_LIBUKDEBUG_PRINTK_INF0"]).unwrap_err();
     assert!(err.unknown[0].1.iter().any(|s| s == "LIBUKDEBUG_PRINTK_INFO"), "{err}");
+    // Every option the generator writes takes the value it writes.
+    let spec = kraftfile_gen::AppSpec::from_cargo_metadata(
+        "app",
+        &serde_json::json!({"unikraft": {"devices": ["net", "block"], "targets": ["qemu/x86_64", "fc/x86_64"]}}),
+    )
+    .unwrap();
+    let settings: Vec<(&str, &str)> = spec.kconfig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    index.check_values(settings).expect("the generated values have the right types");
+    assert_eq!(index.type_of("LIBUKDEBUG_PRINTK_INFO"), Some(SymbolType::Bool));
+    assert!(index.check_values([("CONFIG_LIBUKDEBUG_PRINTK_INFO", "1")]).is_err());
 }

@@ -297,6 +297,38 @@ fn an_unknown_kconfig_name_fails_before_any_build_with_suggestions() {
     assert!(!tmp.path().join("target/unikraft/scratch/build-qemu-x86_64").exists(), "make ran before the check");
 }
 
+/// A kconfig value Kconfig would only warn about (leaving the option unset, even one std
+/// needs) stops the build before cargo or make runs, naming the option.
+#[test]
+fn a_kconfig_value_kconfig_would_drop_fails_before_any_build() {
+    if sources_or_skip("a_kconfig_value_kconfig_would_drop_fails_before_any_build").is_none() {
+        return;
+    }
+    for (kconfig, says) in [
+        // Not a value of any type: refused by the generator itself.
+        (
+            "kconfig = { CONFIG_LIBPOSIX_FUTEX = \"maybe\" }",
+            "package.metadata.unikraft.kconfig.CONFIG_LIBPOSIX_FUTEX: value \"maybe\"",
+        ),
+        // A line break would inject a second defconfig line.
+        ("kconfig = { CONFIG_LIBUKDEBUG = \"y\\nCONFIG_LIBMUSL=n\" }", "control character"),
+        // A value of the wrong type for the option, found with the Unikraft tree.
+        (
+            "kconfig = { CONFIG_LIBUKDEBUG_PRINTK_INFO = \"1\" }",
+            "CONFIG_LIBUKDEBUG_PRINTK_INFO = \"1\": CONFIG_LIBUKDEBUG_PRINTK_INFO is a bool option",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let manifest = scratch_app(tmp.path(), kconfig);
+        let out = Command::new(XTASK).args(["kraft-run", "--manifest-path"]).arg(&manifest).output().unwrap();
+        assert!(!out.status.success(), "{kconfig}: {}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{kconfig}: {err}");
+        assert!(!tmp.path().join("target/unikraft/cargo").exists(), "cargo ran before the check");
+        assert!(!tmp.path().join("target/unikraft/scratch/build-qemu-x86_64").exists(), "make ran before the check");
+    }
+}
+
 #[test]
 fn returning_process_exit_and_panic_each_reach_the_host() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

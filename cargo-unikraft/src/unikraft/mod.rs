@@ -55,13 +55,14 @@ pub fn check_pinned_sources(app: &App) -> Result<()> {
 
 /// Checks every kconfig name the defconfig for `target` sets (the app's own and the
 /// generated platform/arch ones) against the Unikraft tree, lib-musl and the app's
-/// `Config.uk`, before anything slow runs.
+/// `Config.uk`, and each value against its option's type, before anything slow runs.
 fn check_kconfig(app_dir: &Path, defconfig: &Path, sources: &Sources) -> Result<()> {
     let roots = [sources.lib_musl.clone(), app_dir.to_path_buf()];
     let index = kraftfile_gen::kconfig::KconfigIndex::load(&sources.unikraft, &roots)
         .map_err(|e| anyhow::anyhow!("read the Unikraft Kconfig files: {e}"))?;
     let body = fs::read_to_string(defconfig).with_context(|| format!("read {}", defconfig.display()))?;
     index.check(kraftfile_gen::kconfig::defconfig_names(&body)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    index.check_values(kraftfile_gen::kconfig::defconfig_settings(&body)).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
 
