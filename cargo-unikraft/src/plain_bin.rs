@@ -16,7 +16,7 @@ use crate::linker::LINKER_ENV;
 
 /// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft.
 /// `main.c` includes the first two `.inc` files; `hosted.c` (the hosted-musl harness's
-/// `main`) includes the device stand-ins too.
+/// `main`) includes the device stand-ins too, and they include the glue's ABI header.
 const GLUE: &[(&str, &str)] = &[
     ("main.c", include_str!("../../rt-unikraft/glue/main.c")),
     ("std_shims.inc", include_str!("../../rt-unikraft/glue/std_shims.inc")),
@@ -26,6 +26,7 @@ const GLUE: &[(&str, &str)] = &[
     ("hosted.c", include_str!("../../rt-unikraft/glue/hosted.c")),
     ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
     ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
+    ("rt_glue.h", include_str!("../../rt-unikraft/glue/rt_glue.h")),
 ];
 
 /// The app for a crate without a `unikraft` feature: its one binary target (or an error

@@ -15,6 +15,9 @@
  */
 #include <stddef.h>
 
+/* The glue's ABI with rt-unikraft's Rust, which the stand-ins below implement. */
+#include "rt_glue.h"
+
 /* The same libc shims as a Unikraft image (and the default thread stack). */
 #include "std_shims.inc"
 

@@ -24,23 +24,27 @@
 #include <uk/config.h>
 #include <uk/plat/time.h>
 
+#include "rt_glue.h"
+
 #if CONFIG_LIBUKLOCK_SEMAPHORE
 #include <uk/semaphore.h>
 static struct uk_semaphore rtuk_events;
-static int rtuk_events_ready;
 
-static void rtuk_events_init(void)
+/*
+ * The semaphore is initialised once, by a constructor: Unikraft runs constructors at
+ * boot, before `main`, so before any device of ours exists and can interrupt. (It used
+ * to be initialised on first use, from the thread's wait or from an interrupt handler,
+ * whichever came first: an interrupt during the thread's initialisation had its wake-up
+ * wiped out by it.) rt-unikraft/tests/glue_c.rs checks this on the host.
+ */
+__attribute__((constructor)) static void rtuk_events_init(void)
 {
-	if (!rtuk_events_ready) {
-		uk_semaphore_init(&rtuk_events, 0);
-		rtuk_events_ready = 1;
-	}
+	uk_semaphore_init(&rtuk_events, 0);
 }
 
 /* Sleeps until a device event or `timeout_ns` passes (0: just collect events). */
 void rtuk_wait(uint64_t timeout_ns)
 {
-	rtuk_events_init();
 	if (timeout_ns == 0)
 		return;
 	if (uk_semaphore_down_to(&rtuk_events, timeout_ns) != __NSEC_MAX) {
@@ -52,7 +56,6 @@ void rtuk_wait(uint64_t timeout_ns)
 
 static void rtuk_signal(void)
 {
-	rtuk_events_init();
 	uk_semaphore_up(&rtuk_events);
 }
 #else
@@ -78,18 +81,39 @@ void rtuk_kick(void)
 #include <uk/netdev.h>
 #include <uk/netbuf.h>
 
-#define RTUK_MAX_SLOTS 4096
+/* What rt_glue.h promises about the driver, checked against Unikraft's own numbers. */
+_Static_assert(RTUK_NET_MAX_FRAME == UK_ETH_HDR_UNTAGGED_LEN + UK_ETH_PAYLOAD_MAXLEN,
+	       "RTUK_NET_MAX_FRAME is what virtio-net accepts after its header");
+_Static_assert(RTUK_NET_DEFAULT_MTU == UK_ETH_PAYLOAD_MAXLEN, "the MTU virtio-net carries");
+_Static_assert(RTUK_NET_RX_FRAME == UK_NETDEV_STATUS_SUCCESS &&
+	       RTUK_NET_RX_MORE == UK_NETDEV_STATUS_MORE, "rx status bits");
+
+/*
+ * The virtio-net header's size, which the driver keeps to itself: 10 bytes on legacy
+ * virtio (QEMU's virtio-net-pci as Unikraft 0.16.3 drives it), 12 on modern virtio
+ * (virtio-mmio, Firecracker), where the header ends with num_buffers. The driver puts
+ * the header `nb_encap_rx` bytes before the frame. Before lending a buffer the glue
+ * marks bytes 10-11 of that header with RTUK_VNET_MARK, which a device never writes
+ * there (num_buffers is 1 when buffers are not merged); a 12-byte header overwrites the
+ * mark, a 10-byte one leaves it.
+ */
+#define RTUK_VNET_HDR_LEGACY 10
+#define RTUK_VNET_HDR_MODERN 12
+#define RTUK_VNET_MARK 0xff
 
 static struct {
 	struct uk_netdev *dev;
+	uint16_t encap_rx;       /* the driver's header room before a received frame */
 	uint8_t *base;
 	size_t stride;
 	uint16_t headroom;
 	uint16_t slots;
+	uint16_t rx_len;         /* receive buffer length: at most RTUK_NET_MAX_FRAME */
 	struct uk_netbuf *nbs;   /* one per slot */
 	uint16_t *rx_free;       /* slots posted by Rust, not yet given to the driver */
 	uint16_t rx_free_len;
 	struct uk_netbuf *early;  /* a frame the start-up rx_one found, for the first rx */
+	uint16_t rx_dropped;     /* frames the driver rejected, not yet reported */
 	uint16_t *tx_done;       /* slots the driver released after sending */
 	uint16_t tx_done_len;
 	int started;
@@ -100,6 +124,17 @@ static struct {
 	 */
 	volatile int rx_armed;
 } rtuk_net;
+
+static uint8_t *rtuk_slot_buf(uint16_t slot)
+{
+	return rtuk_net.base + (size_t)slot * rtuk_net.stride + rtuk_net.headroom;
+}
+
+/* Where the driver will put the virtio-net header of a frame received in `slot`. */
+static uint8_t *rtuk_slot_vnet_hdr(uint16_t slot)
+{
+	return rtuk_slot_buf(slot) - rtuk_net.encap_rx;
+}
 
 /*
  * Gives the driver posted buffers for its receive ring: all it asks for while the queue
@@ -115,6 +150,12 @@ static struct {
  * per rx_one keeps the driver's arithmetic right: each rx_one takes one frame and adds
  * one buffer, and when one finds no frame, rtuk_net_rx calls it again until the posted
  * buffers are all in the ring.
+ *
+ * Each buffer is rx_len bytes, no more than the driver accepts (RTUK_NET_MAX_FRAME): the
+ * driver rejects a longer frame after taking it off the ring and never returns that
+ * buffer, so a buffer that could hold one would be lost with it (a host with a jumbo MTU
+ * deafened the guest after about a hundred such frames). A frame that does not fit is
+ * dropped by the VMM, and the buffer stays in the ring.
  */
 static uint16_t rtuk_alloc_rxpkts(void *argp __unused, struct uk_netbuf *pkts[],
 				  uint16_t count)
@@ -128,11 +169,14 @@ static uint16_t rtuk_alloc_rxpkts(void *argp __unused, struct uk_netbuf *pkts[],
 	while (n < count && rtuk_net.rx_free_len > (rtuk_net.started ? 0 : 1)) {
 		uint16_t slot = rtuk_net.rx_free[--rtuk_net.rx_free_len];
 		struct uk_netbuf *nb = &rtuk_net.nbs[slot];
+		uint8_t *hdr = rtuk_slot_vnet_hdr(slot);
 
 		uk_netbuf_init_indir(nb, rtuk_net.base + (size_t)slot * rtuk_net.stride,
-				     rtuk_net.stride, rtuk_net.headroom,
+				     rtuk_net.headroom + rtuk_net.rx_len, rtuk_net.headroom,
 				     (void *)(uintptr_t)slot, NULL);
-		nb->len = (uint16_t)(rtuk_net.stride - rtuk_net.headroom);
+		nb->len = rtuk_net.rx_len;
+		hdr[RTUK_VNET_HDR_LEGACY] = RTUK_VNET_MARK;
+		hdr[RTUK_VNET_HDR_LEGACY + 1] = RTUK_VNET_MARK;
 		pkts[n++] = nb;
 	}
 	return n;
@@ -159,51 +203,71 @@ int rtuk_net_count(void)
 }
 
 /*
- * Opens and configures device `index`, before any buffers exist (the pool comes later).
- * `info` is Unikraft's own struct (unikraft-sys declares it, checked by its layout test).
+ * Opens device `index`: probes it, configures it and its transmit queue (the receive
+ * queue needs the pool, which comes later). Every error here reaches the app from
+ * open_net. `info` is Unikraft's own struct (unikraft-sys declares it, checked by its
+ * layout test).
  */
 int rtuk_net_open(unsigned index, struct uk_netdev_info *info, uint8_t mac_out[6],
 		  uint16_t *mtu_out)
 {
 	struct uk_netdev_conf conf = { .nb_rx_queues = 1, .nb_tx_queues = 1 };
+	struct uk_netdev_txqueue_conf txq = { 0 };
 	const struct uk_hwaddr *mac;
 	struct uk_netdev *dev;
 	uint16_t mtu;
+	int rc;
 
-	if (rtuk_net.dev)
-		return -EBUSY;
 	dev = uk_netdev_get(index);
 	if (!dev)
 		return -ENODEV;
+	/* One device at a time: the glue's state is static. */
+	if (rtuk_net.dev)
+		return -EBUSY;
 	if (uk_netdev_state_get(dev) == UK_NETDEV_UNPROBED && uk_netdev_probe(dev) < 0)
 		return -EIO;
 	if (uk_netdev_state_get(dev) != UK_NETDEV_UNCONFIGURED)
 		return -EBUSY;
 	uk_netdev_info_get(dev, info);
+	/* The header must fit where the mark goes (see RTUK_VNET_HDR_MODERN). */
+	if (info->nb_encap_rx < RTUK_VNET_HDR_MODERN)
+		return -ENOTSUP;
 	/* The address is only available once the device is configured. */
-	if (uk_netdev_configure(dev, &conf) < 0)
-		return -EIO;
+	rc = uk_netdev_configure(dev, &conf);
+	if (rc < 0)
+		return rc;
+	txq.a = uk_alloc_get_default();
+	rc = uk_netdev_txq_configure(dev, 0, 0, &txq);
+	if (rc < 0)
+		return rc;
 	memset(mac_out, 0, 6);
 	mac = uk_netdev_hwaddr_get(dev);
 	if (mac)
 		memcpy(mac_out, mac->addr_bytes, 6);
+	/* The driver carries no more than RTUK_NET_DEFAULT_MTU either way (and 0.16.3 reads
+	 * a device-offered MTU from the wrong config field). */
 	mtu = uk_netdev_mtu_get(dev);
-	*mtu_out = mtu ? mtu : 1500;
+	*mtu_out = (mtu && mtu <= RTUK_NET_DEFAULT_MTU) ? mtu : RTUK_NET_DEFAULT_MTU;
 	rtuk_net.dev = dev;
+	rtuk_net.encap_rx = info->nb_encap_rx;
 	return 0;
 }
 
 /*
- * Gives the glue the pool (slot i's headroom at base + i * stride). Rust then posts
- * receive buffers and calls rtuk_net_start.
+ * Gives the glue the pool (slot i's headroom at base + i * stride, its receive buffer
+ * of rx_len bytes after it). Rust then posts receive buffers and calls rtuk_net_start.
  */
-int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t slots)
+int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t slots,
+		    uint16_t rx_len)
 {
 	struct uk_alloc *a = uk_alloc_get_default();
 
 	if (!rtuk_net.dev || rtuk_net.base)
 		return -EINVAL;
-	if (slots == 0 || slots > RTUK_MAX_SLOTS)
+	if (slots == 0 || slots > RTUK_NET_MAX_SLOTS)
+		return -EINVAL;
+	if (headroom < rtuk_net.encap_rx || rx_len < UK_ETH_HDR_UNTAGGED_LEN ||
+	    rx_len > RTUK_NET_MAX_FRAME || (size_t)headroom + rx_len > stride)
 		return -EINVAL;
 	rtuk_net.nbs = uk_calloc(a, slots, sizeof(*rtuk_net.nbs));
 	rtuk_net.rx_free = uk_calloc(a, slots, sizeof(uint16_t));
@@ -214,23 +278,22 @@ int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t sl
 	rtuk_net.stride = stride;
 	rtuk_net.headroom = headroom;
 	rtuk_net.slots = slots;
+	rtuk_net.rx_len = rx_len;
 	return 0;
 }
 
 /*
- * Sets up the queues and starts the device. The driver fills its receive ring from the
- * buffers posted so far, and later from those posted before each rtuk_net_rx.
+ * Sets up the receive queue and starts the device. The driver fills its receive ring
+ * from the buffers posted so far, and later from those posted before each rtuk_net_rx.
  */
 int rtuk_net_start(void)
 {
-	struct uk_alloc *a = uk_alloc_get_default();
 	struct uk_netdev_rxqueue_conf rxq = { 0 };
-	struct uk_netdev_txqueue_conf txq = { 0 };
 	int rc;
 
 	if (!rtuk_net.base || rtuk_net.started)
 		return -EINVAL;
-	rxq.a = a;
+	rxq.a = uk_alloc_get_default();
 	rxq.alloc_rxpkts = rtuk_alloc_rxpkts;
 	rxq.alloc_rxpkts_argp = NULL;
 #if CONFIG_LIBUKLOCK_SEMAPHORE
@@ -238,10 +301,6 @@ int rtuk_net_start(void)
 	rxq.callback_cookie = NULL;
 #endif
 	rc = uk_netdev_rxq_configure(rtuk_net.dev, 0, 0, &rxq);
-	if (rc < 0)
-		return rc;
-	txq.a = a;
-	rc = uk_netdev_txq_configure(rtuk_net.dev, 0, 0, &txq);
 	if (rc < 0)
 		return rc;
 	rc = uk_netdev_start(rtuk_net.dev);
@@ -253,9 +312,13 @@ int rtuk_net_start(void)
 	 * the host sent a frame before then, QEMU found no buffers and now waits to be told
 	 * about one: a guest that received nothing at all (seen once in ~35 conformance
 	 * runs). This rx_one adds the buffer held back above, and its refill notifies. A
-	 * frame it finds waits for the first rtuk_net_rx.
+	 * frame it finds waits for the first rtuk_net_rx; one the driver rejects is reported
+	 * there.
 	 */
-	if (!(uk_netdev_rx_one(rtuk_net.dev, 0, &rtuk_net.early) & UK_NETDEV_STATUS_SUCCESS))
+	rc = uk_netdev_rx_one(rtuk_net.dev, 0, &rtuk_net.early);
+	if (rc < 0)
+		rtuk_net.rx_dropped++;
+	if (rc < 0 || !(rc & UK_NETDEV_STATUS_SUCCESS))
 		rtuk_net.early = NULL;
 #if CONFIG_LIBUKLOCK_SEMAPHORE
 	/* Interrupt mode; without it (or if the driver cannot) the executor polls.
@@ -294,66 +357,50 @@ int rtuk_net_post_rx(uint16_t slot)
 	return 0;
 }
 
-/*
- * Finishes a checksum the sender left to "the hardware" (virtio's NEEDS_CSUM: a host
- * stack sending over a TAP offloads it). The field holds the pseudo-header sum; the
- * one's-complement sum of everything from csum_start, that field included, goes there.
- */
-static void rtuk_complete_csum(uint8_t *frame, uint16_t len, uint16_t start, uint16_t offset)
+/* Fills `out` for a frame the driver returned in `nb`. */
+static void rtuk_describe(struct uk_netbuf *nb, struct rtuk_net_rx_frame *out)
 {
-	uint32_t sum = 0;
-	uint16_t i, csum;
+	uint16_t slot = (uint16_t)(uintptr_t)nb->priv;
+	const uint8_t *hdr = rtuk_slot_vnet_hdr(slot);
+	int marked = hdr[RTUK_VNET_HDR_LEGACY] == RTUK_VNET_MARK &&
+		     hdr[RTUK_VNET_HDR_LEGACY + 1] == RTUK_VNET_MARK;
 
-	if ((uint32_t)start + offset + 2 > len)
-		return;
-	for (i = start; i + 1 < len; i += 2)
-		sum += (uint32_t)((frame[i] << 8) | frame[i + 1]);
-	if (i < len)
-		sum += (uint32_t)(frame[i] << 8);
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	csum = (uint16_t)~sum;
-	frame[start + offset] = (uint8_t)(csum >> 8);
-	frame[start + offset + 1] = (uint8_t)csum;
+	memset(out, 0, sizeof(*out));
+	out->slot = slot;
+	/* The driver strips its header, so the frame starts where the pool expects it. If
+	 * a driver ever left it elsewhere, the frame is reported empty (Rust drops it, counted). */
+	out->len = (uint8_t *)nb->data == rtuk_slot_buf(slot) ? nb->len : 0;
+	out->header = marked ? RTUK_VNET_HDR_LEGACY : RTUK_VNET_HDR_MODERN;
+	if (nb->flags & UK_NETBUF_F_PARTIAL_CSUM) {
+		out->flags |= RTUK_NET_RX_F_PARTIAL_CSUM;
+		out->csum_start = nb->csum_start;
+		out->csum_offset = nb->csum_offset;
+	}
 }
 
 /*
- * The frame's real length. Unikraft 0.16.3's virtio-net driver reports the length the
- * device wrote, which includes the virtio-net header (10 or 12 bytes), so a frame comes
- * with that many bytes of whatever the buffer held before. For IPv4 and IPv6 the IP
- * header says where the packet ends; other frames (ARP) keep the extra bytes, which
- * their parsers ignore.
+ * Takes one received frame and describes it in `out` (the frame starts at the slot's
+ * buffer). Returns RTUK_NET_RX_* bits: FRAME when `out` holds one, MORE when more may be
+ * waiting, DROPPED when the driver rejected a frame (it keeps the buffer: Rust counts
+ * both); or a negative errno.
  */
-static uint16_t rtuk_frame_len(const uint8_t *frame, uint16_t len)
-{
-	uint32_t end = len;
-
-	if (len >= 14 + 20 && frame[12] == 0x08 && frame[13] == 0x00)
-		end = 14 + (((uint32_t)frame[16] << 8) | frame[17]);
-	else if (len >= 14 + 40 && frame[12] == 0x86 && frame[13] == 0xdd)
-		end = 14 + 40 + (((uint32_t)frame[18] << 8) | frame[19]);
-	return end <= len ? (uint16_t)end : len;
-}
-
-/*
- * Takes one received frame: its slot and length (the frame starts at the slot's buffer,
- * after the headroom). Returns a bit set: 1 = a frame was returned, 2 = more are waiting;
- * or a negative errno.
- */
-int rtuk_net_rx(uint16_t *slot, uint16_t *len)
+int rtuk_net_rx(struct rtuk_net_rx_frame *out)
 {
 	struct uk_netbuf *nb = NULL;
-	uint8_t *frame;
 	int status;
 
 	if (!rtuk_net.started)
 		return -EINVAL;
+	if (rtuk_net.rx_dropped) {
+		rtuk_net.rx_dropped--;
+		return RTUK_NET_RX_DROPPED | RTUK_NET_RX_MORE;
+	}
 	if (rtuk_net.early) {
 		nb = rtuk_net.early;
 		rtuk_net.early = NULL;
 		/* MORE: whatever else is waiting is taken by the next calls. */
-		status = UK_NETDEV_STATUS_SUCCESS | UK_NETDEV_STATUS_MORE;
-		goto deliver;
+		rtuk_describe(nb, out);
+		return RTUK_NET_RX_FRAME | RTUK_NET_RX_MORE;
 	}
 	if (rtuk_net.rx_armed)
 		return 0;
@@ -367,35 +414,31 @@ int rtuk_net_rx(uint16_t *slot, uint16_t *len)
 		if (rtuk_net.rx_free_len == waiting)
 			break;
 	}
+	/*
+	 * The driver rejected a frame (a length it does not accept): the buffer went with
+	 * it, and its interrupt stays off until a later rx_one finds the queue empty. MORE
+	 * makes the caller come back for that.
+	 */
 	if (status < 0)
-		return status;
+		return RTUK_NET_RX_DROPPED | RTUK_NET_RX_MORE;
 	if (!(status & UK_NETDEV_STATUS_SUCCESS) || !nb)
-		return (status & UK_NETDEV_STATUS_MORE) ? 2 : 0;
-deliver:
-	*slot = (uint16_t)(uintptr_t)nb->priv;
-	/* The driver strips its header, so the frame starts where the pool expects it;
-	 * move it there if a driver ever leaves it elsewhere. */
-	frame = rtuk_net.base + (size_t)*slot * rtuk_net.stride + rtuk_net.headroom;
-	if ((uint8_t *)nb->data != frame)
-		memmove(frame, nb->data, nb->len);
-	*len = rtuk_frame_len(frame, nb->len);
-	/* Summed up to the packet's real end: the stale bytes after it would spoil it. */
-	if (nb->flags & UK_NETBUF_F_PARTIAL_CSUM)
-		rtuk_complete_csum(frame, *len, nb->csum_start, nb->csum_offset);
-	return 1 | ((status & UK_NETDEV_STATUS_MORE) ? 2 : 0);
+		return (status & UK_NETDEV_STATUS_MORE) ? RTUK_NET_RX_MORE : 0;
+	rtuk_describe(nb, out);
+	return RTUK_NET_RX_FRAME | ((status & UK_NETDEV_STATUS_MORE) ? RTUK_NET_RX_MORE : 0);
 }
 
 /*
- * Queues the frame in `slot` (len bytes at the slot's buffer). Returns 1 when the driver
- * took it (the slot comes back through rtuk_net_tx_reclaim), 0 when the ring is full
- * (try again later), or a negative errno.
+ * Queues the frame in `slot` (len bytes at the slot's buffer). Returns RTUK_NET_TX_QUEUED
+ * when the driver took it (the slot comes back through rtuk_net_tx_reclaim),
+ * RTUK_NET_TX_FULL when the ring is full (try again later), or a negative errno.
  */
 int rtuk_net_tx(uint16_t slot, uint16_t len)
 {
 	struct uk_netbuf *nb;
 	int status;
 
-	if (!rtuk_net.started || slot >= rtuk_net.slots)
+	if (!rtuk_net.started || slot >= rtuk_net.slots ||
+	    (size_t)rtuk_net.headroom + len > rtuk_net.stride)
 		return -EINVAL;
 	nb = &rtuk_net.nbs[slot];
 	uk_netbuf_init_indir(nb, rtuk_net.base + (size_t)slot * rtuk_net.stride,
@@ -405,7 +448,7 @@ int rtuk_net_tx(uint16_t slot, uint16_t len)
 	status = uk_netdev_tx_one(rtuk_net.dev, 0, nb);
 	if (status < 0)
 		return status;
-	return (status & UK_NETDEV_STATUS_SUCCESS) ? 1 : 0;
+	return (status & UK_NETDEV_STATUS_SUCCESS) ? RTUK_NET_TX_QUEUED : RTUK_NET_TX_FULL;
 }
 
 /* Moves up to `max` slots the driver has finished sending into `out`. */

@@ -22,12 +22,17 @@
 //!   carries the app's exit code out of the VM (QEMU's `isa-debug-exit` device);
 //!   `glue/hosted.c` is its counterpart for the hosted-musl harness.
 //!
-//! Devices (`uknetdev`, `ukblkdev`) are not wired up yet: [`Platform::open_net`] and
-//! [`Platform::open_block`] report that no device exists.
+//! Devices: [`net`] (uknetdev) and [`block`] (ukblkdev) drive Unikraft's drivers through
+//! the C glue (`glue/netdev.c`, `glue/blkdev.c`). Everything that crosses between this
+//! crate and the glue is declared once in C, `glue/rt_glue.h`, and once in Rust, the
+//! private `glue` module, whose test checks the two against each other with the host's C
+//! compiler. What the glue reports about a received frame is interpreted by [`frame`],
+//! pure Rust with unit and property tests.
 
 pub mod block;
 #[cfg(not(test))]
 pub mod entry;
+pub mod frame;
 mod glue;
 pub mod net;
 

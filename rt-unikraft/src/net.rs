@@ -16,6 +16,14 @@
 //! On every `receive` the device tops the driver up to [`rx_posted_target`] buffers, then drains
 //! it while it reports more frames (the batch), up to the receive ring's room. Receive
 //! interrupts wake the executor's wait (see [`crate::Unikraft::wait_until`]).
+//!
+//! Receive buffers are `RTUK_NET_MAX_FRAME` (1514) bytes at most, what the driver accepts: a
+//! longer frame (a jumbo frame from a host with a larger MTU) does not fit, and the VMM
+//! drops it before the guest sees it. A frame the driver itself rejects takes its buffer
+//! with it (the driver never gives it back); that is counted in `rx_dropped` and in
+//! [`UkNet::lost_buffers`], and another buffer is posted in its place. The length the
+//! driver reports counts the virtio-net header; [`crate::frame`] works out the frame's
+//! real length and completes partial checksums.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::boxed::Box;
@@ -24,7 +32,11 @@ use std::vec::Vec;
 use shared_core::net::{Frame, NetDevice, NetInfo, RingContext, SlotId};
 use shared_core::services::OpenError;
 
-use crate::glue;
+use crate::frame;
+use crate::glue::{
+    self, NetRxFrame, RTUK_NET_DEFAULT_MTU, RTUK_NET_MAX_FRAME, RTUK_NET_MAX_SLOTS, RTUK_NET_RX_DROPPED,
+    RTUK_NET_RX_FRAME, RTUK_NET_RX_F_PARTIAL_CSUM, RTUK_NET_RX_MORE, RTUK_NET_TX_FULL, RTUK_NET_TX_QUEUED,
+};
 
 /// Receive buffers kept lent to the driver, at most: a 256-descriptor virtio ring holds
 /// 128 (two descriptors per buffer), and a burst larger than what is posted waits in the
@@ -63,10 +75,20 @@ pub fn set_rx_batch(frames: usize) {
     RX_BATCH.store(frames.max(1), Ordering::Relaxed);
 }
 
+/// A glue error (a negative errno) in words: "No such device (os error 19)".
+fn errno_text(rc: i32) -> std::string::String {
+    std::io::Error::from_raw_os_error(rc.saturating_neg()).to_string()
+}
+
 /// An opened uknetdev device.
 pub struct UkNet {
+    index: u32,
     info: NetInfo,
     started: bool,
+    /// Receive buffer length: the pool's slot size, at most [`RTUK_NET_MAX_FRAME`].
+    rx_len: usize,
+    /// Buffers the driver discarded together with a frame (see the module docs).
+    lost_buffers: u64,
     /// Slots lent to the driver (RX or TX), by slot index.
     lent: Vec<Option<SlotId>>,
     /// How many of `lent` are receive buffers.
@@ -95,17 +117,35 @@ impl UkNet {
         // SAFETY: valid out-pointers; `uk_netdev_info`'s layout is checked against the
         // headers by unikraft-sys's layout test.
         let rc = unsafe { glue::rtuk_net_open(index, &mut info, mac.as_mut_ptr(), &mut mtu) };
+        if rc == -libc::ENODEV {
+            return Err(OpenError::NotFound(std::format!(
+                "Unikraft has {count} network device(s); there is no device {index}"
+            )));
+        }
+        if rc == -libc::EBUSY {
+            return Err(OpenError::Failed(std::format!(
+                "network device {index} cannot be opened: rt-unikraft drives one network device at a time, \
+                 and one is already open"
+            )));
+        }
         if rc < 0 {
-            return Err(OpenError::Failed(std::format!("uknetdev {index}: error {}", -rc)));
+            return Err(OpenError::Failed(std::format!(
+                "uknetdev {index}: the driver could not probe or configure the device or its transmit queue: {}",
+                errno_text(rc)
+            )));
         }
         Ok(UkNet {
+            index,
             info: NetInfo {
                 mac,
-                max_frame: usize::from(mtu) + 14,
+                max_frame: (usize::from(if mtu == 0 { RTUK_NET_DEFAULT_MTU } else { mtu }) + frame::ETHERNET_HEADER)
+                    .min(RTUK_NET_MAX_FRAME),
                 // The pool reserves the larger of the two: a slot serves both directions.
                 headroom: usize::from(info.nb_encap_rx.max(info.nb_encap_tx)),
             },
             started: false,
+            rx_len: 0,
+            lost_buffers: 0,
             lent: Vec::new(),
             rx_lent: 0,
             rx_target: 0,
@@ -113,19 +153,47 @@ impl UkNet {
         })
     }
 
-    /// Starts the device on the pool's memory (first use only): the glue gets the pool,
-    /// the first receive buffers are posted, then the queues start (the driver fills its
-    /// receive ring from those buffers).
-    fn start(&mut self, ctx: &mut RingContext<'_>) -> bool {
+    /// Buffers the driver discarded together with a frame it rejected. They are never
+    /// given back, so the pool is that much smaller; with receive buffers sized to what
+    /// the driver accepts this stays 0 (see the module docs).
+    pub fn lost_buffers(&self) -> u64 {
+        self.lost_buffers
+    }
+
+    /// Starts the device on the pool's memory (first use only), or stops the app with a
+    /// message that says why it cannot: a device that silently never receives is worse.
+    ///
+    /// Probing and configuring the device and its transmit queue happen in [`Self::open`],
+    /// whose errors the app gets. What needs the pool (it is created after `open`, by the
+    /// stack) happens here: the receive queue is filled from the pool's slots as it is
+    /// set up.
+    fn start(&mut self, ctx: &mut RingContext<'_>) {
         if self.started {
-            return true;
+            return;
         }
+        if let Err(why) = self.try_start(ctx) {
+            panic!("rt-unikraft: network device {} could not start: {why}", self.index);
+        }
+    }
+
+    fn try_start(&mut self, ctx: &mut RingContext<'_>) -> Result<(), std::string::String> {
         let (base, stride, headroom) = ctx.pool.raw_layout();
         let slots = ctx.pool.capacity();
+        if slots > RTUK_NET_MAX_SLOTS {
+            return Err(std::format!(
+                "its packet pool has {slots} buffers, more than the {RTUK_NET_MAX_SLOTS} the glue can lend \
+                 (set RingConfig::slots to at most {RTUK_NET_MAX_SLOTS})"
+            ));
+        }
+        let headroom = u16::try_from(headroom).map_err(|_| std::format!("a headroom of {headroom} bytes"))?;
+        // What the driver accepts, so that it never receives a frame it would reject.
+        self.rx_len = ctx.pool.slot_size().min(RTUK_NET_MAX_FRAME);
         // SAFETY: the pool's memory outlives the device (both live in the same RingPhy,
         // and the driver only touches slots lent to it, whose ids are parked in `lent`).
-        if unsafe { glue::rtuk_net_attach(base, stride, headroom as u16, slots as u16) } < 0 {
-            return false;
+        // `slots` and `rx_len` fit in u16 (checked above; RTUK_NET_MAX_FRAME < 65536).
+        let rc = unsafe { glue::rtuk_net_attach(base, stride, headroom, slots as u16, self.rx_len as u16) };
+        if rc < 0 {
+            return Err(std::format!("the glue refused the packet pool: {}", errno_text(rc)));
         }
         // SAFETY: plain call, after open.
         let tx_frames = usize::try_from(unsafe { glue::rtuk_net_tx_frames() }).unwrap_or(RX_POSTED_MAX);
@@ -143,11 +211,12 @@ impl UkNet {
         self.reclaimed = std::vec![0u16; slots].into_boxed_slice();
         self.post_rx(ctx);
         // SAFETY: plain call.
-        if unsafe { glue::rtuk_net_start() } < 0 {
-            return false;
+        let rc = unsafe { glue::rtuk_net_start() };
+        if rc < 0 {
+            return Err(std::format!("setting up its receive queue or starting it failed: {}", errno_text(rc)));
         }
         self.started = true;
-        true
+        Ok(())
     }
 
     /// Tops the driver up to [`rx_posted_target`] receive buffers.
@@ -173,30 +242,62 @@ impl UkNet {
             if ctx.ring.is_full() || frames == budget {
                 return (frames, true);
             }
-            let (mut slot, mut len) = (0u16, 0u16);
-            // SAFETY: both are valid out-pointers.
-            let status = unsafe { glue::rtuk_net_rx(&mut slot, &mut len) };
-            if status <= 0 || status & 1 == 0 {
+            let mut rx = NetRxFrame::default();
+            // SAFETY: a valid out-pointer (its layout is checked against rt_glue.h).
+            let status = unsafe { glue::rtuk_net_rx(&mut rx) };
+            if status < 0 {
                 return (frames, false);
             }
-            let Some(id) = self.lent[usize::from(slot)].take() else { return (frames, false) };
-            self.rx_lent -= 1;
-            frames += 1;
-            let len = usize::from(len);
-            if len > ctx.pool.slot_size() {
+            if status & RTUK_NET_RX_DROPPED != 0 {
+                // The driver took a buffer with a frame it rejected and kept it: count
+                // both, and post another in its place (its slot stays parked in `lent`).
                 ctx.counters.rx_dropped += 1;
-                ctx.pool.free(id);
-            } else {
-                ctx.counters.rx_packets += 1;
-                ctx.counters.rx_bytes += len as u64;
-                if let Err(frame) = ctx.ring.push(Frame { slot: id, len }) {
-                    ctx.counters.rx_dropped += 1;
-                    ctx.pool.free(frame.slot);
+                self.lost_buffers += 1;
+                self.rx_lent = self.rx_lent.saturating_sub(1);
+                if self.lost_buffers == 1 {
+                    std::eprintln!(
+                        "rt-unikraft: warning: network device {} rejected a received frame and kept its buffer \
+                         (counted in rx_dropped; each such frame makes the packet pool one buffer smaller)",
+                        self.index
+                    );
                 }
+                frames += 1;
             }
-            if status & 2 == 0 {
+            if status & RTUK_NET_RX_FRAME != 0 {
+                frames += 1;
+                self.accept(ctx, rx);
+            }
+            if status & RTUK_NET_RX_MORE == 0 {
                 return (frames, false);
             }
+        }
+    }
+
+    /// Puts one received frame on the receive ring, or drops it (counted).
+    fn accept(&mut self, ctx: &mut RingContext<'_>, rx: NetRxFrame) {
+        let Some(id) = self.lent.get_mut(usize::from(rx.slot)).and_then(Option::take) else {
+            // Not a slot the driver holds: a glue bug; nothing to give back.
+            ctx.counters.rx_dropped += 1;
+            return;
+        };
+        self.rx_lent -= 1;
+        let buf = ctx.pool.buf_mut(&id);
+        let len = frame::received_len(usize::from(rx.len), usize::from(rx.header), self.rx_len.min(buf.len()));
+        let len = frame::ip_frame_len(&buf[..len]);
+        if len < frame::ETHERNET_HEADER {
+            ctx.counters.rx_dropped += 1;
+            ctx.pool.free(id);
+            return;
+        }
+        if rx.flags & RTUK_NET_RX_F_PARTIAL_CSUM != 0 {
+            // A field outside the frame leaves it as it is; smoltcp then drops it.
+            frame::complete_partial_checksum(&mut buf[..len], usize::from(rx.csum_start), usize::from(rx.csum_offset));
+        }
+        ctx.counters.rx_packets += 1;
+        ctx.counters.rx_bytes += len as u64;
+        if let Err(frame) = ctx.ring.push(Frame { slot: id, len }) {
+            ctx.counters.rx_dropped += 1;
+            ctx.pool.free(frame.slot);
         }
     }
 
@@ -217,9 +318,7 @@ impl NetDevice for UkNet {
     }
 
     fn receive(&mut self, mut ctx: RingContext<'_>) {
-        if !self.start(&mut ctx) {
-            return;
-        }
+        self.start(&mut ctx);
         self.reclaim_tx(&mut ctx);
         // The driver refills its receive ring only inside rx_one, from the buffers posted
         // so far. So post, drain, and repeat: the rx_one that finds no more frames also
@@ -244,21 +343,19 @@ impl NetDevice for UkNet {
     }
 
     fn transmit(&mut self, mut ctx: RingContext<'_>) {
-        if !self.start(&mut ctx) {
-            return;
-        }
+        self.start(&mut ctx);
         self.reclaim_tx(&mut ctx);
         while let Some(frame) = ctx.ring.pop() {
             let index = frame.slot.index();
             // SAFETY: plain call; the slot's bytes stay valid while it is lent.
             let rc = unsafe { glue::rtuk_net_tx(index as u16, frame.len as u16) };
             match rc {
-                1 => {
+                RTUK_NET_TX_QUEUED => {
                     ctx.counters.tx_packets += 1;
                     ctx.counters.tx_bytes += frame.len as u64;
                     self.lent[index] = Some(frame.slot);
                 }
-                0 => {
+                RTUK_NET_TX_FULL => {
                     // Ring full: keep the frame for the next flush, which the next
                     // wait must not delay.
                     // SAFETY: plain call.
