@@ -90,11 +90,10 @@ pub struct Glue;
 
 impl Queue for Glue {
     fn submit(&mut self, kind: Kind, sector: u64, sectors: u64, buf: *mut u8) -> Submit {
-        // Unikraft's `enum uk_blkreq_op`.
         let op = match kind {
-            Kind::Read => 0,
-            Kind::Write => 1,
-            Kind::Flush => 4,
+            Kind::Read => glue::RTUK_BLK_OP_READ,
+            Kind::Write => glue::RTUK_BLK_OP_WRITE,
+            Kind::Flush => glue::RTUK_BLK_OP_FLUSH,
         };
         // SAFETY: the caller keeps `buf` valid until the chunk is collected (Queue's
         // contract, upheld by UkBlock).
@@ -109,9 +108,10 @@ impl Queue for Glue {
     fn poll(&mut self, handle: i32) -> Status {
         // SAFETY: plain call with a handle the glue gave out.
         match unsafe { glue::rtuk_blk_poll(handle) } {
-            0 => Status::Running,
-            rc if rc > 0 => Status::Done,
-            e => Status::Failed(-e),
+            glue::RTUK_BLK_RUNNING => Status::Running,
+            glue::RTUK_BLK_DONE => Status::Done,
+            e if e < 0 => Status::Failed(-e),
+            other => Status::Failed(other), // not in the ABI: treated as a failure
         }
     }
 }
