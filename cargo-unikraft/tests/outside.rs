@@ -368,3 +368,26 @@ fn every_exit_path_powers_qemu_off_without_the_exit_device() {
         assert_eq!(status, 0, "`{append}`: QEMU should power off cleanly; console:\n{console}");
     }
 }
+
+#[test]
+fn unikraft_parameters_precede_the_stop_sequence_and_the_app_gets_the_rest() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("unikraft_parameters_precede_the_stop_sequence_and_the_app_gets_the_rest") {
+        return;
+    }
+    let dir = plain_crate();
+    // Through the runner: the app's own `--` and `help` are the app's, not Unikraft's.
+    let out = tool(&dir, &["run", "--", "--", "help", "x.y=z"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("plain args: -- help x.y=z"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // As urunc boots it: Unikraft's parameters first, the app's arguments after `--`.
+    let out = tool(&dir, &["build"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let image = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let append = "env.vars=[FOO=bar] netdev.ip=10.0.0.2/24:10.0.0.1:8.8.8.8 vfs.fstab=[] -- --exit=4 a";
+    let (status, console) = boot_without_exit_device(&image, append, std::time::Duration::from_secs(60))
+        .expect("QEMU still running after 60 s");
+    assert!(console.lines().any(|l| l.trim_end() == "plain args: --exit=4 a"), "{console}");
+    assert_eq!(status, 0, "{console}");
+}

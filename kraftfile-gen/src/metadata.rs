@@ -190,6 +190,12 @@ pub fn base_kconfig() -> BTreeMap<String, String> {
         // rt-unikraft's executor waits on a semaphore that device interrupts signal.
         "CONFIG_LIBUKLOCK",
         "CONFIG_LIBUKLOCK_SEMAPHORE",
+        // Unikraft's kernel parameters: what precedes `--` on the command line is theirs
+        // (urunc passes `netdev.ip=... env.vars=[...] -- <cmd>`), the app gets the rest.
+        "CONFIG_LIBUKLIBPARAM",
+        // `env.vars=[K=V ...]` becomes the app's environment.
+        "CONFIG_LIBPOSIX_ENVIRON",
+        "CONFIG_LIBPOSIX_ENVIRON_LIBPARAM",
     ]
     .into_iter()
     .map(|k| (k.to_string(), "y".to_string()))
@@ -199,7 +205,17 @@ pub fn base_kconfig() -> BTreeMap<String, String> {
 /// Devices an app can ask for in `devices`, and the kconfig each needs (virtio over PCI,
 /// what QEMU and Firecracker give a guest).
 pub const KNOWN_DEVICES: &[(&str, &[&str])] = &[
-    ("net", &["CONFIG_LIBUKNETDEV", "CONFIG_LIBVIRTIO_NET", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
+    // `netdev.ip=<cidr>:<gw>:<dns>` reaches the driver as einfo (rt-unikraft reads it).
+    (
+        "net",
+        &[
+            "CONFIG_LIBUKNETDEV",
+            "CONFIG_LIBUKNETDEV_EINFO_LIBPARAM",
+            "CONFIG_LIBVIRTIO_NET",
+            "CONFIG_LIBVIRTIO_PCI",
+            "CONFIG_LIBUKBUS_PCI",
+        ],
+    ),
     ("block", &["CONFIG_LIBUKBLKDEV", "CONFIG_LIBVIRTIO_BLK", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
 ];
 

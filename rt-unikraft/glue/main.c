@@ -37,6 +37,7 @@
  */
 #include <stdlib.h>
 #include <stdio.h>
+#include <string.h>
 #include <uk/plat/bootstrap.h>
 
 /* The I/O port of the isa-debug-exit device the runner adds (not Unikraft's own 0x501,
@@ -81,8 +82,26 @@ void __wrap_exit(int code)
 	__real_exit(code);
 }
 
+/*
+ * The app's arguments follow the first `--` of the kernel command line (Unikraft's
+ * parameters precede it; cargo-unikraft/src/runner/cmdline.rs). Unikraft removes
+ * `<params> --` itself, but leaves a `--` that has no parameter before it; drop that one
+ * here. In place: std recorded this very array (through .init_array, before main) and
+ * stops at the first NULL, so it sees the same arguments as unikernel_main.
+ */
+static int rt_unikraft_drop_stop_sequence(int argc, char *argv[])
+{
+	if (argc < 2 || strcmp(argv[1], "--") != 0)
+		return argc;
+	for (int i = 1; i < argc - 1; i++)
+		argv[i] = argv[i + 1];
+	argv[argc - 1] = NULL;
+	return argc - 1;
+}
+
 int main(int argc, char *argv[])
 {
+	argc = rt_unikraft_drop_stop_sequence(argc, argv);
 	atexit(rt_unikraft_report_exit);
 	rt_unikraft_default_thread_stack();
 	exit(unikernel_main(argc, argv));

@@ -7,16 +7,16 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use super::cmdline::kernel_command_line;
 use super::{Guest, GuestExit};
 
 /// The `firecracker --config-file` JSON for one boot.
 pub fn config_json(image: &Path, name: &str, memory_mib: u32, args: &[String]) -> Result<String> {
-    let mut boot_args = vec![name.to_string()];
-    boot_args.extend(args.iter().cloned());
     let config = serde_json::json!({
         "boot-source": {
             "kernel_image_path": image.to_str().context("image path is not UTF-8")?,
-            "boot_args": boot_args.join(" "),
+            // Firecracker does not name the kernel first, so the app's name is argv[0].
+            "boot_args": kernel_command_line(Some(name), &[], args),
         },
         "drives": [],
         "machine-config": { "vcpu_count": 1, "mem_size_mib": memory_mib },

@@ -12,6 +12,7 @@
 //! deadline passes.
 
 pub mod backtrace;
+pub mod cmdline;
 pub mod console;
 pub mod firecracker;
 pub mod kvm;

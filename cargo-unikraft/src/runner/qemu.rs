@@ -6,17 +6,11 @@ use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{Context, Result};
 
+use super::cmdline::kernel_command_line;
 use super::kvm::kvm_problem;
 use super::{Accel, Guest, GuestExit};
 
 /// Quotes one argument for Unikraft's command-line splitter.
-fn quote_arg(arg: &str) -> String {
-    if !arg.is_empty() && !arg.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
-        return arg.to_string();
-    }
-    format!("\"{}\"", arg.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// The port of the `isa-debug-exit` device (rt-unikraft/glue/main.c's
 /// `RT_UNIKRAFT_EXIT_PORT`).
 pub const EXIT_PORT: u16 = 0xf4;
@@ -116,7 +110,7 @@ pub fn qemu_command_with(
         .arg(image)
         // QEMU passes the kernel's path as the first word, which Unikraft makes argv[0].
         .arg("-append")
-        .arg(args.iter().map(|a| quote_arg(a)).collect::<Vec<_>>().join(" "))
+        .arg(kernel_command_line(None, &[], args))
         .args(["-device", &format!("isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04")])
         .args(devices.args())
         .stdin(Stdio::null());
@@ -207,13 +201,5 @@ mod tests {
         assert_eq!(define("RT_UNIKRAFT_EXIT_PORT "), format!("{EXIT_PORT:#x}"));
         assert_eq!(define("RT_UNIKRAFT_EXIT_EXACT_MAX "), EXIT_EXACT_MAX.to_string());
         assert!(glue.contains(&format!("printf(\"{EXIT_STATUS_LINE}%u\\n\"")), "the console line differs");
-    }
-
-    #[test]
-    fn arguments_with_spaces_are_quoted() {
-        assert_eq!(quote_arg("a"), "a");
-        assert_eq!(quote_arg("a b"), "\"a b\"");
-        assert_eq!(quote_arg(""), "\"\"");
-        assert_eq!(quote_arg("say \"hi\""), "\"say \\\"hi\\\"\"");
     }
 }
