@@ -329,6 +329,24 @@ fn a_kconfig_value_kconfig_would_drop_fails_before_any_build() {
     }
 }
 
+/// An option Kconfig drops because what it depends on is off (here a posix-mmap option
+/// while posix-mmap itself cannot be enabled) stops the build right after configuring,
+/// naming the option, before the cargo build.
+#[test]
+fn a_kconfig_option_the_configuration_drops_fails_before_the_cargo_build() {
+    if sources_or_skip("a_kconfig_option_the_configuration_drops_fails_before_the_cargo_build").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let manifest = scratch_app(tmp.path(), "kconfig = { CONFIG_LIBPOSIX_MMAP_TEST = \"y\" }");
+    let out = Command::new(XTASK).args(["kraft-run", "--manifest-path"]).arg(&manifest).output().unwrap();
+    assert!(!out.status.success(), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did not take these kconfig options"), "{err}");
+    assert!(err.contains("CONFIG_LIBPOSIX_MMAP_TEST = \"y\": not set in the configuration"), "{err}");
+    assert!(!tmp.path().join("target/unikraft/cargo").exists(), "cargo ran before the check");
+}
+
 #[test]
 fn returning_process_exit_and_panic_each_reach_the_host() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -2,6 +2,7 @@
 //! against the tree before anything slow runs, cargo builds the Rust archive, then
 //! Unikraft's make configures (only when the defconfig changed) and builds.
 
+pub mod config;
 pub mod make;
 
 use std::fs;
@@ -66,6 +67,24 @@ fn check_kconfig(app_dir: &Path, defconfig: &Path, sources: &Sources) -> Result<
     Ok(())
 }
 
+/// Fails, naming them, when the configuration `make defconfig` wrote at `config` does not
+/// hold the app's own kconfig options as asked ([`config::unapplied`]).
+fn check_configured(config: &Path, spec: &kraftfile_gen::AppSpec) -> Result<()> {
+    let text = fs::read_to_string(config).with_context(|| format!("read {}", config.display()))?;
+    let dropped = config::unapplied(&text, &config::app_options(spec));
+    if !dropped.is_empty() {
+        let list: Vec<String> = dropped.iter().map(|u| format!("  {u}")).collect();
+        bail!(
+            "Unikraft's configuration did not take these kconfig options from [package.metadata.unikraft]:\n{}\n\
+             Kconfig drops an option whose `depends on` is not met; set what it depends on too \
+             (see its Config.uk in the Unikraft tree), or remove it. The configuration: {}",
+            list.join("\n"),
+            config.display()
+        );
+    }
+    Ok(())
+}
+
 /// lib-musl downloads musl at build time, unverified, unless `<build dir>/libmusl/` holds
 /// the tarball: put a verified copy there. The copy is checked on every build, so one cut
 /// short (a full disk, a killed build) is replaced instead of failing every run after it;
@@ -108,8 +127,6 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     write_app_dir(&app_dir, &generate(&app.spec, &app.build)?)?;
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
     check_kconfig(&app_dir, &defconfig, sources)?;
-    build_staticlib(&app.spec, &app.build)?;
-
     prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;
 
     let make = UkMake {
@@ -123,9 +140,13 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     let stamp = build_dir.join(".defconfig-applied");
     if !make.config().is_file() || fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) {
         eprintln!("cargo-unikraft: configuring Unikraft for {target}");
+        let _ = fs::remove_file(&stamp);
         make.run(&[&format!("UK_DEFCONFIG={}", defconfig.display()), "defconfig"], "configure")?;
+        check_configured(&make.config(), &app.spec)?;
         fs::write(&stamp, &wanted)?;
     }
+    // Configured first, so a configuration that drops an option fails before the cargo build.
+    build_staticlib(&app.spec, &app.build)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
     let started = Instant::now();
     eprintln!(
