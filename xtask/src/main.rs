@@ -3,7 +3,7 @@
 //! * `cargo xtask run [--backend unix] [--example hello] [-- boot args]`
 //! * `cargo xtask conformance --backend unix|hosted-musl|unikraft|solo5`
 //! * `cargo xtask bench-unikraft | bench-runtime | bench-net`
-//! * `kraft-run`, `kraft-gen`, `solo5-run`, `fetch`, `doctor`: `cargo unikraft run`, `gen`,
+//! * `kraft-run`, `kraft-gen`, `oci`, `solo5-run`, `fetch`, `doctor`: `cargo unikraft run`, `gen`, `oci`,
 //!   `run --target solo5/...`, `fetch` and `doctor`, with `--example NAME` for this
 //!   repository's examples.
 
@@ -70,6 +70,13 @@ enum Cmd {
         example: Option<String>,
         #[command(flatten)]
         gen: GenArgs,
+    },
+    /// `cargo unikraft oci` for an example or any crate.
+    Oci {
+        #[arg(long, conflicts_with = "manifest_path")]
+        example: Option<String>,
+        #[command(flatten)]
+        oci: cargo_unikraft::cli::oci::OciArgs,
     },
     /// `cargo unikraft fetch`.
     Fetch(cargo_unikraft::sources::FetchArgs),
@@ -170,6 +177,10 @@ fn real_main() -> Result<u8> {
         Cmd::KraftGen { example, mut gen } => {
             with_example(example, &mut gen.app)?;
             gen.run()
+        }
+        Cmd::Oci { example, mut oci } => {
+            with_example(example, &mut oci.build.app)?;
+            oci.run()
         }
         Cmd::Fetch(args) => cargo_unikraft::sources::fetch(&args),
         Cmd::BenchUnikraft => bench::bench_unikraft(),
