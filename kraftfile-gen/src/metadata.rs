@@ -249,10 +249,19 @@ pub fn parse_memory(m: &str) -> Option<u32> {
 /// Why `value` cannot be written as `CONFIG_X=<value>` in a defconfig, or `None` when it
 /// can: `y`, `n`, a decimal number, a `0x` hex number, or a double-quoted string whose
 /// `"` and `\` are escaped with `\`. Nothing else: Kconfig warns about anything else and
-/// leaves the option unset, and a line break would start a second defconfig line.
+/// leaves the option unset, and a line break would start a second defconfig line. No `#`
+/// or `$` either, even quoted: Unikraft's make includes `.config` as a makefile.
 pub fn kconfig_value_problem(value: &str) -> Option<String> {
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Some(format!("holds the control character {:?}; a line break would start another defconfig line", c));
+    }
+    // Unikraft's make includes the configuration as a makefile: `#` would cut the value
+    // short there and `$` would be expanded (`$(shell ...)` run).
+    if let Some(c) = value.chars().find(|c| matches!(c, '#' | '$')) {
+        return Some(format!(
+            "holds {c:?}, which Unikraft's make would read as a {} when it includes the configuration",
+            if c == '#' { "comment" } else { "variable reference" }
+        ));
     }
     let decimal = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     match value {

@@ -67,6 +67,8 @@ fn kconfig_table() -> impl Strategy<Value = Value> {
         "\"open",
         "",
         "y\nCONFIG_X=n",
+        "\"$(shell id)\"",
+        "\"a#b\"",
     ]);
     prop::collection::btree_map(name, value, 0..5)
         .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
@@ -132,6 +134,10 @@ fn defconfig_value_ok(v: &str) -> bool {
     }
     if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    // Unikraft's make includes .config: no comment or variable reference in a value.
+    if v.contains(['#', '$']) {
+        return false;
     }
     let Some(inner) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else { return false };
     let mut escaped = false;

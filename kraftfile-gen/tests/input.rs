@@ -91,6 +91,8 @@ fn kconfig_values_a_defconfig_cannot_hold_are_errors() {
         ("\"a\"b\"", "unescaped \""),
         ("\"a\\nb\"", "is not \\\\ or \\\""),
         ("", "is not \"y\""),
+        ("\"$(shell touch /tmp/x)\"", "variable reference"),
+        ("\"a#b\"", "comment"),
     ] {
         let e = err(json!({"kconfig": {"CONFIG_LIBUKDEBUG_PRINTK_INFO": value}}));
         assert!(matches!(e, MetadataError::BadKconfigValue { .. }), "{value:?}: {e:?}");
