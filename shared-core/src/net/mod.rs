@@ -26,11 +26,13 @@
 //! [`RingPhy`] implements `smoltcp::phy::Device` over any `NetDevice`, handing smoltcp the
 //! pool's slots directly (zero copy between device and stack).
 
+mod assigned;
 mod listener;
 mod phy;
 mod pool;
 pub mod stack;
 
+pub use assigned::Ipv4Assignment;
 pub use listener::{Connection, ListenerConfig, ListenerCounters, ListenerPool};
 pub use phy::{RingConfig, RingPhy};
 pub use pool::{Frame, FrameRing, PacketPool, SlotId};
@@ -89,4 +91,10 @@ pub trait NetDevice {
     /// device is done with them. Must not block; frames it cannot send now stay queued.
     /// Counts `tx_packets`/`tx_bytes`, and `tx_dropped` for frames it discards.
     fn transmit(&mut self, ctx: RingContext<'_>);
+    /// The IPv4 configuration the platform assigned to this device (Unikraft's
+    /// `netdev.ip=` kernel parameter), which [`Stack::new`] prefers over the app's. Most
+    /// devices have none.
+    fn assigned_ipv4(&self) -> Option<Ipv4Assignment> {
+        None
+    }
 }

@@ -232,4 +232,7 @@ impl<T: NetDevice + ?Sized> NetDevice for Box<T> {
     fn transmit(&mut self, ctx: RingContext<'_>) {
         (**self).transmit(ctx)
     }
+    fn assigned_ipv4(&self) -> Option<super::Ipv4Assignment> {
+        (**self).assigned_ipv4()
+    }
 }

@@ -56,8 +56,20 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Builds the stack; the pool is allocated here, once.
-    pub fn new(device: Box<dyn NetDevice>, config: StackConfig) -> Self {
+    /// Builds the stack; the pool is allocated here, once. An address the platform
+    /// assigned to the device ([`NetDevice::assigned_ipv4`]) replaces `config`'s address
+    /// and gateway, and a line on the console says so.
+    pub fn new(device: Box<dyn NetDevice>, mut config: StackConfig) -> Self {
+        if let Some(assigned) = device.assigned_ipv4() {
+            crate::println!(
+                "net: address {}/{} from the platform (netdev.ip), in place of the app's {}",
+                assigned.cidr.address,
+                assigned.cidr.prefix_len,
+                config.cidr
+            );
+            config.cidr = assigned.cidr.into();
+            config.gateway = assigned.gateway.or(config.gateway);
+        }
         let mut phy = RingPhy::new(device, config.ring);
         let mut iface_config = Config::new(phy.hardware_address());
         iface_config.random_seed = services::random_u64();
