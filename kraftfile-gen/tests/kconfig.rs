@@ -126,13 +126,20 @@ fn real_tree() -> (Option<PathBuf>, Option<PathBuf>) {
             .map(|x| PathBuf::from(x).join("unikernel-rs"))
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/unikernel-rs")))
     });
-    let pick = |var: &str, cached: &str| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .or_else(|| cache.as_ref().map(|c| c.join(cached)))
-            .filter(|p| p.join("Config.uk").is_file() || p.join("Makefile.uk").is_file())
+    // A tree that is not there is a skip; one that is there but incomplete is broken, and
+    // a broken cache must fail the test rather than pass as a skip.
+    let pick = |var: &str, cached: &str, needs: &str| {
+        let path = std::env::var_os(var).map(PathBuf::from).or_else(|| cache.as_ref().map(|c| c.join(cached)))?;
+        if !path.exists() {
+            return None;
+        }
+        assert!(path.join(needs).is_file(), "{} is provisioned but broken: it has no {needs}", path.display());
+        Some(path)
     };
-    (pick("UNIKRAFT_SRC", "unikraft/RELEASE-0.16.3"), pick("UNIKRAFT_LIB_MUSL", "lib-musl/RELEASE-0.16.3"))
+    (
+        pick("UNIKRAFT_SRC", "unikraft/RELEASE-0.16.3", "Config.uk"),
+        pick("UNIKRAFT_LIB_MUSL", "lib-musl/RELEASE-0.16.3", "Makefile.uk"),
+    )
 }
 
 #[test]
