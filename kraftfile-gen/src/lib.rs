@@ -29,6 +29,7 @@
 pub mod kconfig;
 
 mod metadata;
+mod values;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,6 +37,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use metadata::*;
+pub use values::*;
 
 /// The generated files, by path relative to the app directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
