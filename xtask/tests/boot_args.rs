@@ -15,14 +15,16 @@ use common::{show, skip, skip_unprovisioned, XTASK};
 
 const NOT_UTF8: &[u8] = b"--name=caf\xe9";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+/// The workspace's target directory (`CARGO_TARGET_DIR` when set).
+fn target_dir() -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), |dir| workspace.join(dir))
 }
 
 fn unix_bin(example: &str) -> PathBuf {
     let build = Command::new(env!("CARGO")).args(["build", "--quiet", "-p", example]).status().unwrap();
     assert!(build.success());
-    workspace().join("target/debug").join(example)
+    target_dir().join("debug").join(example)
 }
 
 fn assert_refused_non_utf8(out: &Output) {
@@ -70,13 +72,14 @@ fn unikraft_entry_refuses_a_non_utf8_argument_by_name() {
     }
     let out = Command::new(XTASK).args(["run", "--backend", "hosted-musl", "--example", "hello"]).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    let bin = workspace().join("target/unikraft/hello/hosted-musl/hello");
+    let bin = target_dir().join("unikraft/hello/hosted-musl/hello");
     let out = Command::new(bin).arg("ok").arg(OsStr::from_bytes(NOT_UTF8)).output().unwrap();
     assert_refused_non_utf8(&out);
 }
 
-/// The Solo5 tree, from `cargo xtask doctor`, or `None` (a SKIP) when not provisioned.
-fn solo5_tree(test: &str) -> Option<PathBuf> {
+/// The Solo5 tree (from `cargo xtask doctor`) and hello's image, or `None` (a SKIP) when
+/// Solo5 is not provisioned.
+fn solo5_tree_and_image(test: &str) -> Option<(PathBuf, PathBuf)> {
     let out = Command::new(XTASK).args(["solo5-run", "--example", "hello", "--no-run"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && err.contains("is not provisioned") {
@@ -87,12 +90,16 @@ fn solo5_tree(test: &str) -> Option<PathBuf> {
     let doctor = Command::new(XTASK).arg("doctor").output().unwrap();
     let stdout = String::from_utf8_lossy(&doctor.stdout);
     let line = stdout.lines().find(|l| l.contains("solo5 tree")).unwrap_or_else(|| panic!("{stdout}"));
-    Some(PathBuf::from(line.split_whitespace().last().unwrap()))
+    let image = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string();
+    Some((PathBuf::from(line.split_whitespace().last().unwrap()), PathBuf::from(image)))
 }
 
 #[test]
 fn solo5_keeps_an_argument_with_spaces_whole_and_refuses_non_utf8() {
-    let Some(tree) = solo5_tree("solo5_keeps_an_argument_with_spaces_whole_and_refuses_non_utf8") else { return };
+    let Some((tree, image)) = solo5_tree_and_image("solo5_keeps_an_argument_with_spaces_whole_and_refuses_non_utf8")
+    else {
+        return;
+    };
     // Split at the space, hello would see `--exit=4` and exit 4; whole, `4 2` is not a number.
     let out = Command::new(XTASK)
         .args(["solo5-run", "--target", "spt", "--example", "hello", "--", "--exit=4 2", "it's \"quoted\""])
@@ -106,7 +113,6 @@ fn solo5_keeps_an_argument_with_spaces_whole_and_refuses_non_utf8() {
     // The tender itself, as any caller may use it: bytes that are not UTF-8, and a line
     // that does not split.
     let tender = tree.join("tenders/spt/solo5-spt");
-    let image = workspace().join("target/solo5/hello/hello.spt");
     let tender_run = |args: &[&OsStr]| Command::new(&tender).arg("--mem=32").arg(&image).args(args).output().unwrap();
     assert_refused_non_utf8(&tender_run(&[OsStr::new("ok"), OsStr::from_bytes(NOT_UTF8)]));
     let out = tender_run(&[OsStr::new("'open")]);

@@ -60,7 +60,7 @@ fn udp_echo_reassembles_and_fragments_datagrams_larger_than_the_mtu() {
     assert!(build.success());
     let tag = "uktest-frag";
     let ns = Ns::new(tag);
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/udp-echo");
+    let bin = target_dir().join("debug/udp-echo");
     let mut cmd = ns.command("env");
     cmd.arg("RT_UNIX_TAP=tap0").arg(bin);
     let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(30));
@@ -80,4 +80,10 @@ fn udp_echo_reassembles_and_fragments_datagrams_larger_than_the_mtu() {
             reply.as_ref().map_or("no echo".into(), |r| format!("{} bytes", r.len()))
         );
     }
+}
+
+/// The workspace's target directory (`CARGO_TARGET_DIR` when set).
+fn target_dir() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), |dir| workspace.join(dir))
 }

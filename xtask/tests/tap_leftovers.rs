@@ -51,7 +51,7 @@ fn leave_qemu_settings(ns: &str, ifname: &str) {
 fn start_udp_echo(ns: &Ns) -> common::Guest {
     let build = Command::new(env!("CARGO")).args(["build", "--quiet", "-p", "udp-echo"]).status().unwrap();
     assert!(build.success());
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/udp-echo");
+    let bin = target_dir().join("debug/udp-echo");
     let mut cmd = ns.command("env");
     cmd.arg("RT_UNIX_TAP=tap0").arg(bin);
     start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(30))
@@ -100,4 +100,10 @@ fn udp_echo_on_spt_answers_on_a_tap_qemu_left_offloads_on() {
     drop(guest);
     assert!(out.status.success(), "no echo from spt on a TAP with QEMU's offloads left on:\n{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("reply from 10.0.0.2:7: spt-after-qemu"), "{}", show(&out));
+}
+
+/// The workspace's target directory (`CARGO_TARGET_DIR` when set).
+fn target_dir() -> std::path::PathBuf {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), |dir| workspace.join(dir))
 }
