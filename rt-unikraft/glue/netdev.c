@@ -244,10 +244,14 @@ int rtuk_net_open(unsigned index, struct uk_netdev_info *info, uint8_t mac_out[6
 	mac = uk_netdev_hwaddr_get(dev);
 	if (mac)
 		memcpy(mac_out, mac->addr_bytes, 6);
-	/* The driver carries no more than RTUK_NET_DEFAULT_MTU either way (and 0.16.3 reads
-	 * a device-offered MTU from the wrong config field). */
+	/* The driver carries no more than RTUK_NET_DEFAULT_MTU either way. And 0.16.3 reads
+	 * a device-offered MTU (VIRTIO_NET_F_MTU: QEMU's host_mtu=, which urunc sets) from
+	 * the MAC's config offset, so that value is the MAC's first two bytes (2 for
+	 * 02:00:...): an MTU below RTUK_NET_MIN_MTU, or equal to those bytes, is not believed. */
 	mtu = uk_netdev_mtu_get(dev);
-	*mtu_out = (mtu && mtu <= RTUK_NET_DEFAULT_MTU) ? mtu : RTUK_NET_DEFAULT_MTU;
+	if (mac && mtu == (uint16_t)(mac->addr_bytes[0] | (mac->addr_bytes[1] << 8)))
+		mtu = 0;
+	*mtu_out = (mtu >= RTUK_NET_MIN_MTU && mtu <= RTUK_NET_DEFAULT_MTU) ? mtu : RTUK_NET_DEFAULT_MTU;
 	rtuk_net.dev = dev;
 	rtuk_net.encap_rx = info->nb_encap_rx;
 	return 0;
@@ -463,3 +467,40 @@ int rtuk_net_tx_reclaim(uint16_t *out, int max)
 #else /* !CONFIG_LIBUKNETDEV */
 #include "no_netdev.inc"
 #endif /* CONFIG_LIBUKNETDEV */
+
+/*
+ * The platform's IPv4 settings for the open device: with
+ * CONFIG_LIBUKNETDEV_EINFO_LIBPARAM (kraftfile-gen enables it with the net device),
+ * uknetdev answers from the `netdev.ip=` kernel parameter, else from the driver (virtio
+ * has none). Copied out, so Rust never holds Unikraft's pointers.
+ */
+int rtuk_net_einfo(int kind, char *buf, size_t len)
+{
+	enum uk_netdev_einfo_type type;
+	const char *value;
+	size_t n;
+
+	switch (kind) {
+	case RTUK_NET_EINFO_IPV4_CIDR:
+		type = UK_NETDEV_IPV4_CIDR;
+		break;
+	case RTUK_NET_EINFO_IPV4_GW:
+		type = UK_NETDEV_IPV4_GW;
+		break;
+	case RTUK_NET_EINFO_IPV4_DNS0:
+		type = UK_NETDEV_IPV4_DNS0;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (!rtuk_net.dev)
+		return -ENODEV;
+	value = uk_netdev_einfo_get(rtuk_net.dev, type);
+	if (!value)
+		return 0;
+	n = strlen(value);
+	if (n + 1 > len)
+		return -ENOSPC;
+	memcpy(buf, value, n + 1);
+	return (int)n;
+}

@@ -43,6 +43,8 @@ void rtuk_kick(void);
 #define RTUK_NET_MAX_FRAME 1514
 /* The MTU reported when the driver reports none, or more than it can carry. */
 #define RTUK_NET_DEFAULT_MTU 1500
+/* A driver-reported MTU below this is not believed (IPv4's minimum reassembly size). */
+#define RTUK_NET_MIN_MTU 576
 
 /* rtuk_net_rx status bits (a non-negative return value). */
 #define RTUK_NET_RX_FRAME 0x1   /* *out holds a received frame */
@@ -86,6 +88,16 @@ int rtuk_net_post_rx(uint16_t slot);
 int rtuk_net_rx(struct rtuk_net_rx_frame *out);
 int rtuk_net_tx(uint16_t slot, uint16_t len);
 int rtuk_net_tx_reclaim(uint16_t *out, int max);
+
+/* rtuk_net_einfo kinds: the IPv4 settings the platform gave the open device (Unikraft's
+ * `netdev.ip=<cidr>:<gw>:<dns>` kernel parameter, as urunc passes it). */
+#define RTUK_NET_EINFO_IPV4_CIDR 0
+#define RTUK_NET_EINFO_IPV4_GW 1
+#define RTUK_NET_EINFO_IPV4_DNS0 2
+/* Copies the open device's einfo `kind` into buf (NUL-terminated). Returns its length,
+ * 0 when the platform gave none, -ENOSPC when it does not fit, -ENODEV with no open
+ * device, -EINVAL for an unknown kind. */
+int rtuk_net_einfo(int kind, char *buf, size_t len);
 
 /* ---- Block (blkdev.c, no_blkdev.inc) ---- */
 

@@ -10,7 +10,7 @@
 //! shared by musl, Unikraft and the `libc` crate): compare with `-libc::ENODEV` and the
 //! like, never with bare numbers.
 
-use core::ffi::{c_int, c_uint, c_void};
+use core::ffi::{c_char, c_int, c_uint, c_void};
 
 use unikraft_sys::{uk_blkdev_cap, uk_netdev_info};
 
@@ -21,6 +21,9 @@ pub const RTUK_NET_MAX_SLOTS: usize = 4096;
 pub const RTUK_NET_MAX_FRAME: usize = 1514;
 /// The MTU the glue reports when the driver reports none, or more than it can carry.
 pub const RTUK_NET_DEFAULT_MTU: u16 = 1500;
+/// A driver-reported MTU below this is not believed (`RTUK_NET_MIN_MTU`; the glue uses it).
+#[allow(dead_code)]
+pub const RTUK_NET_MIN_MTU: u16 = 576;
 
 /// `rtuk_net_rx` status bit: the out-parameter holds a received frame.
 pub const RTUK_NET_RX_FRAME: c_int = 0x1;
@@ -36,6 +39,13 @@ pub const RTUK_NET_TX_QUEUED: c_int = 1;
 
 /// [`NetRxFrame::flags`]: the sender left its checksum for the receiver to complete.
 pub const RTUK_NET_RX_F_PARTIAL_CSUM: u16 = 0x1;
+
+/// `rtuk_net_einfo`: the address and prefix the platform gave (`netdev.ip=`'s first field).
+pub const RTUK_NET_EINFO_IPV4_CIDR: c_int = 0;
+/// `rtuk_net_einfo`: the gateway.
+pub const RTUK_NET_EINFO_IPV4_GW: c_int = 1;
+/// `rtuk_net_einfo`: the primary DNS server.
+pub const RTUK_NET_EINFO_IPV4_DNS0: c_int = 2;
 
 // The block constants are for src/block.rs, which still spells them itself.
 /// `rtuk_blk_submit` operations (Unikraft's `enum uk_blkreq_op`).
@@ -103,6 +113,8 @@ glue_functions! {
     pub fn rtuk_net_rx(out: *mut NetRxFrame) -> c_int;
     pub fn rtuk_net_tx(slot: u16, len: u16) -> c_int;
     pub fn rtuk_net_tx_reclaim(out: *mut u16, max: c_int) -> c_int;
+    /// The platform's IPv4 setting `kind` for the open device, copied into `buf`.
+    pub fn rtuk_net_einfo(kind: c_int, buf: *mut c_char, len: usize) -> c_int;
 
     pub fn rtuk_blk_open(index: c_uint, cap: *mut uk_blkdev_cap) -> c_int;
     pub fn rtuk_blk_submit(op: c_int, sector: u64, sectors: u64, buf: *mut c_void) -> c_int;
@@ -133,12 +145,16 @@ mod tests {
             ("RTUK_NET_MAX_SLOTS", RTUK_NET_MAX_SLOTS as i64),
             ("RTUK_NET_MAX_FRAME", RTUK_NET_MAX_FRAME as i64),
             ("RTUK_NET_DEFAULT_MTU", RTUK_NET_DEFAULT_MTU.into()),
+            ("RTUK_NET_MIN_MTU", RTUK_NET_MIN_MTU.into()),
             ("RTUK_NET_RX_FRAME", RTUK_NET_RX_FRAME.into()),
             ("RTUK_NET_RX_MORE", RTUK_NET_RX_MORE.into()),
             ("RTUK_NET_RX_DROPPED", RTUK_NET_RX_DROPPED.into()),
             ("RTUK_NET_TX_FULL", RTUK_NET_TX_FULL.into()),
             ("RTUK_NET_TX_QUEUED", RTUK_NET_TX_QUEUED.into()),
             ("RTUK_NET_RX_F_PARTIAL_CSUM", RTUK_NET_RX_F_PARTIAL_CSUM.into()),
+            ("RTUK_NET_EINFO_IPV4_CIDR", RTUK_NET_EINFO_IPV4_CIDR.into()),
+            ("RTUK_NET_EINFO_IPV4_GW", RTUK_NET_EINFO_IPV4_GW.into()),
+            ("RTUK_NET_EINFO_IPV4_DNS0", RTUK_NET_EINFO_IPV4_DNS0.into()),
             ("RTUK_BLK_OP_READ", RTUK_BLK_OP_READ.into()),
             ("RTUK_BLK_OP_WRITE", RTUK_BLK_OP_WRITE.into()),
             ("RTUK_BLK_OP_FLUSH", RTUK_BLK_OP_FLUSH.into()),
@@ -174,6 +190,7 @@ mod tests {
             "usize" => "size_t",
             "c_int" => "int",
             "c_uint" => "unsigned",
+            "c_char" => "char",
             "NetRxFrame" => "struct rtuk_net_rx_frame",
             "uk_netdev_info" => "struct uk_netdev_info",
             "uk_blkdev_cap" => "struct uk_blkdev_cap",

@@ -29,13 +29,14 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use std::boxed::Box;
 use std::vec::Vec;
 
-use shared_core::net::{Frame, NetDevice, NetInfo, RingContext, SlotId};
+use shared_core::net::{Frame, Ipv4Assignment, NetDevice, NetInfo, RingContext, SlotId};
 use shared_core::services::OpenError;
 
 use crate::frame;
 use crate::glue::{
-    self, NetRxFrame, RTUK_NET_DEFAULT_MTU, RTUK_NET_MAX_FRAME, RTUK_NET_MAX_SLOTS, RTUK_NET_RX_DROPPED,
-    RTUK_NET_RX_FRAME, RTUK_NET_RX_F_PARTIAL_CSUM, RTUK_NET_RX_MORE, RTUK_NET_TX_FULL, RTUK_NET_TX_QUEUED,
+    self, NetRxFrame, RTUK_NET_DEFAULT_MTU, RTUK_NET_EINFO_IPV4_CIDR, RTUK_NET_EINFO_IPV4_DNS0, RTUK_NET_EINFO_IPV4_GW,
+    RTUK_NET_MAX_FRAME, RTUK_NET_MAX_SLOTS, RTUK_NET_RX_DROPPED, RTUK_NET_RX_FRAME, RTUK_NET_RX_F_PARTIAL_CSUM,
+    RTUK_NET_RX_MORE, RTUK_NET_TX_FULL, RTUK_NET_TX_QUEUED,
 };
 
 /// Receive buffers kept lent to the driver, at most: a 256-descriptor virtio ring holds
@@ -85,6 +86,8 @@ pub struct UkNet {
     index: u32,
     info: NetInfo,
     started: bool,
+    /// What the platform assigned (Unikraft's `netdev.ip=`), read at open.
+    assigned: Option<Ipv4Assignment>,
     /// Receive buffer length: the pool's slot size, at most [`RTUK_NET_MAX_FRAME`].
     rx_len: usize,
     /// Buffers the driver discarded together with a frame (see the module docs).
@@ -134,8 +137,10 @@ impl UkNet {
                 errno_text(rc)
             )));
         }
+        let assigned = platform_ipv4()?;
         Ok(UkNet {
             index,
+            assigned,
             info: NetInfo {
                 mac,
                 max_frame: (usize::from(if mtu == 0 { RTUK_NET_DEFAULT_MTU } else { mtu }) + frame::ETHERNET_HEADER)
@@ -317,6 +322,10 @@ impl NetDevice for UkNet {
         self.info
     }
 
+    fn assigned_ipv4(&self) -> Option<Ipv4Assignment> {
+        self.assigned
+    }
+
     fn receive(&mut self, mut ctx: RingContext<'_>) {
         self.start(&mut ctx);
         self.reclaim_tx(&mut ctx);
@@ -395,4 +404,27 @@ mod tests {
         assert_eq!(rx_posted_target(256, 128), 112);
         assert_eq!(rx_posted_target(1024, 128), RX_POSTED_MAX);
     }
+}
+
+/// The IPv4 settings the platform gave the open device (`netdev.ip=<cidr>:<gw>:<dns>`),
+/// or `None`. A malformed one fails the open with a message naming the field: running
+/// with an address nobody asked for is worse than not running.
+fn platform_ipv4() -> Result<Option<Ipv4Assignment>, OpenError> {
+    let read = |kind: core::ffi::c_int| -> Result<Option<std::string::String>, OpenError> {
+        let mut buf = [0u8; 64];
+        // SAFETY: `buf` is valid for `buf.len()` bytes; the glue writes at most that many.
+        let n = unsafe { glue::rtuk_net_einfo(kind, buf.as_mut_ptr().cast(), buf.len()) };
+        match usize::try_from(n) {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(std::string::String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(_) if n == -libc::ENOSPC => {
+                Err(OpenError::Failed("netdev.ip: a field is longer than an IPv4 setting can be".into()))
+            }
+            Err(_) => Err(OpenError::Failed(std::format!("netdev.ip: cannot read it: {}", errno_text(n)))),
+        }
+    };
+    let Some(cidr) = read(RTUK_NET_EINFO_IPV4_CIDR)? else { return Ok(None) };
+    let gateway = read(RTUK_NET_EINFO_IPV4_GW)?;
+    let dns = read(RTUK_NET_EINFO_IPV4_DNS0)?;
+    Ipv4Assignment::parse(&cidr, gateway.as_deref(), dns.as_deref()).map(Some).map_err(OpenError::Failed)
 }
