@@ -385,27 +385,6 @@ impl NetDevice for UkNet {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receive_and_parked_transmit_buffers_never_take_the_whole_pool() {
-        for capacity in [32usize, 64, 128, 200, 256, 384, 1024] {
-            for tx_frames in [0usize, 32, 64, 128, 256] {
-                let rx = rx_posted_target(capacity, tx_frames);
-                assert!(rx >= 1);
-                if capacity > tx_frames + POOL_RESERVE {
-                    assert!(rx + tx_frames < capacity, "capacity {capacity}, tx {tx_frames}: rx {rx}");
-                }
-            }
-        }
-        // The default pool (256) with virtio's 128-frame transmit queue.
-        assert_eq!(rx_posted_target(256, 128), 112);
-        assert_eq!(rx_posted_target(1024, 128), RX_POSTED_MAX);
-    }
-}
-
 /// The IPv4 settings the platform gave the open device (`netdev.ip=<cidr>:<gw>:<dns>`),
 /// or `None`. A malformed one fails the open with a message naming the field: running
 /// with an address nobody asked for is worse than not running.
@@ -427,4 +406,25 @@ fn platform_ipv4() -> Result<Option<Ipv4Assignment>, OpenError> {
     let gateway = read(RTUK_NET_EINFO_IPV4_GW)?;
     let dns = read(RTUK_NET_EINFO_IPV4_DNS0)?;
     Ipv4Assignment::parse(&cidr, gateway.as_deref(), dns.as_deref()).map(Some).map_err(OpenError::Failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_and_parked_transmit_buffers_never_take_the_whole_pool() {
+        for capacity in [32usize, 64, 128, 200, 256, 384, 1024] {
+            for tx_frames in [0usize, 32, 64, 128, 256] {
+                let rx = rx_posted_target(capacity, tx_frames);
+                assert!(rx >= 1);
+                if capacity > tx_frames + POOL_RESERVE {
+                    assert!(rx + tx_frames < capacity, "capacity {capacity}, tx {tx_frames}: rx {rx}");
+                }
+            }
+        }
+        // The default pool (256) with virtio's 128-frame transmit queue.
+        assert_eq!(rx_posted_target(256, 128), 112);
+        assert_eq!(rx_posted_target(1024, 128), RX_POSTED_MAX);
+    }
 }
