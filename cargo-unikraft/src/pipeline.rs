@@ -20,6 +20,8 @@ pub struct Devices {
     pub tap: Option<String>,
     /// A raw disk image for the app's block device.
     pub disk: Option<PathBuf>,
+    /// QEMU's default virtio-net settings (see [`QemuDevices::net_defaults`]).
+    pub net_defaults: bool,
 }
 
 impl Devices {
@@ -70,7 +72,11 @@ pub fn guest(
                     app.spec.name
                 );
             }
-            let qemu_devices = QemuDevices { tap: devices.tap.clone(), disk: devices.disk.clone() };
+            let qemu_devices = QemuDevices {
+                tap: devices.tap.clone(),
+                disk: devices.disk.clone(),
+                net_defaults: devices.net_defaults,
+            };
             Box::new(Qemu::new(image, memory_mib, accel, qemu_devices)?)
         }
         Target::UnikraftFirecracker => Box::new(Firecracker::new(image, &app.spec.name, memory_mib)?),

@@ -235,7 +235,7 @@ const NET_SECONDS: u64 = 5;
 fn udp_echo_rate(qemu: &Path, image: &Path, memory_mib: u32, runtime_args: &[&str]) -> Result<f64> {
     use std::io::{BufRead, BufReader};
     let ns = cargo_unikraft::netns::NetNs::create("ukbench")?;
-    let devices = QemuDevices { tap: Some(cargo_unikraft::netns::TAP.to_string()), disk: None };
+    let devices = QemuDevices { tap: Some(cargo_unikraft::netns::TAP.to_string()), ..QemuDevices::default() };
     let args: Vec<String> = runtime_args.iter().map(|a| a.to_string()).collect();
     let qemu_cmd = qemu_command_with(qemu, image, memory_mib, false, &devices, &args);
     let mut child = ns.wrap(&qemu_cmd).stdout(std::process::Stdio::piped()).spawn().context("start QEMU")?;

@@ -168,6 +168,7 @@ fn real_main() -> Result<u8> {
                 memory_mib: None,
                 tap: args.tap,
                 disk: args.disk,
+                virtio_net_defaults: false,
                 timeout: None,
                 boot_timeout: cargo_unikraft::runner::console::DEFAULT_BOOT_TIMEOUT.as_secs(),
                 args: args.args,

@@ -31,6 +31,10 @@ pub struct RunArgs {
     /// Give the guest a block device backed by this raw disk image.
     #[arg(long, value_name = "FILE")]
     pub disk: Option<PathBuf>,
+    /// With --tap: QEMU's default virtio-net (EVENT_IDX and offloads on), as urunc and
+    /// kraftkit start a guest, instead of this tool's tuned settings.
+    #[arg(long, requires = "tap")]
+    pub virtio_net_defaults: bool,
     /// Kill the guest after this many seconds (default: no limit).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -46,7 +50,8 @@ pub struct RunArgs {
 impl RunArgs {
     pub fn run(&self) -> Result<u8> {
         let app = self.build.app.resolve()?;
-        let devices = Devices { tap: self.tap.clone(), disk: self.disk.clone() };
+        let devices =
+            Devices { tap: self.tap.clone(), disk: self.disk.clone(), net_defaults: self.virtio_net_defaults };
         let image = pipeline::build(&app, self.build.target, &devices)?;
         if self.no_boot {
             println!("{}", image.display());

@@ -56,6 +56,9 @@ pub struct QemuDevices {
     pub tap: Option<String>,
     /// A virtio-blk device backed by this raw image.
     pub disk: Option<PathBuf>,
+    /// Give the net device QEMU's defaults (VIRTIO_F_EVENT_IDX and the offloads on), as
+    /// urunc and kraftkit start it, instead of the tuned settings below.
+    pub net_defaults: bool,
 }
 
 impl QemuDevices {
@@ -79,11 +82,13 @@ impl QemuDevices {
             // under load (its notify check assumes one buffer per kick, and a flood of
             // datagrams left the guest waiting for a receive interrupt that never came);
             // the plain NO_NOTIFY / NO_INTERRUPT flags it falls back to are exact.
-            args.push(
+            args.push(if self.net_defaults {
+                "virtio-net-pci,netdev=n0".to_string()
+            } else {
                 "virtio-net-pci,netdev=n0,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,\
                  event_idx=off"
-                    .to_string(),
-            );
+                    .to_string()
+            });
         }
         args
     }
