@@ -4,8 +4,8 @@
 //!    `x86_64-unknown-linux-gnu` target with the `solo5` feature (stable Rust, `no_std` +
 //!    `alloc`; rt-solo5 provides the allocator, the panic handler and the C functions
 //!    `core` needs).
-//! 2. `solo5-elftool gen-manifest` turns the device manifest into C (`service0`, a
-//!    NET_BASIC device, when the metadata lists `net`; `storage0`, BLOCK_BASIC, for
+//! 2. `solo5-elftool gen-manifest` turns the device manifest into C (`service`, a
+//!    NET_BASIC device, when the metadata lists `net`; `storage`, BLOCK_BASIC, for
 //!    `block`).
 //! 3. Solo5's toolchain wrapper links manifest + archive against the tender's bindings.
 //! 4. The tender runs it; its exit status is the app's.
@@ -75,10 +75,10 @@ pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<Path
     // The manifest lists the devices the metadata asks for.
     let mut declared = Vec::new();
     if devices && app.spec.devices.iter().any(|d| d == "net") {
-        declared.push("{\"name\":\"service0\",\"type\":\"NET_BASIC\"}");
+        declared.push("{\"name\":\"service\",\"type\":\"NET_BASIC\"}");
     }
     if devices && app.spec.devices.iter().any(|d| d == "block") {
-        declared.push("{\"name\":\"storage0\",\"type\":\"BLOCK_BASIC\"}");
+        declared.push("{\"name\":\"storage\",\"type\":\"BLOCK_BASIC\"}");
     }
     let devices = declared.join(",");
     std::fs::write(&manifest_json, format!("{{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[{devices}]}}\n"))?;

@@ -21,9 +21,10 @@ pub struct Solo5Block {
 }
 
 impl Solo5Block {
-    /// Acquires the manifest's device `name` (`""` = `storage0`, what xtask declares).
+    /// Acquires the manifest's device `name` (`""` = `storage`: what cargo-unikraft
+    /// declares, and the name urunc gives its tender).
     pub fn open(name: &str) -> Result<Self, OpenError> {
-        let name = if name.is_empty() { "storage0" } else { name };
+        let name = if name.is_empty() { "storage" } else { name };
         let mut cname = String::from(name);
         cname.push('\0');
         let mut handle = 0u64;

@@ -19,9 +19,10 @@ pub struct Solo5Net {
 }
 
 impl Solo5Net {
-    /// Acquires the manifest's device `name` (`""` = `service0`, what xtask declares).
+    /// Acquires the manifest's device `name` (`""` = `service`: what cargo-unikraft
+    /// declares, and the name urunc gives its tender).
     pub fn open(name: &str) -> Result<Self, OpenError> {
-        let name = if name.is_empty() { "service0" } else { name };
+        let name = if name.is_empty() { "service" } else { name };
         let mut cname = String::from(name);
         cname.push('\0');
         let mut handle = 0u64;

@@ -337,6 +337,11 @@ impl BootArgs {
         Ok(self.lookup(key, help)?.unwrap_or(default))
     }
 
+    /// The value of `--key` if given (`None` if absent); an error if malformed.
+    pub fn maybe<T: FromArg>(&mut self, key: &'static str, help: &'static str) -> Result<Option<T>, ArgError> {
+        self.lookup(key, help)
+    }
+
     /// Whether `--key` (with no value, or `=true`) is present.
     pub fn flag(&mut self, key: &'static str, help: &'static str) -> Result<bool, ArgError> {
         if !self.known.iter().any(|(k, _)| *k == key) {
@@ -518,6 +523,17 @@ mod tests {
         assert_eq!(args.optional::<u16>("other", 7, "other").unwrap(), 7);
         assert!(args.flag("verbose", "chatty").unwrap());
         args.finish().unwrap();
+    }
+
+    #[test]
+    fn maybe_is_none_when_absent_and_checks_when_given() {
+        use smoltcp::wire::Ipv4Address;
+        let mut args = BootArgs::parse(["--ipv4-gateway=10.0.0.1"]).unwrap();
+        assert_eq!(args.maybe::<Ipv4Address>("ipv4-gateway", "gw").unwrap(), Some(Ipv4Address::new(10, 0, 0, 1)));
+        assert_eq!(args.maybe::<u16>("port", "port").unwrap(), None);
+        args.finish().unwrap();
+        let mut args = BootArgs::parse(["--ipv4-gateway=10.0.0"]).unwrap();
+        assert!(args.maybe::<Ipv4Address>("ipv4-gateway", "gw").is_err());
     }
 
     #[test]

@@ -47,8 +47,13 @@ fn ready(test: &str, needs_root: bool) -> bool {
 
 /// `cargo xtask oci --example <example> --output <dir> -- <cmd>`.
 fn write_layout(example: &str, output: &Path, cmd: &[&str]) {
+    write_layout_for(example, "qemu/x86_64", output, cmd)
+}
+
+/// [`write_layout`] for `target`.
+fn write_layout_for(example: &str, target: &str, output: &Path, cmd: &[&str]) {
     let out = Command::new(XTASK)
-        .args(["oci", "--example", example, "--output"])
+        .args(["oci", "--example", example, "--target", target, "--output"])
         .arg(output)
         .arg("--")
         .args(cmd)
@@ -189,4 +194,38 @@ fn the_layout_is_reproducible_and_skopeo_reads_it() {
     let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(inspected["Os"], "linux");
     assert_eq!(inspected["Labels"]["com.urunc.unikernel.binary"], "/unikraft/bin/kernel");
+}
+
+/// urunc's `mirage` type: a Solo5 unikernel whose tender gets `--net:service=<tap>` and
+/// whose app gets `--ipv4=<ip>/<len> --ipv4-gateway=<gw>` before the image's `Cmd`.
+#[test]
+fn udp_echo_runs_as_urunc_boots_a_mirage_image_on_spt() {
+    let test = "udp_echo_runs_as_urunc_boots_a_mirage_image_on_spt";
+    if !ready(test, true) {
+        return;
+    }
+    let Ok(solo5) = cargo_unikraft::solo5::solo5_tree() else {
+        skip_unprovisioned(test, "Solo5 is not provisioned (cargo xtask fetch --solo5-src DIR)");
+        return;
+    };
+    let layout = work_dir().join("udp-echo-spt-layout");
+    write_layout_for("udp-echo", "solo5/spt", &layout, &["--port=7"]);
+    let view = unpack(&layout, &work_dir().join("udp-echo-spt-bundle"));
+    assert_eq!(view.annotations["com.urunc.unikernel.unikernelType"], "mirage");
+    assert_eq!(view.annotations["com.urunc.unikernel.hypervisor"], "spt");
+
+    let ns = Ns::new("oci-spt");
+    let mut tender = ns.command(solo5.join("tenders/spt/solo5-spt").to_str().unwrap());
+    tender
+        .args(["--net:service=tap0", "--net-mac:service=02:00:0a:00:00:4f"])
+        .arg(&view.kernel)
+        .args(["--ipv4=10.0.0.79/24", "--ipv4-gateway=10.0.0.1"])
+        .args(&view.cmd);
+    let _guest = start_until(tender, "udp-echo: listening on 10.0.0.79", Duration::from_secs(60));
+    let out = ns
+        .command(XTASK)
+        .args(["peer", "udp", "--guest", "10.0.0.79", "--message", "mirage-contract"])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("mirage-contract"), "{}", show(&out));
 }

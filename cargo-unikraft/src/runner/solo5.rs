@@ -24,9 +24,9 @@ pub struct Tender {
     pub tender: PathBuf,
     pub image: PathBuf,
     pub memory_mib: u32,
-    /// The TAP for the manifest's `service0` net device.
+    /// The TAP for the manifest's `service` net device.
     pub tap: Option<String>,
-    /// The disk image for the manifest's `storage0` block device.
+    /// The disk image for the manifest's `storage` block device.
     pub disk: Option<PathBuf>,
 }
 
@@ -43,10 +43,10 @@ impl Guest for Tender {
         let mut cmd = Command::new(&self.tender);
         cmd.arg(format!("--mem={}", self.memory_mib));
         if let Some(tap) = &self.tap {
-            cmd.arg(format!("--net:service0={tap}"));
+            cmd.arg(format!("--net:service={tap}"));
         }
         if let Some(disk) = &self.disk {
-            cmd.arg(format!("--block:storage0={}", disk.display()));
+            cmd.arg(format!("--block:storage={}", disk.display()));
         }
         cmd.arg(&self.image).args(args.iter().map(|a| quote_arg(a)));
         cmd

@@ -1,6 +1,7 @@
 //! udp-echo: answers every UDP datagram on `--port` (default 7) with the same bytes.
 //!
-//! Boot arguments: `--ipv4=10.0.0.2/24` (default), `--port=7`.
+//! Boot arguments: `--ipv4=10.0.0.2/24` (default), `--ipv4-gateway=10.0.0.1` (none by
+//! default; urunc passes it to Solo5 images), `--port=7`.
 #![no_std]
 
 extern crate alloc;
@@ -18,6 +19,8 @@ fn run() -> i32 {
     let mut args = BootArgs::or_exit(BootArgs::from_boot());
     let default_ip = Ipv4Cidr { address: Ipv4Address::new(10, 0, 0, 2), prefix_len: 24 };
     let cidr = BootArgs::or_exit(args.optional("ipv4", default_ip, "guest address, like 10.0.0.2/24"));
+    let gateway: Option<Ipv4Address> =
+        BootArgs::or_exit(args.maybe("ipv4-gateway", "default gateway, like 10.0.0.1 (none by default)"));
     let port: u16 = BootArgs::or_exit(args.optional("port", 7, "UDP port to echo on"));
     BootArgs::or_exit(args.finish());
 
@@ -28,7 +31,9 @@ fn run() -> i32 {
             return 1;
         }
     };
-    let mut stack = Stack::new(device, StackConfig::new(cidr));
+    let mut config = StackConfig::new(cidr);
+    config.gateway = gateway;
+    let mut stack = Stack::new(device, config);
     let socket = udp::Socket::new(
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1024]),
         udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1024]),
