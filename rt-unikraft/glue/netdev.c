@@ -464,9 +464,6 @@ int rtuk_net_tx_reclaim(uint16_t *out, int max)
 		out[n++] = rtuk_net.tx_done[--rtuk_net.tx_done_len];
 	return n;
 }
-#else /* !CONFIG_LIBUKNETDEV */
-#include "no_netdev.inc"
-#endif /* CONFIG_LIBUKNETDEV */
 
 /*
  * The platform's IPv4 settings for the open device: with
@@ -504,3 +501,7 @@ int rtuk_net_einfo(int kind, char *buf, size_t len)
 	memcpy(buf, value, n + 1);
 	return (int)n;
 }
+
+#else /* !CONFIG_LIBUKNETDEV */
+#include "no_netdev.inc"
+#endif /* CONFIG_LIBUKNETDEV */

@@ -144,10 +144,21 @@ fn hello_gets_its_cmd_and_qemu_exits_by_itself() {
     if !ready("hello_gets_its_cmd_and_qemu_exits_by_itself", true) {
         return;
     }
-    let layout = work_dir().join("hello-layout");
-    write_layout("hello", &layout, &["from-cmd", "--exit=3"]);
-    let view = unpack(&layout, &work_dir().join("hello-bundle"));
     let ns = Ns::new("oci-hello");
+    let console = boot_until_exit(&ns, &["from-cmd", "--exit=3"]);
+    assert!(console.contains("boot args: from-cmd --exit=3"), "{console}");
+    assert!(console.contains("goodbye (exit 3)"), "{console}");
+    // A panic (rt-unikraft's handler, then exit) ends the VM the same way.
+    let console = boot_until_exit(&ns, &["--panic"]);
+    assert!(console.contains("hello panics, as asked"), "{console}");
+}
+
+/// Boots hello's image with `cmd` as urunc would, and returns the console once QEMU has
+/// exited by itself with status 0 (it fails the test after 90 s).
+fn boot_until_exit(ns: &Ns, cmd: &[&str]) -> String {
+    let layout = work_dir().join("hello-layout");
+    write_layout("hello", &layout, cmd);
+    let view = unpack(&layout, &work_dir().join("hello-bundle"));
     let mut qemu = ns.command("qemu-system-x86_64");
     qemu.args(urunc_qemu(&view, "tap0", "10.0.0.78/24:10.0.0.1:10.0.0.1"))
         .stdout(Stdio::piped())
@@ -166,10 +177,9 @@ fn hello_gets_its_cmd_and_qemu_exits_by_itself() {
         std::thread::sleep(Duration::from_millis(200));
     };
     let out = child.wait_with_output().unwrap();
-    let console = String::from_utf8_lossy(&out.stdout);
+    let console = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(status.success(), "QEMU powers off cleanly (no exit device): {status}\n{console}");
-    assert!(console.contains("boot args: from-cmd --exit=3"), "{console}");
-    assert!(console.contains("goodbye (exit 3)"), "{console}");
+    console
 }
 
 #[test]

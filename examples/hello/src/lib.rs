@@ -1,7 +1,8 @@
 //! hello: prints, reads both clocks, sleeps, draws random bytes and echoes its boot args.
 //!
 //! `--exit=N` makes it exit with status N (used to test exit status propagation);
-//! `--sleep-ms=N` sleeps N ms instead of 100 (used to measure idle CPU use).
+//! `--sleep-ms=N` sleeps N ms instead of 100 (used to measure idle CPU use); `--panic`
+//! panics at the end (used to test that a panic ends the VM too).
 #![no_std]
 
 extern crate alloc;
@@ -32,6 +33,9 @@ fn run() -> i32 {
     let hex: String = random.iter().map(|b| alloc::format!("{b:02x}")).collect();
     println!("random bytes: {hex}");
 
+    if args.iter().any(|a| a == "--panic") {
+        panic!("hello panics, as asked");
+    }
     let exit_code = args.iter().find_map(|a| a.strip_prefix("--exit=")).map(|n| n.parse::<i32>()).transpose();
     match exit_code {
         Ok(code) => {
