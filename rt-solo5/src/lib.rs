@@ -198,4 +198,9 @@ impl Platform for Solo5 {
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
         Ok(Box::new(block::Solo5Block::open(name)?))
     }
+
+    fn thread_id() -> usize {
+        // Solo5 has one thread.
+        1
+    }
 }

@@ -12,9 +12,21 @@
 //! devices (a network task re-polls its `Interface`). This is coarse but correct, and keeps
 //! the backend contract to one function.
 //!
+//! # One thread
+//!
 //! The executor is single-threaded by design (unikernels have one core and no
-//! preemption); its global state must only be touched from the thread that runs
-//! `block_on`.
+//! preemption). Its state is global, so this is checked at run time rather than trusted:
+//!
+//! * while [`block_on`] runs, it owns the executor for its thread (identified by the
+//!   backend's [`services::thread_id`]); [`spawn`], [`sleep_until`], [`wait_io`] or a second
+//!   `block_on` from any other thread panics with a message that says so;
+//! * every access to the state also holds an "in use" flag, so two threads that touch it
+//!   at once, with no `block_on` running, get the same panic instead of a data race.
+//!
+//! Using it from one thread after another (a `block_on` on thread A, then one on thread
+//! B) is fine. On std backends, other threads talk to the executor's thread through
+//! `std::sync` (channels, `Mutex`) instead, or use `std::net` (the socket layer of
+//! rt-unikraft, where the NIC belongs to its network thread, not to this executor).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -24,19 +36,35 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::task::{Context, Poll, Waker};
 
 use crate::services;
 
-struct SingleThreaded<T>(T);
-// SAFETY: the executor runs on one thread (see module docs); `block_on` asserts it is not
-// re-entered, and the state is never handed to another thread.
-unsafe impl<T> Sync for SingleThreaded<T> {}
+/// The executor's global state, usable from one thread at a time.
+///
+/// `in_use` is held (set) for every borrow of `state`, and `owner` names the thread whose
+/// `block_on` is running (0: none). What stops a race is the panic, not waiting: a second
+/// thread never blocks on the flag, so a single-threaded unikernel cannot deadlock on it.
+struct SingleThreaded {
+    state: RefCell<Option<State>>,
+    in_use: AtomicBool,
+    owner: AtomicUsize,
+}
+// SAFETY: `state` is only borrowed through `with_state`, which takes `in_use` with an
+// atomic swap first and panics when it is already set, so no two threads ever borrow the
+// RefCell at once. Its non-`Send` content (spawned futures) is only added and polled on
+// the owning thread: `with_state` panics on any other thread while a `block_on` runs, and
+// `spawn` outside `block_on` panics, so a future never moves to another thread.
+unsafe impl Sync for SingleThreaded {}
+
+const SINGLE_THREADED: &str = "shared_core::executor is single-threaded: it was used from two threads at \
+     once. Run block_on, spawn, sleep and wait_io on one thread; from other threads use \
+     std::sync (channels, Mutex) to talk to it, or std::net sockets instead of the \
+     shared-core Stack";
 
 #[derive(Default)]
 struct State {
-    running: bool,
     timers: BTreeMap<(u64, u64), Waker>,
     next_timer_id: u64,
     io_waiters: Vec<Waker>,
@@ -44,11 +72,61 @@ struct State {
     spawned: Vec<Pin<Box<dyn Future<Output = ()>>>>,
 }
 
-static STATE: SingleThreaded<RefCell<Option<State>>> = SingleThreaded(RefCell::new(None));
+static STATE: SingleThreaded =
+    SingleThreaded { state: RefCell::new(None), in_use: AtomicBool::new(false), owner: AtomicUsize::new(0) };
+
+/// Releases the "in use" flag, also when `f` panics.
+struct InUse;
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        STATE.in_use.store(false, Ordering::Release);
+    }
+}
 
 fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    let mut guard = STATE.0.borrow_mut();
+    let owner = STATE.owner.load(Ordering::Acquire);
+    if owner != 0 && owner != services::thread_id() {
+        panic!("{SINGLE_THREADED} (block_on is running on another thread)");
+    }
+    if STATE.in_use.swap(true, Ordering::Acquire) {
+        panic!("{SINGLE_THREADED} (its state is in use right now)");
+    }
+    let _in_use = InUse;
+    let mut guard = STATE.state.borrow_mut();
     f(guard.get_or_insert_with(State::default))
+}
+
+/// Ownership of the executor by the thread running `block_on`; given back on return and
+/// on unwinding, so a later `block_on` (on any thread) can run.
+struct Owner;
+
+impl Owner {
+    fn claim() -> Owner {
+        let me = services::thread_id();
+        assert_ne!(me, 0, "the backend's thread_id must not be 0");
+        match STATE.owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Owner,
+            Err(owner) if owner == me => panic!("block_on called from inside block_on"),
+            Err(_) => panic!("{SINGLE_THREADED} (block_on is running on another thread)"),
+        }
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // Leave nothing behind for the next block_on: dropped tasks' timers are gone too.
+        // (Never a second panic while unwinding: skipped if another thread holds the state.)
+        let mut left = (Vec::new(), Vec::new());
+        if !STATE.in_use.swap(true, Ordering::Acquire) {
+            let _in_use = InUse;
+            if let Some(s) = STATE.state.borrow_mut().as_mut() {
+                left = (core::mem::take(&mut s.spawned), core::mem::take(&mut s.io_waiters));
+            }
+        }
+        drop(left);
+        STATE.owner.store(0, Ordering::Release);
+    }
 }
 
 /// Set by a task's waker; the executor polls tasks whose flag is set.
@@ -80,10 +158,7 @@ impl Task {
 /// Runs `future` to completion, along with tasks spawned meanwhile. Tasks still pending
 /// when `future` completes are dropped.
 pub fn block_on<F: Future>(future: F) -> F::Output {
-    with_state(|s| {
-        assert!(!s.running, "block_on called from inside block_on");
-        s.running = true;
-    });
+    let owner = Owner::claim();
     let mut main = core::pin::pin!(future);
     let main_flag = Arc::new(WakeFlag(AtomicBool::new(true)));
     let main_waker = Waker::from(main_flag.clone());
@@ -119,13 +194,8 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         waiters.into_iter().for_each(Waker::wake);
         fire_due_timers(services::monotonic_ns());
     };
-    with_state(|s| {
-        // Leave nothing behind for the next block_on: dropped tasks' timers are gone too.
-        s.running = false;
-        s.spawned.clear();
-        s.io_waiters.clear();
-    });
     drop(tasks);
+    drop(owner);
     output
 }
 
@@ -141,8 +211,19 @@ fn fire_due_timers(now: u64) -> bool {
 }
 
 /// Runs `future` concurrently with the others, on the current [`block_on`].
+///
+/// # Panics
+///
+/// Outside a `block_on` (the future could otherwise be polled later by another thread's
+/// `block_on`), and on a thread other than the one running `block_on`.
 pub fn spawn(future: impl Future<Output = ()> + 'static) {
-    with_state(|s| s.spawned.push(Box::pin(future)));
+    with_state(|s| {
+        assert!(
+            STATE.owner.load(Ordering::Acquire) != 0,
+            "shared_core::executor::spawn called outside block_on: spawn from a task that block_on runs"
+        );
+        s.spawned.push(Box::pin(future))
+    });
 }
 
 /// Completes at or after the monotonic time `deadline_ns`.
@@ -225,6 +306,16 @@ impl Future for WaitIo {
     }
 }
 
+#[cfg(test)]
+impl Sleep {
+    /// Polls once with a no-op waker (tests: registers the timer).
+    fn poll_once_for_test(mut self) -> Self {
+        let waker = Waker::from(Arc::new(WakeFlag(AtomicBool::new(false))));
+        let _ = Pin::new(&mut self).poll(&mut Context::from_waker(&waker));
+        self
+    }
+}
+
 /// Yields once, letting other woken tasks run.
 pub async fn yield_now() {
     let mut yielded = false;
@@ -242,6 +333,8 @@ pub async fn yield_now() {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
     use crate::test_platform::{self, WAITS};
     use alloc::rc::Rc;
@@ -298,6 +391,95 @@ mod tests {
             drop(long);
             assert_eq!(with_state(|s| s.timers.len()), 0);
         });
+    }
+
+    /// Runs `f` on a new std thread and returns its panic message, if it panicked.
+    fn panic_on_a_thread(f: impl FnOnce() + Send + 'static) -> Option<std::string::String> {
+        let err = std::thread::spawn(f).join().err()?;
+        Some(match err.downcast::<std::string::String>() {
+            Ok(text) => *text,
+            Err(err) => err.downcast::<&str>().map(|s| (*s).into()).unwrap_or_default(),
+        })
+    }
+
+    #[test]
+    fn a_second_thread_using_the_executor_while_block_on_runs_panics_clearly() {
+        use std::sync::mpsc;
+        let _guard = test_platform::lock();
+        let (inside_tx, inside_rx) = mpsc::channel::<()>();
+        let (done_tx, done_rx) = mpsc::channel::<Option<std::string::String>>();
+        // The second thread waits until block_on runs on this one, then tries each entry point.
+        let other = std::thread::spawn(move || {
+            inside_rx.recv().unwrap();
+            let spawn_msg = panic_on_a_thread(|| spawn(async {}));
+            let sleep_msg = panic_on_a_thread(|| {
+                let mut sleep = sleep_ms(1_000);
+                let waker = Waker::from(Arc::new(WakeFlag(AtomicBool::new(false))));
+                let _ = Pin::new(&mut sleep).poll(&mut Context::from_waker(&waker));
+            });
+            let block_on_msg = panic_on_a_thread(|| block_on(async {}));
+            for msg in [&spawn_msg, &sleep_msg] {
+                done_tx.send(msg.clone()).unwrap();
+            }
+            done_tx.send(block_on_msg).unwrap();
+        });
+        block_on(async {
+            inside_tx.send(()).unwrap();
+            // Stay inside block_on (as a running server would) until the other thread is done.
+            other.join().unwrap();
+        });
+        for _ in 0..3 {
+            let msg = done_rx.recv().unwrap().expect("using the executor from a second thread must panic");
+            assert!(msg.contains("shared_core::executor is single-threaded"), "{msg}");
+            assert!(msg.contains("block_on is running on another thread"), "{msg}");
+            assert!(msg.contains("std::sync"), "the message names what to use instead: {msg}");
+        }
+        // The panics left the executor usable, on this thread ...
+        block_on(sleep_ms(1));
+    }
+
+    #[test]
+    fn two_threads_touching_the_state_at_once_panic_instead_of_racing() {
+        let _guard = test_platform::lock();
+        // Holding the flag stands for "another thread is inside the state right now".
+        STATE.in_use.store(true, Ordering::Release);
+        let msg = panic_on_a_thread(|| drop(sleep_ms(1).poll_once_for_test()));
+        STATE.in_use.store(false, Ordering::Release);
+        let msg = msg.expect("a concurrent access must panic");
+        assert!(msg.contains("single-threaded") && msg.contains("in use right now"), "{msg}");
+    }
+
+    #[test]
+    fn sequential_use_from_different_threads_works() {
+        let _guard = test_platform::lock();
+        for _ in 0..3 {
+            let outcome = std::thread::spawn(|| {
+                block_on(async {
+                    spawn(async { sleep_ms(2).await });
+                    sleep_ms(3).await;
+                    7
+                })
+            })
+            .join()
+            .expect("a block_on on a fresh thread after another thread's one is fine");
+            assert_eq!(outcome, 7);
+        }
+        assert_eq!(block_on(async { 8 }), 8);
+    }
+
+    #[test]
+    fn spawn_outside_block_on_panics() {
+        let _guard = test_platform::lock();
+        let msg = panic_on_a_thread(|| spawn(async {})).expect("spawn outside block_on must panic");
+        assert!(msg.contains("outside block_on"), "{msg}");
+    }
+
+    #[test]
+    fn block_on_inside_block_on_panics_and_the_executor_recovers() {
+        let _guard = test_platform::lock();
+        let msg = panic_on_a_thread(|| block_on(async { block_on(async {}) })).expect("nested block_on must panic");
+        assert!(msg.contains("block_on called from inside block_on"), "{msg}");
+        assert_eq!(block_on(async { 1 }), 1);
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub trait Platform {
     fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError>;
     /// Opens the block device called `name` (`""` = the first/default one).
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError>;
+    /// A nonzero number that identifies the calling thread among the threads alive now
+    /// (a backend without threads returns 1). The executor uses it to refuse being
+    /// driven from two threads.
+    fn thread_id() -> usize;
 }
 
 /// Defines the link-time service symbols from a [`Platform`] implementation.
@@ -120,6 +124,10 @@ macro_rules! provide_platform {
             ) -> Result<$crate::__alloc::boxed::Box<dyn $crate::block::BlockDevice>, $crate::services::OpenError> {
                 <$platform as __P>::open_block(name)
             }
+            #[unsafe(no_mangle)]
+            fn __shared_core_platform_thread_id() -> usize {
+                <$platform as __P>::thread_id()
+            }
         };
     };
 }
@@ -137,6 +145,7 @@ unsafe extern "Rust" {
     fn __shared_core_platform_wait_until(deadline_ns: Option<u64>);
     fn __shared_core_platform_open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError>;
     fn __shared_core_platform_open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError>;
+    fn __shared_core_platform_thread_id() -> usize;
 }
 
 /// The backend's short name (`"unix"`, `"unikraft"`, `"solo5"`).
@@ -204,4 +213,10 @@ pub fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
 pub fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
     // SAFETY: as above.
     unsafe { __shared_core_platform_open_block(name) }
+}
+
+/// Identifies the calling thread (nonzero; unique among live threads).
+pub fn thread_id() -> usize {
+    // SAFETY: as above.
+    unsafe { __shared_core_platform_thread_id() }
 }

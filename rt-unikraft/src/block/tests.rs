@@ -77,6 +77,11 @@ impl Platform for TestPlatform {
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
         Err(OpenError::NotFound(name.into()))
     }
+    fn thread_id() -> usize {
+        std::thread_local!(static ID: u8 = const { 0 });
+        // The address of a thread-local is unique among the threads alive now.
+        ID.with(|id| id as *const u8 as usize)
+    }
 }
 
 shared_core::provide_platform!(TestPlatform);
