@@ -71,7 +71,8 @@ fn http_on_unikraft_survives_load_idle_and_slow_clients() {
     let ns = Ns::new("ukload-uk");
     let mut cmd = ns.command(XTASK);
     cmd.args(["kraft-run", "--example", "http", "--tap", "tap0"]);
-    let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(120));
+    // Generous: this run relinks the image if anything changed since the build above.
+    let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(300));
     let load = Load { ab_requests: 2000, wrk_seconds: 5, sequential_limit: None };
     exercise(test, "ukload-uk", &ns, &load);
     drop(guest);
@@ -107,9 +108,10 @@ fn exercise(test: &str, ns_tag: &str, ns: &Ns, load: &Load) {
     let ab = ab_gets_no_failed_request(ns, load.ab_requests);
     let wrk = wrk_gets_no_error(ns, load.wrk_seconds);
     let held = idle_and_slow_clients_neither_stop_it_nor_stay_open(ns, &name, load.ab_requests / 4);
+    let kept = clients_that_never_close_do_not_fill_it(ns, &name, load.ab_requests / 4);
     let page = in_ns(&name, || exchange(b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(30)));
     assert!(page.starts_with("HTTP/1.0 200 OK"), "the guest stopped serving after the load: {page:?}");
-    eprintln!("{test}: {ab}; {wrk}; {held} ({:.0?} in all)", started.elapsed());
+    eprintln!("{test}: {ab}; {wrk}; {held}; {kept} ({:.0?} in all)", started.elapsed());
 }
 
 /// The four kinds of connection that used to take the server down for good: each gets
@@ -247,6 +249,28 @@ fn idle_and_slow_clients_neither_stop_it_nor_stay_open(ns: &Ns, ns_name: &str, r
     format!(
         "{IDLE} idle + {SLOW} slow clients: served while open ({ab}, page after {served_after:.1?}), all closed by the guest within {idle_closed_after:.1?}"
     )
+}
+
+/// 300 clients (more than the guest's 256 sockets) each take their page and keep their
+/// side open; every one is answered, and so is `ab` at 64 connections after them.
+fn clients_that_never_close_do_not_fill_it(ns: &Ns, ns_name: &str, requests: u32) -> String {
+    const CLIENTS: usize = 300;
+    let kept = in_ns(ns_name, || {
+        (0..CLIENTS)
+            .map(|i| {
+                let mut s = connect();
+                s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                let mut page = Vec::new();
+                (&s).read_to_end(&mut page).unwrap_or_else(|e| panic!("client {i}: {e}"));
+                assert!(page.starts_with(b"HTTP/1.0 200 OK"), "client {i}: {:?}", String::from_utf8_lossy(&page));
+                s // kept open: the guest waits for its FIN
+            })
+            .collect::<Vec<_>>()
+    });
+    let ab = ab_gets_no_failed_request(ns, requests);
+    drop(kept);
+    format!("{CLIENTS} clients kept their side open after the page; then {ab}")
 }
 
 /// Connects to the guest (from a thread in the namespace).

@@ -18,9 +18,14 @@
 //!   it [answered](Connection::answered), then [`ListenerConfig::close_timeout`] to be
 //!   closed. Past its deadline it is aborted. Every connection's life is bounded, so idle
 //!   clients, slow senders, slow readers and peers that never close all free their socket.
-//! * When fewer than `backlog` sockets are free, the pool aborts the oldest connection not
-//!   yet answered (idle or slow clients; a client being served is never evicted), so a flood
-//!   of idle connections cannot deafen the server.
+//! * When fewer than `backlog` sockets are free, the pool aborts connections: finished
+//!   exchanges first (answer and FIN acknowledged, only the peer's FIN awaited), then the
+//!   oldest of the unanswered ones (idle or slow clients) and of the answered ones whose
+//!   answer is sent but not acknowledged (slow readers, peers that delay their ACK and
+//!   never close), as Linux resets orphaned sockets under pressure. The clients being
+//!   served right now are the youngest, so they go last; a connection the app is still
+//!   sending on is never evicted. So neither a flood of idle connections nor clients that
+//!   take their answer and never close can deafen the server.
 //!
 //! Memory is fixed when the pool is built: `sockets` sockets with their buffers, and one
 //! app state `T` per socket (reset to `T::default()` for each new connection).
@@ -97,7 +102,7 @@ pub struct ListenerCounters {
     pub request_timeouts: u64,
     /// Answered connections aborted because they did not close in `close_timeout`.
     pub close_timeouts: u64,
-    /// Unanswered connections aborted to keep `backlog` sockets listening.
+    /// Connections aborted to keep `backlog` sockets listening.
     pub evicted: u64,
 }
 
@@ -261,30 +266,51 @@ impl<T: Default> ListenerPool<T> {
         self.next_deadline(now)
     }
 
-    /// Aborts the oldest unanswered connections until `backlog` sockets listen (or will,
-    /// once their reset is sent).
+    /// Aborts connections until `backlog` sockets listen (or will, once their reset is
+    /// sent). See [`evictee`](Self::evictee) for which.
     fn keep_backlog(&mut self, sockets: &mut SocketSet<'static>) {
         let mut free = self.slots.iter().filter(|s| matches!(s.phase, Phase::Listening | Phase::Resetting)).count();
         while free < self.config.backlog {
-            if let Some(slot) = self
-                .slots
-                .iter_mut()
-                .filter_map(|s| match s.phase {
-                    Phase::Waiting { since } => Some((since, s)),
-                    _ => None,
-                })
-                .min_by_key(|(since, _)| *since)
-                .map(|(_, s)| s)
-            {
-                sockets.get_mut::<tcp::Socket>(slot.handle).abort();
-                slot.phase = Phase::Resetting;
-                self.counters.evicted += 1;
-            } else {
-                // Every held connection is answered and closing; each ends by its deadline.
+            let Some(index) = self.evictee(sockets) else {
+                // Every held connection is being answered; each ends by its deadline.
                 break;
-            }
+            };
+            let slot = &mut self.slots[index];
+            sockets.get_mut::<tcp::Socket>(slot.handle).abort();
+            slot.phase = Phase::Resetting;
+            self.counters.evicted += 1;
             free += 1;
         }
+    }
+
+    /// The connection to give up first:
+    ///
+    /// 1. the oldest finished exchange: answered, answer and FIN acknowledged (`FIN-WAIT-2`,
+    ///    only the peer's FIN awaited), which costs the peer nothing;
+    /// 2. else the oldest of the unanswered connections (idle or slow clients, by the time
+    ///    they were accepted) and the answered ones the app has closed whose answer or FIN
+    ///    is not yet acknowledged (slow readers, peers that delay their ACK and never
+    ///    close; by the time they were answered). Like Linux's orphans under memory
+    ///    pressure, those are reset. The clients a busy server is serving right now are the
+    ///    youngest, so they go last.
+    ///
+    /// Never an answered connection the app is still sending on (it ends by its deadline).
+    fn evictee(&self, sockets: &SocketSet<'static>) -> Option<usize> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let socket = sockets.get::<tcp::Socket>(slot.handle);
+                let key = match slot.phase {
+                    Phase::Answered { since } if socket.state() == State::FinWait2 => (0, since),
+                    Phase::Answered { since } if !socket.may_send() => (1, since),
+                    Phase::Waiting { since } => (1, since),
+                    _ => return None,
+                };
+                Some((key, index))
+            })
+            .min_by_key(|(key, _)| *key)
+            .map(|(_, index)| index)
     }
 
     /// The earliest deadline of a connection, or (for a pending reset) a millisecond from

@@ -152,7 +152,19 @@ impl Net {
 
     /// A client socket connecting to the server now (not settled).
     fn connect(&mut self) -> SocketHandle {
-        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 4096]), tcp::SocketBuffer::new(vec![0; 4096]));
+        self.connect_with_window(4096)
+    }
+
+    /// [`connect`](Self::connect) with a receive buffer of `window` bytes.
+    fn connect_with_window(&mut self, window: usize) -> SocketHandle {
+        self.connect_with(window, Some(Duration::from_millis(10)))
+    }
+
+    /// [`connect`](Self::connect) with a receive buffer of `window` bytes and an ACK delay.
+    fn connect_with(&mut self, window: usize, ack_delay: Option<Duration>) -> SocketHandle {
+        let mut socket =
+            tcp::Socket::new(tcp::SocketBuffer::new(vec![0; window]), tcp::SocketBuffer::new(vec![0; 4096]));
+        socket.set_ack_delay(ack_delay);
         self.next_port += 1;
         socket.connect(self.client.iface.context(), (IpAddress::Ipv4(SERVER), PORT), self.next_port).unwrap();
         self.client.sockets.add(socket)
@@ -262,36 +274,48 @@ fn an_answered_connection_the_peer_never_closes_is_aborted_at_the_close_deadline
 }
 
 #[test]
-fn under_pressure_the_oldest_unanswered_connection_is_evicted() {
-    // 8 sockets, backlog 2: six connections are held; the seventh evicts the oldest
-    // unanswered one, never the answered one even though it is older.
+fn under_pressure_finished_exchanges_go_first_then_the_oldest_connections() {
+    // 8 sockets, backlog 2: six connections are held. Then each new one evicts: first the
+    // finished exchange (answered, waiting only for the client's FIN), then the oldest
+    // idle one, not the younger answer still on its way to a slow reader.
     let mut net = Net::new(small(8, 2));
-    let answered = net.connect();
+    let finished = net.connect();
     net.settle();
-    net.client(answered).send_slice(b"GET").unwrap();
+    net.client(finished).send_slice(b"GET").unwrap();
     net.settle();
-    assert_eq!(net.read(answered), ANSWER); // the server now waits for the client's FIN
-    let idle: Vec<_> = (0..5)
+    assert_eq!(net.read(finished), ANSWER); // the server now waits in FIN-WAIT-2
+    let idle: Vec<_> = (0..4)
         .map(|_| {
             let c = net.connect();
             net.wait(Duration::from_millis(100));
             c
         })
         .collect();
-    for &c in &idle {
+    let stalled = net.connect_with_window(2);
+    net.settle();
+    net.client(stalled).send_slice(b"GET").unwrap();
+    net.settle(); // answered, but only 2 of its bytes fit the client's window
+    for &c in idle.iter().chain([&stalled]) {
         assert_eq!(net.state(c), State::Established);
     }
+    assert_eq!(net.state(finished), State::CloseWait);
     assert_eq!(net.pool.counters().evicted, 0);
+    assert_eq!(net.pool.listening(), 2);
+
     let late = net.connect();
     net.settle();
     assert_eq!(net.state(late), State::Established);
-    assert_eq!(net.state(idle[0]), State::Closed, "the oldest idle connection was not evicted");
-    for &c in &idle[1..] {
+    assert_eq!(net.state(finished), State::Closed, "the finished exchange was not the first to go");
+    assert_eq!(net.state(idle[0]), State::Established);
+    let later = net.connect();
+    net.settle();
+    assert_eq!(net.state(later), State::Established);
+    assert_eq!(net.state(idle[0]), State::Closed, "the oldest idle connection was not next");
+    for &c in idle[1..].iter().chain([&stalled]) {
         assert_eq!(net.state(c), State::Established);
     }
-    assert_eq!(net.state(answered), State::CloseWait, "the answered connection was evicted");
-    assert_eq!(net.pool.counters().evicted, 1);
-    assert_eq!(net.pool.listening(), 2);
+    assert_eq!(net.read(stalled), b"an");
+    assert_eq!(net.pool.counters().evicted, 2);
 
     // A flood of idle connections far beyond the pool: the server keeps accepting and
     // answering, evicting the oldest idle ones.
@@ -310,6 +334,65 @@ fn under_pressure_the_oldest_unanswered_connection_is_evicted() {
     assert!(net.pool.counters().evicted >= 50, "{:?}", net.pool.counters());
     assert_eq!(net.state(*flood.last().unwrap()), State::Established);
     assert_eq!(net.pool.connections() + net.pool.listening(), 8, "the pool never grows");
+}
+
+#[test]
+fn clients_that_take_their_answer_and_never_close_cannot_fill_the_pool() {
+    // 100 clients on 8 sockets each get their answer and keep their side open: the ones
+    // waiting for a FIN give way, and every client is answered.
+    let mut net = Net::new(small(8, 2));
+    for i in 0..100 {
+        let c = net.connect();
+        net.settle();
+        assert_eq!(net.state(c), State::Established, "client {i} was refused");
+        net.client(c).send_slice(b"GET").unwrap();
+        net.settle();
+        assert_eq!(net.read(c), ANSWER, "client {i}");
+    }
+    assert!(net.pool.counters().evicted >= 90, "{:?}", net.pool.counters());
+    assert_eq!(net.pool.counters().answered, 100);
+}
+
+#[test]
+fn clients_that_delay_their_ack_and_never_close_cannot_fill_the_pool() {
+    // As Linux clients do after a FIN (delayed ACK), these leave the server in FIN-WAIT-1
+    // for a second, longer than the next 7 clients take: the oldest such answers are
+    // reset to make room, never a newcomer.
+    let mut net = Net::new(small(8, 2));
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let c = net.connect_with(4096, Some(Duration::from_secs(1)));
+        net.settle();
+        assert_eq!(net.state(c), State::Established, "client {i} was refused");
+        net.client(c).send_slice(b"GET").unwrap();
+        net.settle();
+        assert_eq!(net.read(c), ANSWER, "client {i}");
+        clients.push(c);
+    }
+    let counters = net.pool.counters();
+    assert_eq!(counters.answered, 100);
+    assert!(counters.evicted >= 90, "{counters:?}");
+}
+
+#[test]
+fn a_client_being_answered_outlives_a_burst_of_older_idle_connections() {
+    // Idle connections opened a moment ago, then a client answered whose ACK is delayed
+    // (FIN-WAIT-1 on the server): the next newcomer evicts the oldest idle connection,
+    // not the answer in flight.
+    let mut net = Net::new(small(8, 2));
+    let idle: Vec<_> = (0..5).map(|_| net.connect()).collect();
+    net.settle();
+    let served = net.connect_with(4096, Some(Duration::from_secs(1)));
+    net.settle();
+    net.client(served).send_slice(b"GET").unwrap();
+    net.settle();
+    let newcomer = net.connect();
+    net.settle();
+    assert_eq!(net.state(newcomer), State::Established);
+    assert_eq!(net.state(served), State::CloseWait, "the client being answered was evicted");
+    assert_eq!(net.read(served), ANSWER);
+    assert_eq!(idle.iter().filter(|&&c| net.state(c) == State::Closed).count(), 1);
+    assert_eq!(net.pool.counters().evicted, 1);
 }
 
 #[test]
