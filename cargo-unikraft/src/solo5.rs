@@ -52,23 +52,7 @@ pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<Path
     let out_dir = out_dir.join(&app.spec.name);
     std::fs::create_dir_all(&out_dir)?;
     let cargo_dir = out_dir.parent().expect("has a parent").join("cargo");
-    eprintln!("cargo-unikraft: building the Rust staticlib for solo5 ({})", app.build.manifest_path);
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["rustc", "--manifest-path", &app.build.manifest_path, "--lib", "--release"])
-        .args(["--no-default-features", "--features", "solo5", "--crate-type", "staticlib"])
-        .arg("--target-dir")
-        .arg(&cargo_dir)
-        .args(["--config", "profile.release.lto=true", "--config", "profile.release.panic='abort'"])
-        .status()
-        .context("run cargo")?;
-    if !status.success() {
-        bail!(
-            "cargo failed to build {} for solo5 ({status}); the app needs a `solo5 = [\"unikernel/solo5\"]` feature \
-             and must be no_std + alloc (Solo5 has no libc for std)",
-            app.build.manifest_path
-        );
-    }
-    let archive = cargo_dir.join("release").join(format!("lib{}.a", app.build.lib_name));
+    let archive = crate::staticlib::build_solo5_staticlib(&app.spec, &app.build, &cargo_dir)?;
 
     let variant = if devices { "" } else { "-nodev" };
     let manifest_json = out_dir.join(format!("manifest{variant}.json"));

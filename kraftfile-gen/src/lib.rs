@@ -152,9 +152,27 @@ pub struct LinkedBin {
 /// rt-unikraft's shims in the same object as its entry (so a `clock_nanosleep` override
 /// is always linked), and `panic = "abort"` is what the `_Unwind_*` stubs assume.
 pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
-    // The app's own `unikraft` feature selects the backend; `backtrace` in the metadata
-    // turns on the real unwinder in rt-unikraft (through the facade).
-    let features = if spec.backtrace { "unikraft,unikernel/backtrace" } else { "unikraft" };
+    backend_staticlib_args(spec, build, Backend::Unikraft, &build.cargo_target_dir)
+}
+
+/// A backend an app's staticlib is built for, selected by the app's cargo feature of the
+/// same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Unikraft,
+    Solo5,
+}
+
+/// [`cargo_staticlib_args`] for `backend`, into `target_dir`: the one cargo command line
+/// of every image's Rust archive (Solo5's too), so the profile settings below hold for all.
+pub fn backend_staticlib_args(spec: &AppSpec, build: &RustBuild, backend: Backend, target_dir: &str) -> Vec<String> {
+    // The app's own `unikraft` (or `solo5`) feature selects the backend; `backtrace` in
+    // the metadata turns on the real unwinder in rt-unikraft (through the facade).
+    let features = match backend {
+        Backend::Unikraft if spec.backtrace => "unikraft,unikernel/backtrace",
+        Backend::Unikraft => "unikraft",
+        Backend::Solo5 => "solo5",
+    };
     let mut args: Vec<String> = [
         "rustc",
         "--manifest-path",
@@ -167,7 +185,7 @@ pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
         "--crate-type",
         "staticlib",
         "--target-dir",
-        &build.cargo_target_dir,
+        target_dir,
         "--config",
         "profile.release.lto=true",
         "--config",
@@ -178,7 +196,7 @@ pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect();
-    if spec.backtrace {
+    if spec.backtrace && backend == Backend::Unikraft {
         // Line tables, so the symbolized frames name files and lines. They live in the
         // debug image only; Unikraft strips the bootable one.
         args.extend(["--config", "profile.release.debug='line-tables-only'"].map(String::from));
