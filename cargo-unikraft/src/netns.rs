@@ -255,6 +255,7 @@ fn install() -> Result<()> {
         // SAFETY: a zeroed sigaction is a valid argument for querying; the pointers are to
         // live locals.
         let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: queries only (no new action); `old` is a live local.
         unsafe { libc::sigaction(signal, std::ptr::null(), &mut old) };
         if old.sa_sigaction == libc::SIG_IGN {
             continue; // ignored on purpose (nohup, a background job): leave it so
@@ -264,7 +265,9 @@ fn install() -> Result<()> {
         let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
         action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
         action.sa_flags = libc::SA_RESTART;
+        // SAFETY: `action.sa_mask` is a live, writable local.
         unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: `action` is fully initialised above; no old action is asked for.
         if unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) } != 0 {
             return Err(std::io::Error::last_os_error()).context("install a signal handler");
         }

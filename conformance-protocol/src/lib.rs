@@ -15,6 +15,7 @@
 //!
 //! `#![no_std]` without `alloc` and without dependencies, so every backend's guest (solo5's
 //! `no_std` staticlib included) links it as it is.
+#![forbid(unsafe_code)]
 #![no_std]
 
 /// The names of the cases the guest reports. Groups that are run (or skipped) together

@@ -13,6 +13,7 @@
 //!
 //! What the host must agree on (case names, ports, payloads, patterns, the report lines)
 //! is in the `conformance-protocol` crate, which the host runner uses too.
+#![forbid(unsafe_code)]
 #![no_std]
 
 extern crate alloc;

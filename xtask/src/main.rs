@@ -6,6 +6,7 @@
 //! * `kraft-run`, `kraft-gen`, `oci`, `solo5-run`, `fetch`, `doctor`: `cargo unikraft run`, `gen`, `oci`,
 //!   `run --target solo5/...`, `fetch` and `doctor`, with `--example NAME` for this
 //!   repository's examples.
+#![forbid(unsafe_code)]
 
 mod bench;
 mod bench_plain;

@@ -9,6 +9,7 @@
 //! On Unikraft each of these must reach the host as the QEMU exit status; the tests in
 //! `xtask/tests/unikraft.rs` check all three, and `cargo xtask bench-runtime` boots this
 //! app in ever smaller guests to find the least memory it needs.
+#![forbid(unsafe_code)]
 
 use std::sync::mpsc;
 use std::thread;

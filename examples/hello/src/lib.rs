@@ -3,6 +3,7 @@
 //! `--exit=N` makes it exit with status N (used to test exit status propagation);
 //! `--sleep-ms=N` sleeps N ms instead of 100 (used to measure idle CPU use); `--panic`
 //! panics at the end (used to test that a panic ends the VM too).
+#![forbid(unsafe_code)]
 #![no_std]
 
 extern crate alloc;

@@ -5,6 +5,7 @@
 use std::process::Command;
 
 fn children_cpu_ms() -> u64 {
+    // SAFETY: rusage is plain integers, for which all-zero bytes are a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid out-pointer.
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };

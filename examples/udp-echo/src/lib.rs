@@ -2,6 +2,7 @@
 //!
 //! Boot arguments: `--ipv4=10.0.0.2/24` (default), `--ipv4-gateway=10.0.0.1` (none by
 //! default; urunc passes it to Solo5 images), `--port=7`.
+#![forbid(unsafe_code)]
 #![no_std]
 
 extern crate alloc;
