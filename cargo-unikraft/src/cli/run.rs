@@ -82,3 +82,22 @@ impl RunArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::Cli;
+
+    /// `--memory-mib` outside 4 MiB..=64 GiB is refused before anything is built: 0 once
+    /// silently became 128 MiB, and 1 MiB hung the guest.
+    #[test]
+    fn guest_memory_outside_the_range_is_refused_by_the_command_line() {
+        for bad in ["0", "1", "3", "65537"] {
+            let parsed = Cli::try_parse_from(["cargo-unikraft", "run", "--memory-mib", bad]);
+            let err = parsed.expect_err(bad).to_string();
+            assert!(err.contains("--memory-mib") && err.contains("4..=65536"), "{bad}: {err}");
+        }
+        assert!(Cli::try_parse_from(["cargo-unikraft", "run", "--memory-mib", "4"]).is_ok());
+    }
+}
