@@ -82,6 +82,9 @@ const PLAIN_MAIN: &str = r#"fn main() {
     println!("a thread says {}", worker.join().unwrap());
     std::panic::set_hook(Box::new(|_| {}));
     println!("a panic unwinds: {}", std::panic::catch_unwind(|| panic!("on purpose")).is_err());
+    if let Some(secs) = args.iter().find_map(|a| a.strip_prefix("--sleep=")) {
+        std::thread::sleep(std::time::Duration::from_secs(secs.parse().unwrap()));
+    }
     if args.iter().any(|a| a == "--panic") {
         let _ = std::panic::take_hook();
         panic!("asked to panic");
@@ -390,4 +393,59 @@ fn unikraft_parameters_precede_the_stop_sequence_and_the_app_gets_the_rest() {
         .expect("QEMU still running after 60 s");
     assert!(console.lines().any(|l| l.trim_end() == "plain args: --exit=4 a"), "{console}");
     assert_eq!(status, 0, "{console}");
+}
+
+/// The processes whose executable is `exe`.
+fn processes_running(exe: &Path) -> Vec<u32> {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        .collect()
+}
+
+/// SIGKILL of the tool (no chance to clean up) still takes its guest down: the guest is
+/// started with PR_SET_PDEATHSIG. Shown with the hosted-musl guest, a plain process.
+#[test]
+fn a_guest_dies_with_the_tool_that_started_it_even_on_sigkill() {
+    use std::io::BufRead;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if which::which("musl-gcc").is_err() {
+        eprintln!("SKIP: a_guest_dies_with_the_tool_that_started_it_even_on_sigkill: musl-gcc is not installed (Debian: musl-tools)");
+        return;
+    }
+    let dir = plain_crate();
+    let out = tool(&dir, &["build", "--target", "hosted-musl"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let exe = fs::canonicalize(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+
+    let mut run = Command::new(TOOL)
+        .args(["unikraft", "run", "--target", "hosted-musl", "--", "--sleep=120"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = run.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = std::time::Instant::now();
+    while !rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the guest never started").contains("plain args")
+    {
+        assert!(started.elapsed().as_secs() < 60, "the guest never printed its arguments");
+    }
+    assert!(!processes_running(&exe).is_empty(), "the guest process is not running");
+
+    run.kill().unwrap(); // SIGKILL
+    run.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_running(&exe).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the guest outlived the tool by 10 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
