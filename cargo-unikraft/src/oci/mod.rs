@@ -134,6 +134,24 @@ impl BlobStore {
     fn put_json(&self, value: &impl serde::Serialize) -> Result<Blob> {
         self.put(&canonical_json(value)?)
     }
+
+    /// Stores `config` and a manifest over it and the one `layer`; returns the manifest.
+    fn put_manifest(
+        &self,
+        config: &oci_spec::image::ImageConfiguration,
+        layer: &oci_spec::image::Descriptor,
+        annotations: HashMap<String, String>,
+    ) -> Result<Blob> {
+        let config_blob = self.put_json(config)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(descriptor(MediaType::ImageConfig, &config_blob)?)
+            .layers(vec![layer.clone()])
+            .annotations(annotations)
+            .build()?;
+        self.put_json(&manifest)
+    }
 }
 
 fn descriptor(media_type: MediaType, blob: &Blob) -> Result<oci_spec::image::Descriptor> {
@@ -200,15 +218,7 @@ fn write_layout_into(spec: &ImageSpec, dir: &Path) -> Result<String> {
         .config(ConfigBuilder::default().cmd(spec.cmd.clone()).labels(urunc_labels.clone()).build()?)
         .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![diff_id.clone()]).build()?)
         .build()?;
-    let config_blob = blobs.put_json(&config)?;
-    let manifest = ImageManifestBuilder::default()
-        .schema_version(2u32)
-        .media_type(MediaType::ImageManifest)
-        .config(descriptor(MediaType::ImageConfig, &config_blob)?)
-        .layers(vec![layer_descriptor.clone()])
-        .annotations(urunc_labels)
-        .build()?;
-    let urunc_manifest = blobs.put_json(&manifest)?;
+    let urunc_manifest = blobs.put_manifest(&config, &layer_descriptor, urunc_labels)?;
     index_entries.push(serde_json::json!({
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": format!("sha256:{}", urunc_manifest.hex),
@@ -232,15 +242,7 @@ fn write_layout_into(spec: &ImageSpec, dir: &Path) -> Result<String> {
             .config(ConfigBuilder::default().cmd(spec.cmd.clone()).build()?)
             .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![diff_id]).build()?)
             .build()?;
-        let config_blob = blobs.put_json(&config)?;
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(MediaType::ImageConfig, &config_blob)?)
-            .layers(vec![layer_descriptor])
-            .annotations(annotations.clone())
-            .build()?;
-        let blob = blobs.put_json(&manifest)?;
+        let blob = blobs.put_manifest(&config, &layer_descriptor, annotations.clone())?;
         index_entries.push(serde_json::json!({
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": format!("sha256:{}", blob.hex),
