@@ -79,7 +79,7 @@ pub fn resolve_app(manifest: &Path) -> Result<App> {
         .join("glue");
     // main.c first: the hosted-musl harness finds hosted.c next to it.
     let mut glue_sources = Vec::new();
-    for file in ["main.c", "netdev.c", "blkdev.c"] {
+    for file in ["main.c", "netdev.c", "blkdev.c", "socket.c"] {
         let glue = glue_dir.join(file);
         if !glue.is_file() {
             bail!("rt-unikraft's C glue is missing: {}", glue.display());

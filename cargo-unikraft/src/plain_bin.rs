@@ -26,6 +26,7 @@ const GLUE: &[(&str, &str)] = &[
     ("hosted.c", include_str!("../../rt-unikraft/glue/hosted.c")),
     ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
     ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
+    ("no_socket.inc", include_str!("../../rt-unikraft/glue/no_socket.inc")),
     ("rt_glue.h", include_str!("../../rt-unikraft/glue/rt_glue.h")),
 ];
 

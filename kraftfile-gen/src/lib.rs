@@ -365,8 +365,15 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
          # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
          # the VM (Unikraft's exit_group drops it).\n\
          LDFLAGS-y += -Wl,--wrap=exit\n\n\
-         {rust}",
+         {sockets}{rust}",
         name = spec.name,
+        sockets = if spec.sockets {
+            "# sockets = true: a blocking connect() reports a refused or failed connection as\n\
+             # an error, not as a positive status (rt-unikraft/glue/socket.c, __wrap_uk_syscall_r_connect).\n\
+             LDFLAGS-y += -Wl,--wrap=uk_syscall_r_connect\n\n"
+        } else {
+            ""
+        },
     );
     let config_uk = format!("config APP{upper}\nbool \"{name}: a Rust application\"\ndefault y\n", name = spec.name);
 

@@ -14,7 +14,7 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::values::{
-    base_kconfig, kconfig_value_problem, parse_memory, KNOWN_DEVICES, MEMORY_MIB_RANGE, TARGET_KCONFIG,
+    base_kconfig, kconfig_value_problem, parse_memory, KNOWN_DEVICES, MEMORY_MIB_RANGE, SOCKETS_KCONFIG, TARGET_KCONFIG,
 };
 
 /// The Unikraft / lib-musl tag used when the metadata names none: the consistent pair.
@@ -26,8 +26,19 @@ pub const KNOWN_TARGETS: &[&str] = &["qemu/x86_64", "fc/x86_64"];
 pub const TABLE: &str = "package.metadata.unikraft";
 
 /// The keys of the table, in the order the docs list them.
-pub const KNOWN_KEYS: &[&str] =
-    &["version", "source", "libraries", "targets", "kconfig", "cmdline", "memory", "name", "backtrace", "devices"];
+pub const KNOWN_KEYS: &[&str] = &[
+    "version",
+    "source",
+    "libraries",
+    "targets",
+    "kconfig",
+    "cmdline",
+    "memory",
+    "name",
+    "backtrace",
+    "devices",
+    "sockets",
+];
 
 /// `[package.metadata.unikraft]`, as written by the user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,6 +64,9 @@ pub struct UnikraftMetadata {
     pub backtrace: Option<bool>,
     /// Devices the app uses: any of `net`, `block` (default none).
     pub devices: Vec<String>,
+    /// std's sockets (`std::net`, mio, tokio) over the net device (default `false`):
+    /// Unikraft's posix-socket with rt-unikraft's AF_INET driver. Needs `net` in `devices`.
+    pub sockets: Option<bool>,
 }
 
 /// Everything needed to generate the files for one app.
@@ -80,6 +94,9 @@ pub struct AppSpec {
     pub backtrace: bool,
     /// Devices (`net`, `block`), sorted; their drivers are in the kconfig.
     pub devices: Vec<String>,
+    /// std's sockets through rt-unikraft's AF_INET driver (posix-socket, epoll, eventfd
+    /// in the kconfig; the link wraps `connect`, see rt-unikraft/glue/socket.c).
+    pub sockets: bool,
 }
 
 /// Bad metadata. Every variant's message starts with the key it is about
@@ -117,6 +134,8 @@ pub enum MetadataError {
     BadName(String),
     /// A device this generator does not know.
     UnknownDevice(String),
+    /// `sockets = true` without `net` in `devices`.
+    SocketsWithoutNet,
     /// A boot argument with a control character (a line break or NUL cannot be passed).
     BadCmdline {
         /// Its index in `cmdline`.
@@ -135,6 +154,11 @@ impl fmt::Display for MetadataError {
                 "{TABLE}.devices: unknown device `{}`; known: {}",
                 d.escape_debug(),
                 KNOWN_DEVICES.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+            ),
+            MetadataError::SocketsWithoutNet => write!(
+                f,
+                "{TABLE}.sockets: std's sockets run over the net device, so `sockets = true` needs \"net\" in \
+                 `devices` (devices = [\"net\"])"
             ),
             MetadataError::UnknownTarget(t) => {
                 write!(
@@ -232,6 +256,9 @@ impl UnikraftMetadata {
                     meta.backtrace = Some(value.as_bool().ok_or_else(|| malformed(path, "true or false", value))?)
                 }
                 "devices" => meta.devices = string_list(path, value, "device names like \"net\"")?,
+                "sockets" => {
+                    meta.sockets = Some(value.as_bool().ok_or_else(|| malformed(path, "true or false", value))?)
+                }
                 unknown => {
                     let close = KNOWN_KEYS
                         .iter()
@@ -306,6 +333,15 @@ impl AppSpec {
                 owned.entry(option.to_string()).or_insert_with(|| format!("the {device} device needs it"));
             }
         }
+        let sockets = meta.sockets.unwrap_or(false);
+        if sockets {
+            if !devices.iter().any(|d| d == "net") {
+                return Err(MetadataError::SocketsWithoutNet);
+            }
+            for option in SOCKETS_KCONFIG {
+                owned.entry(option.to_string()).or_insert_with(|| "`sockets = true` needs it".to_string());
+            }
+        }
         for (key, value) in &meta.kconfig {
             let ok = key.strip_prefix("CONFIG_").is_some_and(|rest| {
                 !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
@@ -339,6 +375,7 @@ impl AppSpec {
             memory_mib,
             backtrace: meta.backtrace.unwrap_or(false),
             devices,
+            sockets,
         })
     }
 }

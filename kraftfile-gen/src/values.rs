@@ -49,6 +49,12 @@ pub const KNOWN_DEVICES: &[(&str, &[&str])] = &[
     ("block", &["CONFIG_LIBUKBLKDEV", "CONFIG_LIBVIRTIO_BLK", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
 ];
 
+/// What `sockets = true` adds: Unikraft's socket layer, which calls rt-unikraft's AF_INET
+/// driver (rt-unikraft/glue/socket.c), and what mio and tokio need beside it: epoll
+/// (posix-poll), eventfd (mio's waker) and AF_UNIX socket pairs (tokio's signal driver).
+pub const SOCKETS_KCONFIG: &[&str] =
+    &["CONFIG_LIBPOSIX_SOCKET", "CONFIG_LIBPOSIX_POLL", "CONFIG_LIBPOSIX_EVENTFD", "CONFIG_LIBPOSIX_UNIXSOCKET"];
+
 /// Options each defconfig sets from `name` and `targets`; `kconfig` cannot set them too
 /// (the defconfig would hold the option twice, with the user's line silently losing).
 pub const TARGET_KCONFIG: &[&str] =

@@ -50,6 +50,32 @@ fn backtrace_links_gcc_s_unwinder_and_turns_on_the_feature() {
 }
 
 #[test]
+fn sockets_add_the_socket_layer_and_wrap_connect() {
+    insta::assert_snapshot!(files_of("std-echo", json!({ "unikraft": { "devices": ["net"], "sockets": true } })));
+}
+
+#[test]
+fn sockets_without_a_net_device_are_refused() {
+    let e = AppSpec::from_cargo_metadata("app", &json!({ "unikraft": { "sockets": true } })).unwrap_err();
+    assert_eq!(e, MetadataError::SocketsWithoutNet);
+    assert!(e.to_string().starts_with("package.metadata.unikraft.sockets: "), "{e}");
+    assert!(e.to_string().contains("devices = [\"net\"]"), "{e}");
+    let e = AppSpec::from_cargo_metadata("app", &json!({ "unikraft": { "sockets": "yes" } })).unwrap_err();
+    assert!(e.to_string().contains("sockets: expected true or false"), "{e}");
+    // Nobody can turn what the socket layer needs off behind its back.
+    let e = AppSpec::from_cargo_metadata(
+        "app",
+        &json!({ "unikraft": { "devices": ["net"], "sockets": true, "kconfig": {"CONFIG_LIBPOSIX_SOCKET": "n"} } }),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("`sockets = true` needs it"), "{e}");
+    // Off (or absent): none of it.
+    let spec =
+        AppSpec::from_cargo_metadata("app", &json!({ "unikraft": { "devices": ["net"], "sockets": false } })).unwrap();
+    assert!(!spec.sockets && !spec.kconfig.contains_key("CONFIG_LIBPOSIX_SOCKET"));
+}
+
+#[test]
 fn generation_is_deterministic() {
     let meta = json!({"unikraft": {"kconfig": {"CONFIG_B": "y", "CONFIG_A": "n"}}});
     assert_eq!(files_of("http", meta.clone()), files_of("http", meta));

@@ -75,4 +75,5 @@ void rtuk_kick(void)
 
 #include "no_netdev.inc"
 #include "no_blkdev.inc"
+#include "no_socket.inc"
 #include "hosted_dl_find_object.inc"

@@ -1,6 +1,6 @@
 /*
  * The C ABI between rt-unikraft's Rust (src/glue.rs declares the same items) and its C
- * glue (netdev.c, blkdev.c, hosted.c and the no_*.inc stand-ins). Everything that
+ * glue (netdev.c, blkdev.c, socket.c, hosted.c and the no_*.inc stand-ins). Everything that
  * crosses is here: function prototypes, the one struct, and every number either side
  * interprets. A test (src/glue.rs, `the_rust_declarations_match_rt_glue_h`) compiles
  * this header with the host's C compiler and checks each Rust declaration against it:
@@ -112,5 +112,43 @@ int rtuk_net_einfo(int kind, char *buf, size_t len);
 int rtuk_blk_open(unsigned index, struct uk_blkdev_cap *out);
 int rtuk_blk_submit(int op, uint64_t sector, uint64_t nb, void *buf);
 int rtuk_blk_poll(int handle);
+
+/* ---- Sockets (socket.c calls these Rust functions; rt-unikraft/src/socket/) ---- */
+
+/* One buffer of a message: struct iovec's layout (socket.c checks it). */
+struct rtuk_iovec {
+	void *base;
+	size_t len;
+};
+
+/*
+ * posix-socket's AF_INET ops, flattened. `id` is the socket's number in the Rust table
+ * (the socket file's data); addresses are struct sockaddr bytes with their length
+ * (socklen_t, 32 bits); results are >= 0 or -errno, and never block (-EAGAIN instead).
+ */
+int64_t rtuk_sock_create(int type, int protocol); /* the new id (> 0), or -errno */
+int64_t rtuk_sock_accept(uint64_t id, void *addr, uint32_t *addr_len, int flags);
+int rtuk_sock_bind(uint64_t id, const void *addr, uint32_t addr_len);
+int rtuk_sock_connect(uint64_t id, const void *addr, uint32_t addr_len);
+int rtuk_sock_listen(uint64_t id, int backlog);
+int rtuk_sock_shutdown(uint64_t id, int how);
+/* getsockname (peer 0) or getpeername (peer 1). */
+int rtuk_sock_getname(uint64_t id, int peer, void *addr, uint32_t *addr_len);
+int rtuk_sock_getsockopt(uint64_t id, int level, int name, void *val, uint32_t *len);
+int rtuk_sock_setsockopt(uint64_t id, int level, int name, const void *val, uint32_t len);
+/* from/from_len may be NULL; *msg_flags gets MSG_TRUNC for a cut datagram. */
+int64_t rtuk_sock_recv(uint64_t id, const struct rtuk_iovec *iov, int iovcnt, int flags, void *from,
+		       uint32_t *from_len, int *msg_flags);
+int64_t rtuk_sock_send(uint64_t id, const struct rtuk_iovec *iov, int iovcnt, int flags, const void *to,
+		       uint32_t to_len);
+int rtuk_sock_ioctl(uint64_t id, int request, void *arg);
+/* Once per new socket file: `file` is where the socket's events go from now on. */
+void rtuk_sock_poll(uint64_t id, const void *file);
+int rtuk_sock_close(uint64_t id);
+
+/* The file's poll events (EPOLL* bits), from thread context only (socket.c). */
+void rtuk_sock_event_set(const void *file, uint32_t events);
+void rtuk_sock_event_clear(const void *file, uint32_t events);
+void rtuk_sock_event_assign(const void *file, uint32_t events);
 
 #endif /* RT_GLUE_H */

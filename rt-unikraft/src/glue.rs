@@ -81,6 +81,16 @@ pub struct NetRxFrame {
     pub csum_offset: u16,
 }
 
+/// `struct rtuk_iovec`: one buffer of a message (struct iovec's layout; socket.c checks it).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct RtukIovec {
+    /// Its start.
+    pub base: *mut c_void,
+    /// Its length.
+    pub len: usize,
+}
+
 /// Declares the glue's functions, and (for the ABI test) records each signature as text.
 macro_rules! glue_functions {
     ($( $(#[$meta:meta])* pub fn $name:ident( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)?; )*) => {
@@ -119,6 +129,49 @@ glue_functions! {
     pub fn rtuk_blk_open(index: c_uint, cap: *mut uk_blkdev_cap) -> c_int;
     pub fn rtuk_blk_submit(op: c_int, sector: u64, sectors: u64, buf: *mut c_void) -> c_int;
     pub fn rtuk_blk_poll(handle: c_int) -> c_int;
+
+    /// Sets poll events on a socket file (`posix_sock_event_set`). The socket layer uses
+    /// `assign` (it always knows the whole set); set and clear complete the helpers.
+    #[allow(dead_code)]
+    pub fn rtuk_sock_event_set(file: *const c_void, events: u32);
+    /// Clears poll events on a socket file.
+    #[allow(dead_code)]
+    pub fn rtuk_sock_event_clear(file: *const c_void, events: u32);
+    /// Sets a socket file's events to exactly these (raising only the new ones).
+    pub fn rtuk_sock_event_assign(file: *const c_void, events: u32);
+}
+
+/// The functions the other way round: defined in Rust (`#[unsafe(no_mangle)]`), called by
+/// the C glue. The macro checks at compile time that each definition has the listed
+/// type, and (for the ABI test) records each signature as text.
+macro_rules! rust_exports {
+    ($( $path:path : fn $name:ident( $($ty:ty),* $(,)? ) $(-> $ret:ty)?; )*) => {
+        const _: () = {
+            $( let _: unsafe extern "C" fn($($ty),*) $(-> $ret)? = $path; )*
+        };
+
+        /// (name, parameter types, return type) of every Rust function the glue calls.
+        #[cfg(test)]
+        pub(crate) const EXPORTS: &[(&str, &[&str], &str)] =
+            &[$( (stringify!($name), &[$(stringify!($ty)),*], glue_functions!(@ret $($ret)?)) ),*];
+    };
+}
+
+rust_exports! {
+    crate::socket::rtuk_sock_create: fn rtuk_sock_create(c_int, c_int) -> i64;
+    crate::socket::rtuk_sock_accept: fn rtuk_sock_accept(u64, *mut c_void, *mut u32, c_int) -> i64;
+    crate::socket::rtuk_sock_bind: fn rtuk_sock_bind(u64, *const c_void, u32) -> c_int;
+    crate::socket::rtuk_sock_connect: fn rtuk_sock_connect(u64, *const c_void, u32) -> c_int;
+    crate::socket::rtuk_sock_listen: fn rtuk_sock_listen(u64, c_int) -> c_int;
+    crate::socket::rtuk_sock_shutdown: fn rtuk_sock_shutdown(u64, c_int) -> c_int;
+    crate::socket::rtuk_sock_getname: fn rtuk_sock_getname(u64, c_int, *mut c_void, *mut u32) -> c_int;
+    crate::socket::rtuk_sock_getsockopt: fn rtuk_sock_getsockopt(u64, c_int, c_int, *mut c_void, *mut u32) -> c_int;
+    crate::socket::rtuk_sock_setsockopt: fn rtuk_sock_setsockopt(u64, c_int, c_int, *const c_void, u32) -> c_int;
+    crate::socket::rtuk_sock_recv: fn rtuk_sock_recv(u64, *const RtukIovec, c_int, c_int, *mut c_void, *mut u32, *mut c_int) -> i64;
+    crate::socket::rtuk_sock_send: fn rtuk_sock_send(u64, *const RtukIovec, c_int, c_int, *const c_void, u32) -> i64;
+    crate::socket::rtuk_sock_ioctl: fn rtuk_sock_ioctl(u64, c_int, *mut c_void) -> c_int;
+    crate::socket::rtuk_sock_poll: fn rtuk_sock_poll(u64, *const c_void);
+    crate::socket::rtuk_sock_close: fn rtuk_sock_close(u64) -> c_int;
 }
 
 #[cfg(test)]
@@ -187,11 +240,13 @@ mod tests {
             "u16" => "uint16_t",
             "u32" => "uint32_t",
             "u64" => "uint64_t",
+            "i64" => "int64_t",
             "usize" => "size_t",
             "c_int" => "int",
             "c_uint" => "unsigned",
             "c_char" => "char",
             "NetRxFrame" => "struct rtuk_net_rx_frame",
+            "RtukIovec" => "struct rtuk_iovec",
             "uk_netdev_info" => "struct uk_netdev_info",
             "uk_blkdev_cap" => "struct uk_blkdev_cap",
             other => panic!("no C type known for the Rust type `{other}`: add it to c_type()"),
@@ -239,7 +294,7 @@ mod tests {
         assert_eq!(c_constants, rust_constants, "constants in rt_glue.h (left) and src/glue.rs (right)");
         let mut c_functions = header_names(&header, "rtuk_", false);
         c_functions.sort();
-        let mut rust_functions: Vec<String> = FUNCTIONS.iter().map(|(n, _, _)| n.to_string()).collect();
+        let mut rust_functions: Vec<String> = FUNCTIONS.iter().chain(EXPORTS).map(|(n, _, _)| n.to_string()).collect();
         rust_functions.sort();
         assert_eq!(c_functions, rust_functions, "functions in rt_glue.h (left) and src/glue.rs (right)");
 
@@ -268,7 +323,16 @@ mod tests {
                  _Static_assert(sizeof((({frame} *)0)->{field}) == 2, \"{frame}.{field} is a u16 in Rust\");\n"
             );
         }
-        for (name, params, ret) in FUNCTIONS {
+        let iovec = "struct rtuk_iovec";
+        c += &format!(
+            "_Static_assert(sizeof({iovec}) == {}, \"size of {iovec}\");\n\
+             _Static_assert(offsetof({iovec}, base) == {}, \"{iovec}.base\");\n\
+             _Static_assert(offsetof({iovec}, len) == {}, \"{iovec}.len\");\n",
+            size_of::<RtukIovec>(),
+            offset_of!(RtukIovec, base),
+            offset_of!(RtukIovec, len)
+        );
+        for (name, params, ret) in FUNCTIONS.iter().chain(EXPORTS) {
             let params: Vec<String> = params.iter().map(|p| c_type(p)).collect();
             let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
             let ty = format!("{} (*)({params})", c_type(ret));
@@ -297,6 +361,8 @@ mod tests {
     fn every_declared_function_and_constant_is_checked() {
         // The check above covers what the tables list; make sure they are not empty.
         assert!(FUNCTIONS.len() >= 14, "{FUNCTIONS:?}");
+        assert!(EXPORTS.len() >= 14, "{EXPORTS:?}");
+        assert!(EXPORTS.iter().any(|(n, p, r)| *n == "rtuk_sock_poll" && p == &["u64", "*const c_void"] && *r == "()"));
         assert!(FUNCTIONS.iter().any(|(n, p, r)| *n == "rtuk_net_rx" && p == &["*mut NetRxFrame"] && *r == "c_int"));
         assert_eq!(c_type("*mut *const u8"), "const uint8_t * *");
     }

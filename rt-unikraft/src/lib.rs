@@ -35,6 +35,7 @@ pub mod entry;
 pub mod frame;
 mod glue;
 pub mod net;
+pub mod socket;
 
 use std::boxed::Box;
 use std::string::String;

@@ -126,9 +126,14 @@ impl UkNet {
             )));
         }
         if rc == -libc::EBUSY {
+            let holder = if crate::socket::thread::OWNS_NIC.load(Ordering::SeqCst) {
+                "std's sockets (`sockets = true`) already drive it: an app uses std::net sockets or shared-core's \
+                 Stack (services::open_net), not both"
+            } else {
+                "one is already open"
+            };
             return Err(OpenError::Failed(std::format!(
-                "network device {index} cannot be opened: rt-unikraft drives one network device at a time, \
-                 and one is already open"
+                "network device {index} cannot be opened: rt-unikraft drives one network device at a time, and {holder}"
             )));
         }
         if rc < 0 {

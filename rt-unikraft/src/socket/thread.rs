@@ -1,0 +1,214 @@
+//! The network thread: the one owner of the NIC while sockets are in use.
+//!
+//! It is started by the first `socket()` (posix-socket's `ops->init` runs before devices
+//! are probed, so the device cannot be opened earlier). Then, for ever, under the table's
+//! lock: poll the stack (receive, run TCP, transmit), look at what changed (a handshake
+//! done or refused, a reset, a listener's connection, timeouts, connections finishing
+//! their close), recompute every socket's events; then, without the lock, sleep in
+//! `rtuk_wait` until the device interrupts, an app thread kicks (it queued something to
+//! send), or the stack's next timer. Unikraft's scheduler is cooperative: the thread
+//! blocks there, or yields when it has work left, so app threads always get to run.
+
+use std::time::Duration;
+
+use shared_core::net::{NetDevice, Stack, StackConfig};
+use shared_core::services;
+use smoltcp::socket::tcp;
+use smoltcp::wire::IpListenEndpoint;
+
+use super::config::{self, Source};
+use super::readiness::{self, acceptable};
+use super::table::{deadline_after, lock, Kind, Net, Tcp};
+use crate::glue;
+
+/// The longest sleep with nothing scheduled.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the socket layer opened the net device (for the message an app gets when it
+/// also opens it through shared-core's `services::open_net`).
+pub static OWNS_NIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Starts the socket layer in `slot` if it is not running: opens the net device, builds
+/// the stack and spawns the network thread. `-ENETDOWN` (with the reason on the console,
+/// once) when the device cannot be had.
+pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
+    if slot.is_none() {
+        match build() {
+            Ok(net) => {
+                *slot = Some(net);
+                std::thread::Builder::new().name("rt-unikraft-net".into()).spawn(run).map_err(|e| {
+                    std::eprintln!("rt-unikraft sockets: cannot start the network thread: {e}");
+                    -libc::ENOMEM
+                })?;
+            }
+            Err(why) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| std::eprintln!("rt-unikraft sockets: no network: {why}"));
+                return Err(-libc::ENETDOWN);
+            }
+        }
+    }
+    Ok(slot.as_mut().expect("set above"))
+}
+
+fn build() -> Result<Net, String> {
+    let device = crate::net::UkNet::open(0).map_err(|e| {
+        let e = e.to_string();
+        if e.contains("already open") {
+            format!(
+                "{e}: the app opened it through shared-core's Stack (services::open_net); an app uses std::net \
+                 sockets or that Stack, not both"
+            )
+        } else {
+            e
+        }
+    })?;
+    let platform = device.assigned_ipv4();
+    let env = |name| std::env::var(name).ok();
+    let (assignment, source) = config::choose(env(config::ENV_IPV4).as_deref(), env(config::ENV_GATEWAY).as_deref())?;
+    let mut stack_config = StackConfig::new(assignment.cidr);
+    stack_config.gateway = assignment.gateway;
+    OWNS_NIC.store(true, std::sync::atomic::Ordering::SeqCst);
+    let stack = Stack::new(std::boxed::Box::new(device), stack_config);
+    let net = Net::new(stack);
+    let gateway = platform.map_or(assignment.gateway, |p| p.gateway.or(assignment.gateway));
+    let gateway = gateway.map_or("none".into(), |g| g.to_string());
+    let from = match (platform.is_some(), source) {
+        (true, _) => "from netdev.ip",
+        (false, Source::Environment) => "from RT_UNIKRAFT_IPV4",
+        (false, Source::Default) => "the default; set netdev.ip= or RT_UNIKRAFT_IPV4",
+    };
+    std::println!(
+        "rt-unikraft sockets: IPv4 {}/{}, gateway {gateway} ({from})",
+        net.address,
+        net.stack.iface.ip_addrs().first().map_or(0, |c| c.prefix_len())
+    );
+    Ok(net)
+}
+
+/// The network thread's loop (see the module docs).
+fn run() {
+    loop {
+        let wait = {
+            let mut guard = lock();
+            let net = guard.as_mut().expect("the thread starts after the table");
+            net.stack.poll();
+            let now = services::monotonic_ns();
+            maintain(net, now);
+            // What `maintain` queued (a reset, a re-listen) goes out now.
+            net.stack.send();
+            readiness::refresh_all(net);
+            next_wait(net, now)
+        };
+        if wait == 0 {
+            std::thread::yield_now();
+        } else {
+            // SAFETY: plain call; blocks this thread only.
+            unsafe { glue::rtuk_wait(wait) };
+        }
+    }
+}
+
+/// Looks at every socket after a poll: handshakes done or failed, resets, listeners'
+/// backlog, expired deadlines, closing connections.
+pub fn maintain(net: &mut Net, now: u64) {
+    let sockets = &mut net.stack.sockets;
+    for sock in net.socks.values_mut() {
+        match &mut sock.kind {
+            Kind::Tcp(Tcp::Listening(backlog)) => {
+                for &handle in backlog.iter() {
+                    let socket = sockets.get_mut::<tcp::Socket>(handle);
+                    if socket.state() == tcp::State::Closed {
+                        // A half-open connection that was reset: listen again.
+                        let endpoint = listen_endpoint(sock.local);
+                        let _ = socket.listen(endpoint);
+                    }
+                }
+            }
+            Kind::Tcp(Tcp::Stream(stream)) => {
+                let socket = sockets.get_mut::<tcp::Socket>(stream.handle);
+                let state = socket.state();
+                if let Some(deadline) = stream.connecting {
+                    if acceptable(state) || matches!(state, tcp::State::FinWait1 | tcp::State::FinWait2) {
+                        stream.connecting = None;
+                    } else if state == tcp::State::Closed {
+                        stream.connecting = None;
+                        stream.broken = true;
+                        sock.error = Some(libc::ECONNREFUSED);
+                    } else if now >= deadline {
+                        socket.abort();
+                        stream.connecting = None;
+                        stream.broken = true;
+                        sock.error = Some(libc::ETIMEDOUT);
+                    }
+                } else if !stream.broken && state == tcp::State::Closed {
+                    use tcp::State::*;
+                    // An orderly close passes through LAST-ACK or TIME-WAIT; from any
+                    // other state, Closed means a reset (or smoltcp gave up on the peer).
+                    if matches!(stream.last_state, SynReceived | Established | FinWait1 | FinWait2 | CloseWait) {
+                        stream.broken = true;
+                        sock.error = Some(libc::ECONNRESET);
+                    }
+                }
+                stream.last_state = socket.state();
+            }
+            _ => {}
+        }
+        if sock.recv_deadline.is_some_and(|d| now >= d) {
+            sock.recv_deadline = None;
+            sock.recv_timed_out = true;
+        }
+        if sock.send_deadline.is_some_and(|d| now >= d) {
+            sock.send_deadline = None;
+            sock.send_timed_out = true;
+        }
+    }
+    net.orphans.retain_mut(|orphan| {
+        let socket = sockets.get_mut::<tcp::Socket>(orphan.handle);
+        if matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
+            sockets.remove(orphan.handle);
+            return false;
+        }
+        if now >= orphan.deadline {
+            // Reset now; it is dropped next time, after the reset went out.
+            socket.abort();
+            orphan.deadline = u64::MAX;
+        }
+        true
+    });
+}
+
+/// Where a listener's sockets listen: its bound address (any when `0.0.0.0`) and port.
+pub fn listen_endpoint(local: Option<(smoltcp::wire::Ipv4Address, u16)>) -> IpListenEndpoint {
+    let (addr, port) = local.unwrap_or((smoltcp::wire::Ipv4Address::UNSPECIFIED, 0));
+    IpListenEndpoint { addr: (!addr.is_unspecified()).then_some(addr.into()), port }
+}
+
+/// Nanoseconds until the stack's next timer or the next socket deadline, at most
+/// [`IDLE_WAIT`].
+fn next_wait(net: &mut Net, now: u64) -> u64 {
+    let mut until = deadline_after(now, IDLE_WAIT);
+    if let Some(delay) = net.stack.iface.poll_delay(shared_core::net::stack::now(), &net.stack.sockets) {
+        until = until.min(now.saturating_add(delay.total_micros().saturating_mul(1000)));
+    }
+    for sock in net.socks.values() {
+        for deadline in [sock.recv_deadline, sock.send_deadline].into_iter().flatten() {
+            until = until.min(deadline);
+        }
+        if let Kind::Tcp(Tcp::Stream(stream)) = &sock.kind {
+            if let Some(deadline) = stream.connecting {
+                until = until.min(deadline);
+            }
+        }
+    }
+    for orphan in &net.orphans {
+        until = until.min(orphan.deadline);
+    }
+    until.saturating_sub(now)
+}
+
+/// Wakes the network thread: an app thread queued something to send, or freed room.
+pub fn kick() {
+    // SAFETY: plain call, safe from any context.
+    unsafe { glue::rtuk_kick() };
+}
