@@ -23,10 +23,15 @@
 //! ([`args_from_bytes`], status 2), naming it. Where the arguments arrive as one command
 //! line (solo5), [`split_cmdline`] splits it with the quoting rule documented there.
 
+mod cmdline;
+mod values;
+
+pub use cmdline::{args_from_bytes, quote_arg, split_cmdline};
+pub use values::{FromArg, Ipv4Cidr};
+
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
-use core::str::FromStr;
 
 /// A parsed `--key=value` / `--flag` argument list.
 #[derive(Debug, Clone)]
@@ -128,151 +133,6 @@ impl fmt::Display for ArgError {
             ArgError::BadCommandLine(why) => write!(f, "cannot split the boot command line: {why}"),
         }
     }
-}
-
-/// A type a boot argument value can be parsed into.
-pub trait FromArg: Sized {
-    /// Describes the expected form, for error messages (`"a number 0..=65535"`).
-    fn expected() -> String;
-    /// Parses the value, or `None` if malformed.
-    fn from_arg(value: &str) -> Option<Self>;
-    /// Why a well-formed value still cannot be used, if it cannot (checked by
-    /// [`BootArgs`] after [`from_arg`](Self::from_arg) succeeded). The default accepts
-    /// every value.
-    fn unusable(&self) -> Option<String> {
-        None
-    }
-}
-
-macro_rules! from_arg_via_fromstr {
-    ($($ty:ty => $what:expr),* $(,)?) => {$(
-        impl FromArg for $ty {
-            fn expected() -> String { $what.to_string() }
-            fn from_arg(value: &str) -> Option<Self> { <$ty>::from_str(value).ok() }
-        }
-    )*};
-}
-
-from_arg_via_fromstr! {
-    u8 => "an integer 0..=255",
-    u16 => "an integer 0..=65535",
-    u32 => "an integer 0..=4294967295",
-    u64 => "a non-negative integer",
-    usize => "a non-negative integer",
-    i32 => "an integer",
-    String => "a string",
-}
-
-impl FromArg for bool {
-    fn expected() -> String {
-        "true or false".to_string()
-    }
-    fn from_arg(value: &str) -> Option<Self> {
-        match value {
-            "true" | "yes" | "1" => Some(true),
-            "false" | "no" | "0" => Some(false),
-            _ => None,
-        }
-    }
-}
-
-impl FromArg for smoltcp::wire::Ipv4Address {
-    fn expected() -> String {
-        "an IPv4 address like 10.0.0.2".to_string()
-    }
-    fn from_arg(value: &str) -> Option<Self> {
-        parse_ipv4(value)
-    }
-}
-
-/// An IPv4 address with a prefix length, as in `10.0.0.2/24`: an interface's address.
-///
-/// As a boot argument it must be usable as a host's address, so [`BootArgs`] refuses
-/// (with [`ArgError::Unusable`]) `0.0.0.0`, `255.255.255.255`, multicast addresses
-/// (`224.0.0.0/4`), and, for prefixes up to /30, the subnet's network and broadcast
-/// addresses (`10.0.0.0/24`, `10.0.0.255/24`). /31 and /32 have no such addresses
-/// (RFC 3021). [`Ipv4Cidr::host_problem`] is the check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ipv4Cidr {
-    /// The address.
-    pub address: smoltcp::wire::Ipv4Address,
-    /// The prefix length, 0..=32.
-    pub prefix_len: u8,
-}
-
-impl FromArg for Ipv4Cidr {
-    fn expected() -> String {
-        "an IPv4 address with prefix like 10.0.0.2/24".to_string()
-    }
-    fn from_arg(value: &str) -> Option<Self> {
-        let (addr, len) = value.split_once('/')?;
-        let prefix_len: u8 = len.parse().ok()?;
-        if prefix_len > 32 {
-            return None;
-        }
-        Some(Ipv4Cidr { address: parse_ipv4(addr)?, prefix_len })
-    }
-    fn unusable(&self) -> Option<String> {
-        self.host_problem()
-    }
-}
-
-impl Ipv4Cidr {
-    /// Why this cannot be a host's address, or `None` if it can (see the type's docs).
-    pub fn host_problem(&self) -> Option<String> {
-        let a = self.address;
-        let bits = u32::from_be_bytes(a.octets());
-        let generic = if a.is_unspecified() {
-            Some("the unspecified address")
-        } else if a.is_broadcast() {
-            Some("the limited broadcast address")
-        } else if a.is_multicast() {
-            Some("a multicast address")
-        } else {
-            None
-        };
-        if let Some(what) = generic {
-            return Some(alloc::format!("{a} is {what}, not a host address (like 10.0.0.2/24)"));
-        }
-        if self.prefix_len <= 30 {
-            let host_mask = u32::MAX.checked_shr(u32::from(self.prefix_len)).unwrap_or(0);
-            let network = smoltcp::wire::Ipv4Address::from_bits(bits & !host_mask);
-            let which = match bits & host_mask {
-                0 => Some("network"),
-                h if h == host_mask => Some("broadcast"),
-                _ => None,
-            };
-            if let Some(which) = which {
-                return Some(alloc::format!(
-                    "{a} is the {which} address of {network}/{}, not a host address in it",
-                    self.prefix_len
-                ));
-            }
-        }
-        None
-    }
-}
-
-impl From<Ipv4Cidr> for smoltcp::wire::IpCidr {
-    fn from(c: Ipv4Cidr) -> Self {
-        smoltcp::wire::IpCidr::new(smoltcp::wire::IpAddress::Ipv4(c.address), c.prefix_len)
-    }
-}
-
-fn parse_ipv4(s: &str) -> Option<smoltcp::wire::Ipv4Address> {
-    let mut octets = [0u8; 4];
-    let mut parts = s.split('.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        *octet = part.parse().ok()?;
-    }
-    if parts.next().is_some() {
-        return None;
-    }
-    Some(smoltcp::wire::Ipv4Address::from_octets(octets))
 }
 
 impl BootArgs {
@@ -384,129 +244,6 @@ impl BootArgs {
             }
         }
     }
-}
-
-/// The boot arguments as strings, from the bytes a backend received. Every backend calls
-/// this before the app starts and refuses (prints the error, exits with status 2) an
-/// argument that is not UTF-8, naming it by position and with a lossy rendering, instead
-/// of crashing or altering it silently.
-pub fn args_from_bytes<I, B>(raw: I) -> Result<Vec<String>, ArgError>
-where
-    I: IntoIterator<Item = B>,
-    B: AsRef<[u8]>,
-{
-    raw.into_iter()
-        .enumerate()
-        .map(|(i, arg)| {
-            let bytes = arg.as_ref();
-            core::str::from_utf8(bytes)
-                .map(String::from)
-                .map_err(|_| ArgError::NotUtf8 { position: i + 1, lossy: String::from_utf8_lossy(bytes).into_owned() })
-        })
-        .collect()
-}
-
-/// Splits a command line into arguments (solo5 hands the guest one line: its tender joins
-/// the arguments after the image with single spaces). The rule, a small part of a POSIX
-/// shell's:
-///
-/// * unquoted spaces, tabs and newlines separate arguments;
-/// * `'...'` keeps everything inside literally (no escapes), including spaces;
-/// * `"..."` keeps spaces; inside, `\"` and `\\` stand for `"` and `\`, any other `\`
-///   stays as it is;
-/// * outside quotes, `\` makes the next byte literal (`a\ b` is one argument);
-/// * an unterminated quote or a trailing `\` is an error ([`ArgError::BadCommandLine`]).
-///
-/// `''` or `""` gives an empty argument. [`quote_arg`] quotes an argument so this rule
-/// gives it back unchanged (`cargo unikraft`'s solo5 runner quotes the same way).
-pub fn split_cmdline(line: &[u8]) -> Result<Vec<Vec<u8>>, ArgError> {
-    #[derive(PartialEq)]
-    enum Quote {
-        None,
-        Single,
-        Double,
-    }
-    let mut args = Vec::new();
-    let mut current: Vec<u8> = Vec::new();
-    // Whether an argument has started (so `''` counts as an empty argument).
-    let mut started = false;
-    let mut quote = Quote::None;
-    let mut bytes = line.iter().copied();
-    while let Some(b) = bytes.next() {
-        match quote {
-            Quote::Single => {
-                if b == b'\'' {
-                    quote = Quote::None;
-                } else {
-                    current.push(b);
-                }
-            }
-            Quote::Double => match b {
-                b'"' => quote = Quote::None,
-                b'\\' => match bytes.next() {
-                    Some(n @ (b'"' | b'\\')) => current.push(n),
-                    Some(n) => current.extend_from_slice(&[b'\\', n]),
-                    None => return Err(ArgError::BadCommandLine("unterminated double quote")),
-                },
-                _ => current.push(b),
-            },
-            Quote::None => match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {
-                    if started {
-                        args.push(core::mem::take(&mut current));
-                        started = false;
-                    }
-                }
-                b'\'' => {
-                    quote = Quote::Single;
-                    started = true;
-                }
-                b'"' => {
-                    quote = Quote::Double;
-                    started = true;
-                }
-                b'\\' => {
-                    let n = bytes.next().ok_or(ArgError::BadCommandLine("a `\\` ends the command line"))?;
-                    current.push(n);
-                    started = true;
-                }
-                _ => {
-                    current.push(b);
-                    started = true;
-                }
-            },
-        }
-    }
-    match quote {
-        Quote::None => {}
-        Quote::Single => return Err(ArgError::BadCommandLine("unterminated single quote")),
-        Quote::Double => return Err(ArgError::BadCommandLine("unterminated double quote")),
-    }
-    if started {
-        args.push(current);
-    }
-    Ok(args)
-}
-
-/// Quotes `arg` for [`split_cmdline`]: unchanged when it has no space, quote or
-/// backslash, else in single quotes (a `'` inside becomes `'\''`).
-pub fn quote_arg(arg: &str) -> String {
-    let plain =
-        !arg.is_empty() && !arg.bytes().any(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\'' | b'"' | b'\\'));
-    if plain {
-        return arg.to_string();
-    }
-    let mut out = String::with_capacity(arg.len() + 2);
-    out.push('\'');
-    for c in arg.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
 }
 
 #[cfg(test)]
