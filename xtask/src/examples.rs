@@ -6,8 +6,23 @@ use anyhow::{bail, Result};
 use cargo_unikraft::app::{resolve_app, App};
 
 /// Examples and whether they need a network device.
-pub const EXAMPLES: &[(&str, bool)] =
-    &[("hello", false), ("hello-std", false), ("udp-echo", true), ("http", true), ("conformance", true)];
+pub const EXAMPLES: &[(&str, bool)] = &[
+    ("hello", false),
+    ("hello-std", false),
+    ("udp-echo", true),
+    ("http", true),
+    ("conformance", true),
+    ("std-echo", true),
+];
+
+/// Examples written against `std::net`: on unix they use the host's sockets (no TAP);
+/// on Unikraft, the net device through rt-unikraft's socket driver.
+pub const STD_NET: &[&str] = &["std-echo"];
+
+/// Whether `example` needs a net device on the unix backend (std::net examples do not).
+pub fn needs_net_on_unix(example: &str) -> Result<bool> {
+    Ok(needs_net(example)? && !STD_NET.contains(&example))
+}
 
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()

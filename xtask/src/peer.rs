@@ -176,6 +176,16 @@ pub enum PeerAction {
         #[arg(long, default_value_t = 80)]
         port: u16,
     },
+    /// Send `bytes` of the conformance pattern to a TCP echo, half-close, and check that
+    /// exactly the same bytes come back.
+    TcpEcho {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long, default_value_t = 7)]
+        port: u16,
+        #[arg(long, default_value_t = TCP_BYTES)]
+        bytes: usize,
+    },
     /// Keep a window of datagrams in flight to a UDP echo; print round trips completed.
     UdpFlood {
         #[arg(long, default_value = netns::GUEST_IP)]
@@ -194,6 +204,15 @@ pub fn run(action: PeerAction) -> Result<u8> {
         PeerAction::Conformance => conformance(netns::HOST_IP, netns::GUEST_IP)?,
         PeerAction::Udp { guest, port, message } => udp_probe(&guest, port, &message)?,
         PeerAction::Http { guest, port } => http_get(&guest, port)?,
+        PeerAction::TcpEcho { guest, port, bytes } => {
+            let data: Vec<u8> = (0..bytes).map(net::tcp_byte).collect();
+            let echoed = tcp_roundtrip(&guest, port, &data)?;
+            if echoed != data {
+                let first = echoed.iter().zip(&data).position(|(a, b)| a != b).unwrap_or(echoed.len().min(bytes));
+                bail!("TCP echo from {guest}:{port} differs: {} bytes back, first difference at {first}", echoed.len());
+            }
+            println!("tcp echo: {bytes} bytes from {guest}:{port} echoed intact");
+        }
         PeerAction::UdpFlood { guest, port, window, seconds } => {
             println!("round trips: {}", udp_flood(&guest, port, window, seconds)?)
         }

@@ -50,7 +50,7 @@ pub fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> R
             let status = Command::new(&exe).args(args).status().context("start the hosted-musl executable")?;
             Ok(exit_code(status))
         }
-        Backend::Unix => run_unix(example, needs_net, release, args),
+        Backend::Unix => run_unix(example, examples::needs_net_on_unix(example)?, release, args),
     }
 }
 

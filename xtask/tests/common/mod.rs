@@ -90,6 +90,11 @@ impl Drop for Ns {
 pub struct Guest(Child);
 
 impl Guest {
+    /// A guest already spawned in its own process group (`process_group(0)`).
+    pub fn from_child(child: Child) -> Guest {
+        Guest(child)
+    }
+
     /// CPU time (user + system) used so far by this guest's processes whose command name
     /// starts with `comm` (e.g. the QEMU that a runner started), from /proc; `None` when
     /// there is no such process.

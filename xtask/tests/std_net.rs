@@ -1,0 +1,146 @@
+//! `std::net` on Unikraft: examples/std-echo (a std app using only `TcpListener`,
+//! `TcpStream` and `UdpSocket`) boots with `sockets = true`, serves the host's TCP and UDP
+//! echoes through rt-unikraft's socket driver over smoltcp, and sees a refused
+//! connection as `ConnectionRefused`. The same example runs on unix (the host's sockets).
+//!
+//! The Unikraft test needs root (a network namespace with a TAP) and the Unikraft
+//! sources; without them it prints a SKIP line.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{is_root, show, skip, skip_unprovisioned, Guest, Ns, XTASK};
+
+/// Spawns `cmd` (in its own process group) and collects its stdout lines until one
+/// contains `ready`, returning the guest and the lines seen.
+fn start_collecting(mut cmd: Command, ready: &str, timeout: Duration) -> (Guest, Vec<String>) {
+    use std::os::unix::process::CommandExt;
+    let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("start the guest");
+    let stdout = child.stdout.take().expect("piped");
+    let guest = Guest::from_child(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    loop {
+        let line = rx
+            .recv_timeout(timeout)
+            .unwrap_or_else(|_| panic!("the guest never printed `{ready}`; it printed:\n{}", lines.join("\n")));
+        let done = line.contains(ready);
+        lines.push(line);
+        if done {
+            return (guest, lines);
+        }
+    }
+}
+
+fn sources_provisioned(test: &str) -> bool {
+    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
+    if out.status.success() {
+        return true;
+    }
+    let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        err.contains("the Unikraft sources are not provisioned"),
+        "{test}: the Unikraft sources are provisioned but unusable (`xtask sources` failed: {err})"
+    );
+    skip_unprovisioned(test, "the Unikraft sources are not provisioned (`cargo xtask fetch`)");
+    false
+}
+
+#[test]
+fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
+    let test = "std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft";
+    if !sources_provisioned(test) {
+        return;
+    }
+    if !is_root() {
+        skip(&format!("{test}: not root (needs a network namespace and TAP)"));
+        return;
+    }
+    let build = Command::new(XTASK).args(["kraft-run", "--example", "std-echo", "--no-boot"]).output().unwrap();
+    assert!(build.status.success(), "{}", show(&build));
+    let ns = Ns::new("ukstd");
+    let mut cmd = ns.command(XTASK);
+    // Nothing listens on the host's port 9: its kernel answers the SYN with a reset.
+    cmd.args(["kraft-run", "--example", "std-echo", "--tap", "tap0", "--", "--connect-refused=10.0.0.1:9"]);
+    let (guest, lines) = start_collecting(cmd, "std-echo: listening on TCP and UDP port 7", Duration::from_secs(180));
+    let seen = lines.join("\n");
+    for how in ["connect", "connect_timeout"] {
+        assert!(
+            seen.contains(&format!("std-echo: {how} 10.0.0.1:9: ConnectionRefused")),
+            "{how} to a closed port must fail with ConnectionRefused:\n{seen}"
+        );
+    }
+    assert!(seen.contains("rt-unikraft sockets: IPv4 10.0.0.2/24, gateway 10.0.0.1"), "{seen}");
+
+    let udp = ns.command(XTASK).args(["peer", "udp", "--message", "ping-over-std-net"]).output().unwrap();
+    assert!(udp.status.success(), "{}", show(&udp));
+    assert!(
+        String::from_utf8_lossy(&udp.stdout).contains("reply from 10.0.0.2:7: ping-over-std-net"),
+        "{}",
+        show(&udp)
+    );
+
+    // 256 KiB through a thread per connection, twice in a row, then three at once.
+    for _ in 0..2 {
+        let tcp = ns.command(XTASK).args(["peer", "tcp-echo", "--bytes", "262144"]).output().unwrap();
+        assert!(tcp.status.success(), "{}", show(&tcp));
+        assert!(String::from_utf8_lossy(&tcp.stdout).contains("tcp echo: 262144 bytes"), "{}", show(&tcp));
+    }
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            ns.command(XTASK)
+                .args(["peer", "tcp-echo", "--bytes", "65536"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for client in clients {
+        let out = client.wait_with_output().unwrap();
+        assert!(out.status.success(), "concurrent client: {}", show(&out));
+    }
+    // Still answering afterwards.
+    let udp = ns.command(XTASK).args(["peer", "udp", "--message", "still-there"]).output().unwrap();
+    drop(guest);
+    assert!(String::from_utf8_lossy(&udp.stdout).contains("reply from 10.0.0.2:7: still-there"), "{}", show(&udp));
+}
+
+#[test]
+fn std_echo_serves_tcp_and_udp_on_unix() {
+    let build = Command::new("cargo")
+        .args(["build", "-q", "-p", "std-echo"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(build.success());
+    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/std-echo");
+    let port = 17000 + (std::process::id() % 1000) as u16;
+    let mut cmd = Command::new(&exe);
+    cmd.args([format!("--port={port}"), "--connect-refused=127.0.0.1:9".into(), "--exit-after-ms=30000".into()]);
+    let (guest, lines) = start_collecting(cmd, "std-echo: listening", Duration::from_secs(30));
+    assert!(lines.join("\n").contains("std-echo: connect 127.0.0.1:9: ConnectionRefused"), "{lines:?}");
+    let out = Command::new(XTASK)
+        .args(["peer", "tcp-echo", "--guest", "127.0.0.1", "--port", &port.to_string(), "--bytes", "262144"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    let out = Command::new(XTASK)
+        .args(["peer", "udp", "--guest", "127.0.0.1", "--port", &port.to_string(), "--message", "hi"])
+        .output()
+        .unwrap();
+    drop(guest);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("reply from 127.0.0.1:{port}: hi")),
+        "{}",
+        show(&out)
+    );
+}
