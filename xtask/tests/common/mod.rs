@@ -7,6 +7,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+pub mod unikraft;
+
 /// The xtask binary under test.
 pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
 
