@@ -15,9 +15,10 @@
 //! fills its own buffer, a retried write writes its own bytes.
 //!
 //! Layers are block devices over block devices; [`mbr::Partition`] is a view of one
-//! partition of a disk with an MBR table, and works over any `BlockDevice`, including
-//! another layer.
+//! partition of a disk with an MBR table, and [`encrypted::Encrypted`] an authenticated
+//! AES-GCM encryption of one. Both work over any `BlockDevice`, including another layer.
 
+pub mod encrypted;
 pub mod mbr;
 
 use core::future::poll_fn;
@@ -46,6 +47,13 @@ pub enum BlockError {
     ReadOnly,
     /// The device reported an error; the text says what.
     Io(alloc::string::String),
+    /// Sector `lba` failed authentication ([`encrypted`]): its bytes were changed, moved
+    /// or torn by a crash since they were written, or written with another key. The
+    /// read's buffer is zeroed, never filled with unauthenticated bytes.
+    Integrity {
+        /// The (logical) sector that failed.
+        lba: u64,
+    },
 }
 
 impl core::fmt::Display for BlockError {
@@ -59,6 +67,9 @@ impl core::fmt::Display for BlockError {
             }
             BlockError::ReadOnly => write!(f, "device is read-only"),
             BlockError::Io(why) => write!(f, "I/O error: {why}"),
+            BlockError::Integrity { lba } => {
+                write!(f, "sector {lba} failed authentication (tampered with, torn by a crash, or another key)")
+            }
         }
     }
 }
