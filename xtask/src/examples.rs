@@ -13,11 +13,12 @@ pub const EXAMPLES: &[(&str, bool)] = &[
     ("http", true),
     ("conformance", true),
     ("std-echo", true),
+    ("tokio-http", true),
 ];
 
 /// Examples written against `std::net`: on unix they use the host's sockets (no TAP);
 /// on Unikraft, the net device through rt-unikraft's socket driver.
-pub const STD_NET: &[&str] = &["std-echo"];
+pub const STD_NET: &[&str] = &["std-echo", "tokio-http"];
 
 /// Whether `example` needs a net device on the unix backend (std::net examples do not).
 pub fn needs_net_on_unix(example: &str) -> Result<bool> {

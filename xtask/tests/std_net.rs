@@ -1,10 +1,12 @@
 //! `std::net` on Unikraft: examples/std-echo (a std app using only `TcpListener`,
 //! `TcpStream` and `UdpSocket`) boots with `sockets = true`, serves the host's TCP and UDP
 //! echoes through rt-unikraft's socket driver over smoltcp, and sees a refused
-//! connection as `ConnectionRefused`. The same example runs on unix (the host's sockets).
+//! connection as `ConnectionRefused`; examples/tokio-http (tokio + hyper from crates.io,
+//! unmodified) serves `curl`, and `wrk` and `ab` load without errors. The same examples
+//! run on unix (the host's sockets).
 //!
-//! The Unikraft test needs root (a network namespace with a TAP) and the Unikraft
-//! sources; without them it prints a SKIP line.
+//! The Unikraft tests need root (a network namespace with a TAP) and the Unikraft
+//! sources; without them they print a SKIP line.
 
 mod common;
 
@@ -114,6 +116,64 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
     assert!(String::from_utf8_lossy(&udp.stdout).contains("reply from 10.0.0.2:7: still-there"), "{}", show(&udp));
 }
 
+fn which(program: &str) -> Option<String> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| format!("{dir}/{program}"))
+        .find(|path| std::path::Path::new(path).is_file())
+}
+
+#[test]
+fn tokio_http_serves_curl_wrk_and_ab_on_unikraft() {
+    let test = "tokio_http_serves_curl_wrk_and_ab_on_unikraft";
+    if !sources_provisioned(test) {
+        return;
+    }
+    if !is_root() {
+        skip(&format!("{test}: not root (needs a network namespace and TAP)"));
+        return;
+    }
+    let (Some(curl), Some(wrk), Some(ab)) = (which("curl"), which("wrk"), which("ab")) else {
+        skip(&format!("{test}: needs curl, wrk and ab (apache2-utils)"));
+        return;
+    };
+    let build = Command::new(XTASK).args(["kraft-run", "--example", "tokio-http", "--no-boot"]).output().unwrap();
+    assert!(build.status.success(), "{}", show(&build));
+    let ns = Ns::new("uktokio");
+    let mut cmd = ns.command(XTASK);
+    cmd.args(["kraft-run", "--example", "tokio-http", "--tap", "tap0"]);
+    let (guest, _) = start_collecting(cmd, "tokio-http: listening on 0.0.0.0:80", Duration::from_secs(180));
+    let page = || ns.command(&curl).args(["-sS", "-m", "20", "http://10.0.0.2/"]).output().unwrap();
+    let out = page();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Hello from tokio and hyper on a unikernel!"),
+        "{}",
+        show(&out)
+    );
+
+    // 10 s at 64 keep-alive connections: every request answered, no socket errors.
+    let out = ns.command(&wrk).args(["-t2", "-c64", "-d10s", "--timeout", "5s", "http://10.0.0.2/"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{test}: wrk:\n{report}");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(report.contains("requests in"), "{report}");
+    assert!(!report.contains("Socket errors") && !report.contains("Non-2xx"), "wrk saw errors:\n{report}");
+
+    // A connection per request (accept churn, closes finishing in the background).
+    let out = ns.command(&ab).args(["-q", "-n", "5000", "-c", "32", "http://10.0.0.2/"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{test}: ab:\n{report}");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(report.contains("Complete requests:      5000"), "{report}");
+    assert!(report.contains("Failed requests:        0"), "{report}");
+
+    // Still answering afterwards.
+    let out = page();
+    drop(guest);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from tokio and hyper"), "{}", show(&out));
+}
+
 #[test]
 fn std_echo_serves_tcp_and_udp_on_unix() {
     let build = Command::new("cargo")
@@ -140,6 +200,32 @@ fn std_echo_serves_tcp_and_udp_on_unix() {
     drop(guest);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&format!("reply from 127.0.0.1:{port}: hi")),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn tokio_http_serves_on_unix() {
+    let Some(curl) = which("curl") else {
+        skip("tokio_http_serves_on_unix: curl is not installed");
+        return;
+    };
+    let build = Command::new("cargo")
+        .args(["build", "-q", "-p", "tokio-http"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(build.success());
+    let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/tokio-http");
+    let port = 18000 + (std::process::id() % 1000) as u16;
+    let mut cmd = Command::new(&exe);
+    cmd.args([format!("--port={port}"), "--exit-after-ms=30000".into()]);
+    let (guest, _) = start_collecting(cmd, "tokio-http: listening", Duration::from_secs(30));
+    let out = Command::new(curl).args(["-sS", "-m", "20", &format!("http://127.0.0.1:{port}/")]).output().unwrap();
+    drop(guest);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Hello from tokio and hyper on a unikernel!"),
         "{}",
         show(&out)
     );

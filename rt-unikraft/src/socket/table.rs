@@ -63,7 +63,7 @@ pub const UDP_PAYLOAD: usize = 64 * 1024;
 pub const UDP_MAX_DATAGRAM: usize = 8192 - 20 - 8;
 /// Most sockets kept listening for one listener (its backlog); `listen`'s argument is
 /// capped to this. Each holds a connection's buffers, so this bounds a listener's memory.
-pub const LISTEN_BACKLOG_MAX: usize = 8;
+pub const LISTEN_BACKLOG_MAX: usize = 64;
 /// How long a connection may take to be set up before `connect` reports `ETIMEDOUT`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(75);
 /// How long a closed connection may take to finish its close (FIN exchange) before it is
