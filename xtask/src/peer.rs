@@ -92,6 +92,30 @@ pub fn tcp_roundtrip(guest: &str, port: u16, data: &[u8]) -> Result<Vec<u8>> {
     Ok(collect.join().expect("reader thread")?)
 }
 
+/// See [`PeerAction::ResetOnce`].
+fn reset_once(host: &str, port: u16, wait: Duration) -> Result<()> {
+    let listener = std::net::TcpListener::bind((host, port)).with_context(|| format!("bind {host}:{port}"))?;
+    println!("reset-once: listening on {host}:{port}");
+    listener.set_nonblocking(true)?;
+    let deadline = std::time::Instant::now() + wait;
+    let (stream, from) = loop {
+        match listener.accept() {
+            Ok(accepted) => break accepted,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => bail!("no connection on {host}:{port}: {e}"),
+        }
+    };
+    stream.set_nonblocking(false)?;
+    let mut byte = [0u8; 1];
+    // Peek: the byte stays unread, so closing resets the connection.
+    let n = stream.peek(&mut byte)?;
+    drop(stream);
+    println!("reset-once: reset the connection from {from} after {n} unread byte(s)");
+    Ok(())
+}
+
 /// Sends one datagram and prints the reply (used by tests and by people).
 pub fn udp_probe(guest: &str, port: u16, message: &str) -> Result<()> {
     let udp = UdpSocket::bind(("0.0.0.0", 0))?;
@@ -186,6 +210,17 @@ pub enum PeerAction {
         #[arg(long, default_value_t = TCP_BYTES)]
         bytes: usize,
     },
+    /// Accept one TCP connection on `port`, wait for its first byte, and close without
+    /// reading it: the kernel resets the connection (unread data), which must wake the
+    /// peer's blocked read.
+    ResetOnce {
+        #[arg(long, default_value = netns::HOST_IP)]
+        host: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+    },
     /// Keep a window of datagrams in flight to a UDP echo; print round trips completed.
     UdpFlood {
         #[arg(long, default_value = netns::GUEST_IP)]
@@ -204,6 +239,7 @@ pub fn run(action: PeerAction) -> Result<u8> {
         PeerAction::Conformance => conformance(netns::HOST_IP, netns::GUEST_IP)?,
         PeerAction::Udp { guest, port, message } => udp_probe(&guest, port, &message)?,
         PeerAction::Http { guest, port } => http_get(&guest, port)?,
+        PeerAction::ResetOnce { host, port, seconds } => reset_once(&host, port, Duration::from_secs(seconds))?,
         PeerAction::TcpEcho { guest, port, bytes } => {
             let data: Vec<u8> = (0..bytes).map(net::tcp_byte).collect();
             let echoed = tcp_roundtrip(&guest, port, &data)?;

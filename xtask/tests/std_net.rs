@@ -69,9 +69,27 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
     let build = Command::new(XTASK).args(["kraft-run", "--example", "std-echo", "--no-boot"]).output().unwrap();
     assert!(build.status.success(), "{}", show(&build));
     let ns = Ns::new("ukstd");
+    // The host resets the guest's connection to port 9101 once the guest's byte arrived.
+    let resetter = ns
+        .command(XTASK)
+        .args(["peer", "reset-once", "--port", "9101"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let mut cmd = ns.command(XTASK);
     // Nothing listens on the host's port 9: its kernel answers the SYN with a reset.
-    cmd.args(["kraft-run", "--example", "std-echo", "--tap", "tap0", "--", "--connect-refused=10.0.0.1:9"]);
+    cmd.args([
+        "kraft-run",
+        "--example",
+        "std-echo",
+        "--tap",
+        "tap0",
+        "--",
+        "--connect-refused=10.0.0.1:9",
+        "--reset-check=10.0.0.1:9101",
+    ]);
     let (guest, lines) = start_collecting(cmd, "std-echo: listening on TCP and UDP port 7", Duration::from_secs(180));
     let seen = lines.join("\n");
     for how in ["connect", "connect_timeout"] {
@@ -81,6 +99,13 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         );
     }
     assert!(seen.contains("rt-unikraft sockets: IPv4 10.0.0.2/24, gateway 10.0.0.1"), "{seen}");
+    assert!(
+        seen.contains("std-echo: blocked read woke: ConnectionReset"),
+        "a peer's reset must wake a blocked read:\n{seen}"
+    );
+    assert!(seen.contains("std-echo: non-blocking accept: WouldBlock"), "{seen}");
+    let resetter = resetter.wait_with_output().unwrap();
+    assert!(resetter.status.success(), "{}", show(&resetter));
 
     let udp = ns.command(XTASK).args(["peer", "udp", "--message", "ping-over-std-net"]).output().unwrap();
     assert!(udp.status.success(), "{}", show(&udp));
@@ -184,10 +209,26 @@ fn std_echo_serves_tcp_and_udp_on_unix() {
     assert!(build.success());
     let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/std-echo");
     let port = 17000 + (std::process::id() % 1000) as u16;
+    let reset_port = (port + 1000).to_string();
+    let resetter = Command::new(XTASK)
+        .args(["peer", "reset-once", "--host", "127.0.0.1", "--port", &reset_port, "--seconds", "30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let mut cmd = Command::new(&exe);
-    cmd.args([format!("--port={port}"), "--connect-refused=127.0.0.1:9".into(), "--exit-after-ms=30000".into()]);
+    cmd.args([
+        format!("--port={port}"),
+        "--connect-refused=127.0.0.1:9".into(),
+        format!("--reset-check=127.0.0.1:{reset_port}"),
+        "--exit-after-ms=30000".into(),
+    ]);
     let (guest, lines) = start_collecting(cmd, "std-echo: listening", Duration::from_secs(30));
-    assert!(lines.join("\n").contains("std-echo: connect 127.0.0.1:9: ConnectionRefused"), "{lines:?}");
+    let seen = lines.join("\n");
+    assert!(seen.contains("std-echo: connect 127.0.0.1:9: ConnectionRefused"), "{seen}");
+    assert!(seen.contains("std-echo: blocked read woke: ConnectionReset"), "{seen}");
+    assert!(seen.contains("std-echo: non-blocking accept: WouldBlock"), "{seen}");
+    assert!(resetter.wait_with_output().unwrap().status.success());
     let out = Command::new(XTASK)
         .args(["peer", "tcp-echo", "--guest", "127.0.0.1", "--port", &port.to_string(), "--bytes", "262144"])
         .output()

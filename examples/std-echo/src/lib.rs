@@ -14,6 +14,10 @@
 //!   idle for that long, reading or writing, is closed);
 //! * `--connect-refused=IP:PORT`: first connect to a port nobody listens on and print
 //!   `std-echo: connect IP:PORT: <error>`, which must be `ConnectionRefused`;
+//! * `--reset-check=IP:PORT`: connect to a host that resets the connection once it has
+//!   our byte, block in a read, and print `std-echo: blocked read woke: <kind>` (which
+//!   must be `ConnectionReset`); also prints `std-echo: non-blocking accept: <kind>`
+//!   (`WouldBlock`, nobody is connecting);
 //! * `--exit-after-ms=N`: stop serving after N ms (status 0), for runs with an end.
 #![forbid(unsafe_code)]
 
@@ -31,6 +35,7 @@ struct Args {
     max_connections: usize,
     timeout: Duration,
     connect_refused: Option<SocketAddr>,
+    reset_check: Option<SocketAddr>,
     exit_after: Option<Duration>,
 }
 
@@ -40,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         max_connections: 16,
         timeout: Duration::from_secs(30),
         connect_refused: None,
+        reset_check: None,
         exit_after: None,
     };
     for arg in std::env::args().skip(1) {
@@ -50,13 +56,14 @@ fn parse_args() -> Result<Args, String> {
             "--max-connections" => args.max_connections = value.parse().map_err(|_| bad("a number"))?,
             "--timeout-ms" => args.timeout = Duration::from_millis(value.parse().map_err(|_| bad("a number"))?),
             "--connect-refused" => args.connect_refused = Some(value.parse().map_err(|_| bad("IP:PORT"))?),
+            "--reset-check" => args.reset_check = Some(value.parse().map_err(|_| bad("IP:PORT"))?),
             "--exit-after-ms" => {
                 args.exit_after = Some(Duration::from_millis(value.parse().map_err(|_| bad("a number"))?))
             }
             _ => {
                 return Err(format!(
                     "unknown argument {key}; known: --port, --max-connections, --timeout-ms, --connect-refused, \
-                     --exit-after-ms"
+                     --reset-check, --exit-after-ms"
                 ))
             }
         }
@@ -80,6 +87,9 @@ fn run() -> i32 {
         };
         report("connect", TcpStream::connect(addr));
         report("connect_timeout", TcpStream::connect_timeout(&addr, Duration::from_secs(5)));
+    }
+    if let Some(addr) = args.reset_check {
+        reset_check(addr);
     }
     let listener = match TcpListener::bind(("0.0.0.0", args.port)) {
         Ok(l) => l,
@@ -140,6 +150,30 @@ fn run() -> i32 {
         }
     }
     0
+}
+
+/// A peer's reset must wake a thread blocked reading (posix-socket waits only for
+/// EPOLLIN there), and a non-blocking accept with nobody connecting says WouldBlock.
+fn reset_check(addr: SocketAddr) {
+    let kind = |r: std::io::Result<usize>| match r {
+        Ok(n) => format!("Ok({n})"),
+        Err(e) => format!("{:?} ({e})", e.kind()),
+    };
+    match TcpStream::connect(addr) {
+        Ok(mut stream) => {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(20)));
+            // The host closes without reading this byte: its kernel answers with a reset.
+            let _ = stream.write_all(b"!");
+            let mut buf = [0u8; 16];
+            println!("std-echo: blocked read woke: {}", kind(stream.read(&mut buf)));
+        }
+        Err(e) => println!("std-echo: reset check: connect {addr}: {e}"),
+    }
+    let listener = TcpListener::bind(("0.0.0.0", 0)).and_then(|l| l.set_nonblocking(true).map(|()| l));
+    match listener {
+        Ok(listener) => println!("std-echo: non-blocking accept: {}", kind(listener.accept().map(|_| 0))),
+        Err(e) => println!("std-echo: non-blocking accept: no listener: {e}"),
+    }
 }
 
 /// Echoes one connection until the client closes its side (then closes ours), or an
