@@ -37,6 +37,10 @@ pub mod case {
     pub const BLOCK_WRITE_READ: &str = "block.write-read";
     pub const BLOCK_FLUSH: &str = "block.flush";
     pub const BLOCK_OUT_OF_RANGE: &str = "block.out-of-range";
+    /// Through shared-core's encrypted layer on an MBR partition of the disk
+    /// ([`block::ENCRYPTED_FIRST_SECTOR`](crate::block::ENCRYPTED_FIRST_SECTOR)): the
+    /// pattern is written and read back, and a flipped ciphertext bit fails the read.
+    pub const BLOCK_ENCRYPTED: &str = "block.encrypted";
 }
 
 /// Cases that need the counting allocator (SKIP where the backend does not count).
@@ -63,10 +67,11 @@ pub const STD_CASES: [&str; 12] = [
 pub const NET_CASES: [&str; 4] = [case::NET_ARP, case::NET_ICMP, case::NET_UDP_ECHO, case::NET_TCP];
 
 /// The block device cases ([`block`]).
-pub const BLOCK_CASES: [&str; 3] = [case::BLOCK_WRITE_READ, case::BLOCK_FLUSH, case::BLOCK_OUT_OF_RANGE];
+pub const BLOCK_CASES: [&str; 4] =
+    [case::BLOCK_WRITE_READ, case::BLOCK_FLUSH, case::BLOCK_OUT_OF_RANGE, case::BLOCK_ENCRYPTED];
 
 /// Every case the guest reports, in report order; the host fails a report missing any.
-pub const CASES: [&str; 26] = concat(&[
+pub const CASES: [&str; 27] = concat(&[
     &[case::TIME_MONOTONIC, case::TIME_SLEEP, case::TIME_WALL, case::RANDOM_BYTES],
     &HEAP_CASES,
     &[case::ARGS_PARSE],
@@ -124,6 +129,16 @@ pub mod block {
     pub const FIRST_SECTOR: u64 = 1;
     /// How many sectors the guest writes.
     pub const SECTORS: u64 = 8;
+    /// `block.encrypted`: the guest writes an MBR in sector 0 with one partition (type
+    /// [`ENCRYPTED_KIND`]) of [`ENCRYPTED_SECTORS`] sectors from here, formats it with the
+    /// encrypted layer and writes the pattern to its logical sectors
+    /// [`FIRST_SECTOR`]..+[`SECTORS`]. The host finds none of those plaintext sectors in the
+    /// partition.
+    pub const ENCRYPTED_FIRST_SECTOR: u64 = 64;
+    /// Length of that partition (64 KiB at 512-byte sectors).
+    pub const ENCRYPTED_SECTORS: u64 = 128;
+    /// Its MBR type byte (0xda, "non-FS data").
+    pub const ENCRYPTED_KIND: u8 = 0xda;
 
     /// Byte `offset` of `sector`: `sector * 31 + offset`, modulo 256.
     pub const fn byte(sector: u64, offset: usize) -> u8 {
@@ -386,7 +401,7 @@ mod tests {
         }
         assert!(STD_CASES.iter().all(|c| c.starts_with("std.")));
         assert_eq!(CASES[0], case::TIME_MONOTONIC);
-        assert_eq!(CASES[25], case::BLOCK_OUT_OF_RANGE);
+        assert_eq!(CASES[26], case::BLOCK_ENCRYPTED);
     }
 
     #[test]

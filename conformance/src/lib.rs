@@ -20,6 +20,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+mod block_cases;
 #[cfg(feature = "std")]
 mod std_cases;
 
@@ -29,8 +30,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use conformance_protocol::report::{Counts, Line, Status};
-use conformance_protocol::{block, case, net, BLOCK_CASES, HEAP_CASES, NET_CASES, STD_CASES};
-use unikernel::block::{BlockError, BlockExt};
+use conformance_protocol::{case, net, BLOCK_CASES, HEAP_CASES, NET_CASES, STD_CASES};
 use unikernel::bootargs::{BootArgs, Ipv4Cidr};
 use unikernel::executor::{self, block_on};
 use unikernel::net::{Stack, StackConfig};
@@ -125,7 +125,7 @@ fn run() -> i32 {
         }
     }
     if block_on_ {
-        block_cases(&mut report);
+        block_cases::run(&mut report);
     } else {
         for case in BLOCK_CASES {
             report.record(case, Outcome::Skip(String::from("--block=false")));
@@ -506,56 +506,4 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
         stack.phy.pool_available(),
         stack.phy.pool_capacity()
     );
-}
-
-fn block_cases(report: &mut Report) {
-    let mut disk = match services::open_block("") {
-        Ok(d) => d,
-        Err(e) => {
-            for case in BLOCK_CASES {
-                report.record(case, Outcome::Fail(format!("cannot open the block device: {e}")));
-            }
-            return;
-        }
-    };
-    let info = disk.info();
-    let ss = info.sector_size as usize;
-    block_on(async {
-        let (first, sectors) = (block::FIRST_SECTOR, block::SECTORS);
-        let mut write_buf = vec![0u8; ss * sectors as usize];
-        block::fill(&mut write_buf, first, ss);
-        let mut read_buf = vec![0u8; write_buf.len()];
-        let outcome = match disk.write(first, &write_buf).await {
-            Err(e) => Outcome::Fail(format!("write of sectors {first}..={} failed: {e}", first + sectors - 1)),
-            Ok(()) => match disk.read(first, &mut read_buf).await {
-                Err(e) => Outcome::Fail(format!("read back failed: {e}")),
-                Ok(()) => check(
-                    read_buf == write_buf,
-                    format!("{sectors} sectors of {ss} B written and read back ({} sectors on device)", info.sectors),
-                    String::from("read back differs from what was written"),
-                ),
-            },
-        };
-        report.record(case::BLOCK_WRITE_READ, outcome);
-        report.record(
-            case::BLOCK_FLUSH,
-            match disk.flush().await {
-                Ok(()) => Outcome::Pass(String::from("flush completed")),
-                Err(e) => Outcome::Fail(format!("flush failed: {e}")),
-            },
-        );
-        let past_end = disk.write(info.sectors, &write_buf[..ss]).await;
-        let straddling = disk.read(info.sectors - 1, &mut read_buf[..2 * ss]).await;
-        let misaligned = disk.read(0, &mut read_buf[..ss - 1]).await;
-        report.record(
-            case::BLOCK_OUT_OF_RANGE,
-            check(
-                matches!(past_end, Err(BlockError::OutOfRange { .. }))
-                    && matches!(straddling, Err(BlockError::OutOfRange { .. }))
-                    && matches!(misaligned, Err(BlockError::Misaligned { .. })),
-                String::from("past-the-end, straddling and misaligned requests are refused"),
-                format!("got {past_end:?}, {straddling:?}, {misaligned:?}"),
-            ),
-        );
-    });
 }

@@ -200,6 +200,7 @@ fn main_run(guests: &Guests, disk: &Path, no_devices: bool) -> Result<(String, V
     }
     if guests.block {
         host_lines.push(check_disk(disk)?);
+        host_lines.push(check_encrypted_partition(disk)?);
     }
     Ok((finished.transcript, host_lines, finished.exit.code()))
 }
@@ -248,6 +249,31 @@ fn check_disk(disk: &Path) -> Result<String> {
         Some((k, i)) => (Status::Fail, format!("byte {i} of sector {k} differs from what the guest wrote")),
     };
     Ok(Line::Case { status, case: "host.block-image", detail: &detail }.to_string())
+}
+
+/// `block.encrypted` wrote the pattern through the encrypted layer on its partition: the
+/// partition must hold something, and none of the plaintext sectors, at any offset.
+fn check_encrypted_partition(disk: &Path) -> Result<String> {
+    use conformance_protocol::block::{fill, ENCRYPTED_FIRST_SECTOR, ENCRYPTED_SECTORS, FIRST_SECTOR, SECTORS};
+    use conformance_protocol::report::{Line, Status};
+    let ss = IMAGE_SECTOR_SIZE;
+    let image = std::fs::read(disk)?;
+    let start = ENCRYPTED_FIRST_SECTOR as usize * ss;
+    let part = image
+        .get(start..start + ENCRYPTED_SECTORS as usize * ss)
+        .context("the disk image is shorter than the encrypted partition")?;
+    let mut plain = vec![0u8; SECTORS as usize * ss];
+    fill(&mut plain, FIRST_SECTOR, ss);
+    let leaked = plain.chunks(ss).position(|sector| part.windows(ss).any(|w| w == sector));
+    let (status, detail) = match leaked {
+        _ if part.iter().all(|&b| b == 0) => (Status::Fail, "the encrypted partition is all zeros".to_string()),
+        Some(k) => (Status::Fail, format!("plaintext sector {} is in the encrypted partition", FIRST_SECTOR + k as u64)),
+        None => (
+            Status::Pass,
+            format!("the encrypted partition (sectors {ENCRYPTED_FIRST_SECTOR}..+{ENCRYPTED_SECTORS}) holds none of the {SECTORS} plaintext sectors"),
+        ),
+    };
+    Ok(Line::Case { status, case: "host.block-encrypted-image", detail: &detail }.to_string())
 }
 
 struct RemoveDir(std::path::PathBuf);

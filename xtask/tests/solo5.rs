@@ -57,9 +57,17 @@ fn conformance_passes_on_spt() {
     }
     assert!(stdout.contains("conformance (solo5-spt): all cases passed"), "{}", show(&out));
     if is_root() {
-        for case in
-            ["net.arp", "net.icmp", "net.udp-echo", "net.tcp", "host.tcp", "block.write-read", "host.block-image"]
-        {
+        for case in [
+            "net.arp",
+            "net.icmp",
+            "net.udp-echo",
+            "net.tcp",
+            "host.tcp",
+            "block.write-read",
+            "host.block-image",
+            "block.encrypted",
+            "host.block-encrypted-image",
+        ] {
             assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
         }
     } else {

@@ -130,6 +130,26 @@ impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
     }
 }
 
+/// A borrowed device is a device: a layer can be stacked on it for a while and the device
+/// used again afterwards (e.g. to try a key, or to look below an encrypted layer).
+impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
+    fn info(&self) -> BlockInfo {
+        (**self).info()
+    }
+    fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
+        (**self).poll_read(cx, lba, buf)
+    }
+    fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
+        (**self).poll_write(cx, lba, buf)
+    }
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
+        (**self).poll_flush(cx)
+    }
+    fn cancel(&mut self) {
+        (**self).cancel()
+    }
+}
+
 /// Checks that `len` bytes at `lba` is a whole, non-empty number of sectors inside the
 /// device. Every layer and [`BlockExt`] call this before touching a device.
 pub fn check_request(info: &BlockInfo, lba: u64, len: usize) -> Result<(), BlockError> {
