@@ -179,9 +179,11 @@ impl<T: Default> ListenerPool<T> {
     ///
     /// # Panics
     ///
-    /// If `config.port` is 0 or `config.backlog` is not in `1..config.sockets`.
+    /// If `config.port` is 0, a buffer size is 0, or `config.backlog` is not in
+    /// `1..config.sockets`.
     pub fn new(sockets: &mut SocketSet<'static>, config: ListenerConfig) -> Self {
         assert!(config.port != 0, "a listener pool needs a port");
+        assert!(config.rx_buffer > 0 && config.tx_buffer > 0, "a listener pool needs socket buffers");
         assert!(
             config.backlog >= 1 && config.backlog < config.sockets,
             "backlog {} must be at least 1 and less than the {} sockets",
