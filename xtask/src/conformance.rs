@@ -86,7 +86,11 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
             let memory = app.spec.memory_mib;
             // A Solo5 tender refuses an image whose manifest declares a device it was not
             // given, so the devices come only with root (which gives the TAP).
-            let devices = if root { Devices { tap, disk: Some(disk.to_path_buf()), ..Devices::default() } } else { Devices::default() };
+            let devices = if root {
+                Devices { tap, disk: Some(disk.to_path_buf()), ..Devices::default() }
+            } else {
+                Devices::default()
+            };
             let main_image = pipeline::build(&app, target, &devices)?;
             let exit_image = pipeline::build(&app, target, &Devices::default())?;
             Guests {
