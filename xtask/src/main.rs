@@ -10,6 +10,7 @@
 
 mod bench;
 mod bench_plain;
+mod bench_sockets;
 mod conformance;
 mod examples;
 mod peer;
@@ -90,6 +91,10 @@ enum Cmd {
     /// Benchmark of the Unikraft net path: UDP echo round trips per second through the
     /// guest, draining the driver per wake-up versus one packet per wake-up (needs root).
     BenchNet,
+    /// Benchmark of std's sockets on Unikraft: tokio-http through the socket driver against
+    /// the http example on shared-core's smoltcp API and tokio-http on unix (wrk: requests/s,
+    /// CPU per request), and a TCP bulk echo (needs root and wrk).
+    BenchSockets,
     /// `cargo unikraft doctor`.
     Doctor,
     /// Run the conformance app on a backend and check its report.
@@ -188,6 +193,7 @@ fn real_main() -> Result<u8> {
         Cmd::BenchUnikraft => bench::bench_unikraft(),
         Cmd::BenchRuntime => bench::bench_runtime(),
         Cmd::BenchNet => bench::bench_net(),
+        Cmd::BenchSockets => bench_sockets::bench_sockets(),
         Cmd::Sources => {
             let found = cargo_unikraft::sources::provisioned()?;
             println!("unikraft={}", found.unikraft.display());

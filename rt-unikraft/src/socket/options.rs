@@ -84,7 +84,7 @@ pub fn set(net: &mut Net, id: u64, level: i32, name: i32, val: &[u8]) -> Result<
     let opts = sock.opts;
     let handles: std::vec::Vec<_> = match &sock.kind {
         Kind::Tcp(Tcp::Stream(stream)) => std::vec![stream.handle],
-        Kind::Tcp(Tcp::Listening(backlog)) => backlog.clone(),
+        Kind::Tcp(Tcp::Listening(listener)) => listener.sockets.clone(),
         _ => std::vec::Vec::new(),
     };
     for handle in handles {

@@ -55,8 +55,8 @@ pub fn events_of(sockets: &SocketSet<'_>, sock: &Sock) -> u32 {
     match &sock.kind {
         // Linux: an unconnected stream socket is writable and hung up.
         Kind::Tcp(Tcp::Fresh) => events |= OUT | HUP,
-        Kind::Tcp(Tcp::Listening(backlog)) => {
-            if backlog.iter().any(|&h| acceptable(sockets.get::<tcp::Socket>(h).state())) {
+        Kind::Tcp(Tcp::Listening(listener)) => {
+            if listener.sockets.iter().any(|&h| acceptable(sockets.get::<tcp::Socket>(h).state())) {
                 events |= IN;
             }
         }

@@ -61,9 +61,14 @@ pub const UDP_PAYLOAD: usize = 64 * 1024;
 /// The largest datagram sent: what fits the stack's 8 KiB fragmentation buffer with its
 /// IP and UDP headers (docs/runtime.md#ip-fragments). Larger is `-EMSGSIZE`.
 pub const UDP_MAX_DATAGRAM: usize = 8192 - 20 - 8;
-/// Most sockets kept listening for one listener (its backlog); `listen`'s argument is
-/// capped to this. Each holds a connection's buffers, so this bounds a listener's memory.
+/// Most sockets `listen` sets listening for one listener (its backlog; `listen`'s
+/// argument is capped to this). Each holds a connection's buffers.
 pub const LISTEN_BACKLOG_MAX: usize = 64;
+/// The network thread keeps at least this many of a listener's sockets in `LISTEN` (or
+/// all its backlog, if smaller), adding sockets while connections wait for `accept`...
+pub const LISTEN_SPARE: usize = 8;
+/// ... up to this many sockets per listener in all, which bounds a listener's memory.
+pub const LISTEN_SOCKETS_MAX: usize = 128;
 /// How long a connection may take to be set up before `connect` reports `ETIMEDOUT`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(75);
 /// How long a closed connection may take to finish its close (FIN exchange) before it is
@@ -140,13 +145,22 @@ pub struct Stream {
     pub broken: bool,
 }
 
+/// A listening socket's smoltcp sockets.
+#[derive(Debug)]
+pub struct Listener {
+    /// In `LISTEN`, or holding a connection not accepted yet.
+    pub sockets: Vec<SocketHandle>,
+    /// How many it keeps when idle (`listen`'s backlog, at most [`LISTEN_BACKLOG_MAX`]).
+    pub backlog: usize,
+}
+
 /// What a TCP socket is now.
 #[derive(Debug)]
 pub enum Tcp {
     /// Created, maybe bound (`local`), neither listening nor connected.
     Fresh,
-    /// Listening: the smoltcp sockets in `LISTEN` (or with a connection not yet accepted).
-    Listening(Vec<SocketHandle>),
+    /// Listening.
+    Listening(Listener),
     /// A connection (accepted, or from `connect`).
     Stream(Stream),
 }

@@ -12,7 +12,7 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpEndpoint, Ipv4Address};
 
 use super::readiness::acceptable;
-use super::table::{Kind, Net, Options, Sock, Stream, Tcp, CONNECT_TIMEOUT, LISTEN_BACKLOG_MAX};
+use super::table::{Kind, Listener, Net, Options, Sock, Stream, Tcp, CONNECT_TIMEOUT, LISTEN_BACKLOG_MAX};
 use super::thread::listen_endpoint;
 use super::{deadline_after, Bufs, BufsMut};
 
@@ -72,7 +72,7 @@ pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), i32> {
         }
         handles.push(handle);
     }
-    net.sock(id)?.kind = Kind::Tcp(Tcp::Listening(handles));
+    net.sock(id)?.kind = Kind::Tcp(Tcp::Listening(Listener { sockets: handles, backlog: count }));
     Ok(())
 }
 
@@ -81,19 +81,34 @@ pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), i32> {
 pub fn accept(net: &mut Net, id: u64) -> Result<(u64, IpEndpoint), i32> {
     let sock = net.sock(id)?;
     let (local, opts) = (sock.local, sock.opts);
-    let Kind::Tcp(Tcp::Listening(backlog)) = &sock.kind else { return Err(-libc::EINVAL) };
-    let backlog = backlog.clone();
-    let ready = backlog
+    let Kind::Tcp(Tcp::Listening(listener)) = &sock.kind else { return Err(-libc::EINVAL) };
+    let (sockets, backlog) = (listener.sockets.clone(), listener.backlog);
+    let ready = sockets
         .iter()
         .position(|&h| acceptable(net.stack.sockets.get::<tcp::Socket>(h).state()))
         .ok_or(-libc::EAGAIN)?;
-    let handle = backlog[ready];
-    let fresh = net.new_tcp(&opts);
-    // The fresh socket listens only once it is in the backlog (if that fails, the
-    // listener just has one socket fewer, which `listen`'s checks make impossible).
-    let _ = net.stack.sockets.get_mut::<tcp::Socket>(fresh).listen(listen_endpoint(local));
-    if let Kind::Tcp(Tcp::Listening(backlog)) = &mut net.sock(id)?.kind {
-        backlog[ready] = fresh;
+    let handle = sockets[ready];
+    // A fresh socket listens in its place, unless the network thread added spares
+    // beyond the backlog meanwhile (a burst), which this connection now gives back.
+    let fresh = if sockets.len() <= backlog {
+        let fresh = net.new_tcp(&opts);
+        match net.stack.sockets.get_mut::<tcp::Socket>(fresh).listen(listen_endpoint(local)) {
+            Ok(()) => Some(fresh),
+            Err(_) => {
+                net.stack.sockets.remove(fresh);
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Kind::Tcp(Tcp::Listening(listener)) = &mut net.sock(id)?.kind {
+        match fresh {
+            Some(fresh) => listener.sockets[ready] = fresh,
+            None => {
+                listener.sockets.swap_remove(ready);
+            }
+        }
     }
     let socket = net.stack.sockets.get::<tcp::Socket>(handle);
     let peer = socket.remote_endpoint().unwrap_or(IpEndpoint::new(Ipv4Address::UNSPECIFIED.into(), 0));
@@ -260,8 +275,8 @@ pub fn shutdown(net: &mut Net, id: u64, how: i32) -> Result<(), i32> {
 pub fn close(net: &mut Net, tcp: Tcp, now: u64) {
     match tcp {
         Tcp::Fresh => {}
-        Tcp::Listening(backlog) => {
-            for handle in backlog {
+        Tcp::Listening(listener) => {
+            for handle in listener.sockets {
                 let listening = net.stack.sockets.get::<tcp::Socket>(handle).state() == tcp::State::Listen;
                 if listening {
                     net.stack.sockets.remove(handle);

@@ -18,7 +18,7 @@ use smoltcp::wire::IpListenEndpoint;
 
 use super::config::{self, Source};
 use super::readiness::{self, acceptable};
-use super::table::{deadline_after, lock, Kind, Net, Tcp};
+use super::table::{deadline_after, lock, Kind, Net, Tcp, LISTEN_SOCKETS_MAX, LISTEN_SPARE};
 use crate::glue;
 
 /// The longest sleep with nothing scheduled.
@@ -112,17 +112,40 @@ fn run() {
 /// Looks at every socket after a poll: handshakes done or failed, resets, listeners'
 /// backlog, expired deadlines, closing connections.
 pub fn maintain(net: &mut Net, now: u64) {
+    let mut top_up = std::vec::Vec::new();
     let sockets = &mut net.stack.sockets;
-    for sock in net.socks.values_mut() {
+    for (id, sock) in net.socks.iter_mut() {
         match &mut sock.kind {
-            Kind::Tcp(Tcp::Listening(backlog)) => {
-                for &handle in backlog.iter() {
+            Kind::Tcp(Tcp::Listening(listener)) => {
+                let mut listening = 0;
+                for &handle in listener.sockets.iter() {
                     let socket = sockets.get_mut::<tcp::Socket>(handle);
                     if socket.state() == tcp::State::Closed {
                         // A half-open connection that was reset: listen again.
                         let endpoint = listen_endpoint(sock.local);
                         let _ = socket.listen(endpoint);
                     }
+                    listening += usize::from(socket.state() == tcp::State::Listen);
+                }
+                // A SYN that finds no socket in LISTEN is reset: keep spares while
+                // connections wait for accept (a client that opens one connection more
+                // than the backlog at once, as wrk does, must not be refused), and give
+                // them back when the burst is over.
+                let spares = LISTEN_SPARE.min(listener.backlog);
+                if listening < spares && listener.sockets.len() < LISTEN_SOCKETS_MAX {
+                    top_up.push((*id, spares - listening));
+                } else if listener.sockets.len() > listener.backlog && listening > spares {
+                    let extra = (listener.sockets.len() - listener.backlog).min(listening - spares);
+                    let mut removed = 0;
+                    listener.sockets.retain(|&h| {
+                        if removed < extra && sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen {
+                            sockets.remove(h);
+                            removed += 1;
+                            false
+                        } else {
+                            true
+                        }
+                    });
                 }
             }
             Kind::Tcp(Tcp::Stream(stream)) => {
@@ -163,6 +186,23 @@ pub fn maintain(net: &mut Net, now: u64) {
             sock.send_timed_out = true;
         }
     }
+    for (id, missing) in top_up {
+        let Some(sock) = net.socks.get(&id) else { continue };
+        let (local, opts) = (sock.local, sock.opts);
+        let mut added = std::vec::Vec::new();
+        for _ in 0..missing {
+            let handle = net.new_tcp(&opts);
+            if net.stack.sockets.get_mut::<tcp::Socket>(handle).listen(listen_endpoint(local)).is_err() {
+                net.stack.sockets.remove(handle);
+                break;
+            }
+            added.push(handle);
+        }
+        if let Some(Kind::Tcp(Tcp::Listening(listener))) = net.socks.get_mut(&id).map(|s| &mut s.kind) {
+            listener.sockets.extend(added);
+        }
+    }
+    let sockets = &mut net.stack.sockets;
     net.orphans.retain_mut(|orphan| {
         let socket = sockets.get_mut::<tcp::Socket>(orphan.handle);
         if matches!(socket.state(), tcp::State::Closed | tcp::State::TimeWait) {
