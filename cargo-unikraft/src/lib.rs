@@ -19,6 +19,7 @@ pub mod app;
 pub mod appdir;
 pub mod cli;
 pub mod doctor;
+pub mod heap_plot;
 pub mod hosted_musl;
 pub mod linker;
 pub mod netns;

@@ -198,7 +198,11 @@ pub fn boot_args() -> Vec<String> {
 }
 
 /// Blocks until a device event or the monotonic `deadline_ns`; used by the executor.
+/// With heap sampling on ([`heap::sampler`](crate::heap::sampler)), a due sample is taken
+/// and printed first, and the wait ends by the next one (a spurious wake-up for the caller).
 pub fn wait_until(deadline_ns: Option<u64>) {
+    crate::heap::sampler::tick();
+    let deadline_ns = crate::heap::sampler::clamp_deadline(deadline_ns);
     // SAFETY: as above.
     unsafe { __shared_core_platform_wait_until(deadline_ns) }
 }

@@ -62,6 +62,15 @@ pub mod __private {
     pub use rt_unix::start as backend_start;
 
     /// What an app's main function may return.
+    /// Runs the app's entry with the runtime's services around it: heap sampling
+    /// (`--heap-sample-ms`) starts before and prints its last sample after.
+    pub fn run_app<R: ExitStatus>(entry: impl FnOnce() -> R) -> i32 {
+        shared_core::heap::sampler::start_from_boot_args();
+        let code = entry().code();
+        shared_core::heap::sampler::finish();
+        code
+    }
+
     pub trait ExitStatus {
         /// The process exit status.
         fn code(self) -> i32;
@@ -110,7 +119,7 @@ macro_rules! __backend_entry {
     ($entry:path) => {
         #[unsafe(no_mangle)]
         extern "C" fn main(argc: i32, argv: *const *const u8) -> i32 {
-            $crate::__private::backend_start(argc, argv, || $crate::__private::ExitStatus::code($entry()))
+            $crate::__private::backend_start(argc, argv, || $crate::__private::run_app($entry))
         }
     };
 }
@@ -125,7 +134,7 @@ macro_rules! __backend_entry {
     ($entry:path) => {
         #[unsafe(no_mangle)]
         extern "C" fn unikernel_app_run() -> i32 {
-            $crate::__private::ExitStatus::code($entry())
+            $crate::__private::run_app($entry)
         }
     };
 }

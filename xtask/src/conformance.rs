@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use cargo_unikraft::heap_plot::{self, HeapSamples};
 use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::pipeline::{self, Devices};
 use cargo_unikraft::runner::{console, Accel, Guest, Process};
@@ -105,7 +106,10 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
     })
 }
 
-pub fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
+/// With `--heap-plot`: milliseconds between the main run's heap samples.
+const HEAP_SAMPLE_MS: u64 = 25;
+
+pub fn conformance(backend: Backend, solo5_target: &str, heap_plot: Option<&Path>) -> Result<u8> {
     let dir = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = RemoveDir(dir.clone());
@@ -115,7 +119,11 @@ pub fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
     let guests = guests(backend, solo5_target, &disk, root)?;
     let label = guests.label.as_str();
 
-    let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Backend::HostedMusl)?;
+    let sample_ms = heap_plot.map(|_| HEAP_SAMPLE_MS);
+    let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Backend::HostedMusl, sample_ms)?;
+    if let Some(path) = heap_plot {
+        host_lines.push(heap_plot_case(&transcript, path, label));
+    }
     host_lines.extend(exit_status_cases(&*guests.exits, guests.timeout)?);
 
     for line in &host_lines {
@@ -149,16 +157,24 @@ pub fn conformance(backend: Backend, solo5_target: &str) -> Result<u8> {
 
 /// The main run: with root, in a network namespace with the host peer (started when the
 /// app says `READY net`); with a block device, the disk image is checked afterwards.
-fn main_run(guests: &Guests, disk: &Path, no_devices: bool) -> Result<(String, Vec<String>, Option<u8>)> {
+fn main_run(
+    guests: &Guests,
+    disk: &Path,
+    no_devices: bool,
+    heap_sample_ms: Option<u64>,
+) -> Result<(String, Vec<String>, Option<u8>)> {
     let ns = if guests.net { Some(NetNs::create("ukconf")?) } else { None };
     let label = &guests.label;
-    let app_args = vec![
+    let mut app_args = vec![
         format!("--ipv4={}/24", netns::GUEST_IP),
         format!("--host={}", netns::HOST_IP),
         format!("--backend={label}"),
         format!("--net={}", guests.net),
         format!("--block={}", guests.block),
     ];
+    if let Some(ms) = heap_sample_ms {
+        app_args.push(format!("{}={ms}", heap_plot::SAMPLE_ARG));
+    }
     let command = guests.main.command(&app_args);
     let command = match &ns {
         Some(ns) => ns.wrap(&command),
@@ -232,6 +248,22 @@ fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>
         status => format!("FAIL std.process-exit exit status {status:?} (want 3)"),
     });
     Ok(lines)
+}
+
+/// `--heap-plot`: the main run's heap samples drawn into `path` (`host.heap-plot`).
+fn heap_plot_case(transcript: &str, path: &Path, label: &str) -> String {
+    let samples = HeapSamples::from_transcript(transcript);
+    let peak = samples.samples.iter().map(|s| s.peak).max().unwrap_or(0);
+    match samples.write_svg(path, &format!("conformance ({label})")) {
+        Ok(()) => format!(
+            "PASS host.heap-plot {} samples ({} dropped), peak {} KiB, drawn to {}",
+            samples.samples.len(),
+            samples.dropped,
+            peak / 1024,
+            path.display()
+        ),
+        Err(e) => format!("FAIL host.heap-plot {e:#}"),
+    }
 }
 
 /// The sector size of a disk image as the backends expose it.

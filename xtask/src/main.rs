@@ -104,6 +104,9 @@ enum Cmd {
         /// With `--backend solo5`: the tender.
         #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
         solo5_target: String,
+        /// Sample the heap during the main run (`--heap-sample-ms`) and draw it into this SVG.
+        #[arg(long, value_name = "FILE")]
+        heap_plot: Option<std::path::PathBuf>,
     },
     /// Print where the provisioned Unikraft sources are, or fail (internal, for tests).
     #[command(hide = true)]
@@ -131,6 +134,9 @@ struct Solo5RunArgs {
     tap: Option<String>,
     #[arg(long, value_name = "FILE")]
     disk: Option<std::path::PathBuf>,
+    /// Draw the guest's heap over time into this SVG (as `kraft-run --heap-plot`).
+    #[arg(long, value_name = "FILE")]
+    heap_plot: Option<std::path::PathBuf>,
     #[arg(last = true)]
     args: Vec<String>,
 }
@@ -177,6 +183,8 @@ fn real_main() -> Result<u8> {
                 virtio_net_defaults: false,
                 timeout: None,
                 boot_timeout: cargo_unikraft::runner::console::DEFAULT_BOOT_TIMEOUT.as_secs(),
+                heap_plot: args.heap_plot,
+                heap_sample_ms: cargo_unikraft::heap_plot::DEFAULT_SAMPLE_MS,
                 args: args.args,
             }
             .run()
@@ -205,7 +213,9 @@ fn real_main() -> Result<u8> {
             cargo_unikraft::doctor::report();
             Ok(0)
         }
-        Cmd::Conformance { backend, solo5_target } => conformance::conformance(backend, &solo5_target),
+        Cmd::Conformance { backend, solo5_target, heap_plot } => {
+            conformance::conformance(backend, &solo5_target, heap_plot.as_deref())
+        }
         Cmd::Peer { action } => peer::run(action),
     }
 }

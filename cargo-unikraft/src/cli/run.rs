@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 
 use super::build::BuildArgs;
+use crate::heap_plot::{self, HeapSamples};
 use crate::pipeline::{self, Devices};
 use crate::runner::{backtrace, console, Accel, GuestExit};
 
@@ -42,6 +43,14 @@ pub struct RunArgs {
     /// never booted: it is killed and reported.
     #[arg(long, value_name = "SECS", default_value_t = console::DEFAULT_BOOT_TIMEOUT.as_secs())]
     pub boot_timeout: u64,
+    /// Draw the guest's heap over time into this SVG after the run: the app is given
+    /// `--heap-sample-ms` (unless its arguments have it) and its `heap-sample` lines are
+    /// collected from the console.
+    #[arg(long, value_name = "FILE")]
+    pub heap_plot: Option<PathBuf>,
+    /// With --heap-plot: milliseconds between samples.
+    #[arg(long, value_name = "MS", default_value_t = heap_plot::DEFAULT_SAMPLE_MS, requires = "heap_plot")]
+    pub heap_sample_ms: u64,
     /// Arguments for the app (after those in the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -61,6 +70,11 @@ impl RunArgs {
         let guest = pipeline::guest(&app, self.build.target, &image, memory_mib, self.accel, &devices)?;
         let mut args = app.spec.cmdline.clone();
         args.extend(self.args.iter().cloned());
+        let sample_arg = format!("{}=", heap_plot::SAMPLE_ARG);
+        if self.heap_plot.is_some() && !args.iter().any(|a| a.starts_with(&sample_arg)) {
+            args.push(format!("{sample_arg}{}", self.heap_sample_ms));
+        }
+        let mut heap = HeapSamples::default();
         eprintln!("cargo-unikraft: running {} on {}", image.display(), guest.describe());
         // The console is echoed line by line; a backtrace line from rt-unikraft (apps
         // with `backtrace = true`) is followed by its symbolized frames.
@@ -70,12 +84,17 @@ impl RunArgs {
         };
         let finished = console::run(&*guest, guest.command(&args), limits, |line| {
             println!("{line}");
+            heap.on_line(line);
             if let Some(addresses) = backtrace::parse_backtrace_line(line) {
                 for frame in backtrace::symbolized_lines(&image, &addresses) {
                     println!("{frame}");
                 }
             }
         })?;
+        if let Some(path) = &self.heap_plot {
+            heap.write_svg(path, &format!("{} ({})", app.spec.package, self.build.target))?;
+            eprintln!("cargo-unikraft: heap plot of {} samples written to {}", heap.samples.len(), path.display());
+        }
         match finished.exit {
             GuestExit::App(code) => Ok(code),
             GuestExit::NotReported(why) => bail!("{why}"),

@@ -162,9 +162,14 @@ impl BootArgs {
         Ok(BootArgs { entries, known: Vec::new() })
     }
 
-    /// Parses the backend's boot arguments ([`crate::services::boot_args`]).
+    /// Parses the backend's boot arguments ([`crate::services::boot_args`]). The runtime's
+    /// own keys (`--heap-sample-ms`, [`crate::heap::sampler`]) are known and taken here, so
+    /// [`finish`](Self::finish) accepts them and lists them among the known keys.
     pub fn from_boot() -> Result<Self, ArgError> {
-        Self::parse(crate::services::boot_args())
+        let mut args = Self::parse(crate::services::boot_args())?;
+        use crate::heap::sampler::{BOOT_ARG, BOOT_ARG_HELP};
+        args.maybe::<u64>(BOOT_ARG, BOOT_ARG_HELP)?;
+        Ok(args)
     }
 
     fn lookup<T: FromArg>(&mut self, key: &'static str, help: &'static str) -> Result<Option<T>, ArgError> {

@@ -6,7 +6,9 @@
 //! conformance soak case) can read [`stats`].
 //!
 //! The cost is three relaxed atomic operations per allocation and a compare-exchange loop
-//! only when a new peak is reached. The counters are process-wide statics in this crate,
+//! only when a new peak is reached. [`sampler`] turns the counters into a time series
+//! (`--heap-sample-ms=N`); when it is off, its cost is one more relaxed load every
+//! [`sampler::EVERY_N_ALLOCATIONS`] allocations. The counters are process-wide statics in this crate,
 //! so there is nothing to pass around and nothing to initialise.
 //!
 //! ```ignore
@@ -14,6 +16,8 @@
 //! static HEAP: shared_core::heap::CountingAlloc<std::alloc::System> =
 //!     shared_core::heap::CountingAlloc::new(std::alloc::System);
 //! ```
+
+pub mod sampler;
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -80,9 +84,12 @@ fn grew(bytes: usize) {
 fn allocated(ptr: *mut u8, layout: Layout) -> *mut u8 {
     if !ptr.is_null() {
         INSTALLED.store(true, Ordering::Relaxed);
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let n = ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         LIVE_BLOCKS.fetch_add(1, Ordering::Relaxed);
         grew(layout.size());
+        if n.is_multiple_of(sampler::EVERY_N_ALLOCATIONS) {
+            sampler::on_allocations();
+        }
     }
     ptr
 }
