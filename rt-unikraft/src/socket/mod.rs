@@ -29,6 +29,9 @@ pub mod tcp;
 pub mod thread;
 pub mod udp;
 
+#[cfg(test)]
+mod tests;
+
 use core::ffi::{c_int, c_void};
 
 use shared_core::services;
