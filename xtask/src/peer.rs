@@ -92,6 +92,55 @@ pub fn tcp_roundtrip(guest: &str, port: u16, data: &[u8]) -> Result<Vec<u8>> {
     Ok(collect.join().expect("reader thread")?)
 }
 
+/// See [`PeerAction::Dns`]. Prints each question it answered.
+fn dns_server(host: &str, answer: std::net::Ipv4Addr, serve: Duration) -> Result<()> {
+    let udp = UdpSocket::bind((host, 53)).with_context(|| format!("bind {host}:53"))?;
+    println!("dns: serving on {host}:53");
+    let deadline = std::time::Instant::now() + serve;
+    let mut buf = [0u8; 512];
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        udp.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
+        let Ok((n, from)) = udp.recv_from(&mut buf) else { continue };
+        let Some((reply, name, qtype)) = dns_reply(&buf[..n], answer) else { continue };
+        udp.send_to(&reply, from)?;
+        println!("dns: answered {name} type {qtype} for {from}");
+    }
+    Ok(())
+}
+
+/// The reply to one DNS query: `answer` for an A question, no record for others.
+fn dns_reply(query: &[u8], answer: std::net::Ipv4Addr) -> Option<(Vec<u8>, String, u16)> {
+    if query.len() < 12 || u16::from_be_bytes([query[4], query[5]]) != 1 {
+        return None;
+    }
+    // The question: labels up to a zero byte, then type and class.
+    let mut at = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*query.get(at)?);
+        at += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(query.get(at..at + len)?).into_owned());
+        at += len;
+    }
+    let qtype = u16::from_be_bytes([*query.get(at)?, *query.get(at + 1)?]);
+    let question = query.get(12..at + 4)?;
+    let is_a = qtype == 1;
+    let mut reply = Vec::with_capacity(64);
+    reply.extend_from_slice(&query[..2]); // id
+    reply.extend_from_slice(&[0x81, 0x80]); // response, recursion desired and available
+    reply.extend_from_slice(&[0, 1, 0, u8::from(is_a), 0, 0, 0, 0]);
+    reply.extend_from_slice(question);
+    if is_a {
+        // Name (a pointer to the question's), type A, class IN, TTL 60, 4 bytes.
+        reply.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        reply.extend_from_slice(&answer.octets());
+    }
+    Some((reply, labels.join("."), qtype))
+}
+
 /// See [`PeerAction::ResetOnce`].
 fn reset_once(host: &str, port: u16, wait: Duration) -> Result<()> {
     let listener = std::net::TcpListener::bind((host, port)).with_context(|| format!("bind {host}:{port}"))?;
@@ -221,6 +270,16 @@ pub enum PeerAction {
         #[arg(long, default_value_t = 180)]
         seconds: u64,
     },
+    /// A DNS server for tests: answers every A query with `answer` (and AAAA queries with
+    /// no record) on `host`:53 for `seconds`.
+    Dns {
+        #[arg(long, default_value = netns::HOST_IP)]
+        host: String,
+        #[arg(long)]
+        answer: std::net::Ipv4Addr,
+        #[arg(long, default_value_t = 120)]
+        seconds: u64,
+    },
     /// Keep a window of datagrams in flight to a UDP echo; print round trips completed.
     UdpFlood {
         #[arg(long, default_value = netns::GUEST_IP)]
@@ -239,6 +298,7 @@ pub fn run(action: PeerAction) -> Result<u8> {
         PeerAction::Conformance => conformance(netns::HOST_IP, netns::GUEST_IP)?,
         PeerAction::Udp { guest, port, message } => udp_probe(&guest, port, &message)?,
         PeerAction::Http { guest, port } => http_get(&guest, port)?,
+        PeerAction::Dns { host, answer, seconds } => dns_server(&host, answer, Duration::from_secs(seconds))?,
         PeerAction::ResetOnce { host, port, seconds } => reset_once(&host, port, Duration::from_secs(seconds))?,
         PeerAction::TcpEcho { guest, port, bytes } => {
             let data: Vec<u8> = (0..bytes).map(net::tcp_byte).collect();

@@ -11,6 +11,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -19,7 +20,6 @@ use common::{is_root, show, skip, skip_unprovisioned, Guest, Ns, XTASK};
 /// Spawns `cmd` (in its own process group) and collects its stdout lines until one
 /// contains `ready`, returning the guest and the lines seen.
 fn start_collecting(mut cmd: Command, ready: &str, timeout: Duration) -> (Guest, Vec<String>) {
-    use std::os::unix::process::CommandExt;
     let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("start the guest");
     let stdout = child.stdout.take().expect("piped");
     let guest = Guest::from_child(child);
@@ -77,6 +77,16 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A DNS server on the host (the guest's gateway, so its default DNS server).
+    let dns = ns
+        .command(XTASK)
+        .args(["peer", "dns", "--answer", "10.0.0.1", "--seconds", "240"])
+        .process_group(0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dns = Guest::from_child(dns);
     std::thread::sleep(Duration::from_millis(300));
     let mut cmd = ns.command(XTASK);
     // Nothing listens on the host's port 9: its kernel answers the SYN with a reset.
@@ -89,6 +99,7 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         "--",
         "--connect-refused=10.0.0.1:9",
         "--reset-check=10.0.0.1:9101",
+        "--resolve=echo.test",
     ]);
     let (guest, lines) = start_collecting(cmd, "std-echo: listening on TCP and UDP port 7", Duration::from_secs(180));
     let seen = lines.join("\n");
@@ -104,6 +115,9 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         "a peer's reset must wake a blocked read:\n{seen}"
     );
     assert!(seen.contains("std-echo: non-blocking accept: WouldBlock"), "{seen}");
+    assert!(seen.contains("DNS 10.0.0.1 (the gateway, in /etc/resolv.conf)"), "{seen}");
+    assert!(seen.contains("std-echo: resolve echo.test: 10.0.0.1"), "musl's resolver over the driver:\n{seen}");
+    drop(dns);
     let resetter = resetter.wait_with_output().unwrap();
     assert!(resetter.status.success(), "{}", show(&resetter));
 

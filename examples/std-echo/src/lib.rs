@@ -18,6 +18,8 @@
 //!   our byte, block in a read, and print `std-echo: blocked read woke: <kind>` (which
 //!   must be `ConnectionReset`); also prints `std-echo: non-blocking accept: <kind>`
 //!   (`WouldBlock`, nobody is connecting);
+//! * `--resolve=NAME`: look NAME up (std's `ToSocketAddrs`, musl's resolver, a DNS query
+//!   over UDP) and print `std-echo: resolve NAME: <addresses or error>`;
 //! * `--exit-after-ms=N`: stop serving after N ms (status 0), for runs with an end.
 #![forbid(unsafe_code)]
 
@@ -36,6 +38,7 @@ struct Args {
     timeout: Duration,
     connect_refused: Option<SocketAddr>,
     reset_check: Option<SocketAddr>,
+    resolve: Option<String>,
     exit_after: Option<Duration>,
 }
 
@@ -46,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
         timeout: Duration::from_secs(30),
         connect_refused: None,
         reset_check: None,
+        resolve: None,
         exit_after: None,
     };
     for arg in std::env::args().skip(1) {
@@ -57,13 +61,14 @@ fn parse_args() -> Result<Args, String> {
             "--timeout-ms" => args.timeout = Duration::from_millis(value.parse().map_err(|_| bad("a number"))?),
             "--connect-refused" => args.connect_refused = Some(value.parse().map_err(|_| bad("IP:PORT"))?),
             "--reset-check" => args.reset_check = Some(value.parse().map_err(|_| bad("IP:PORT"))?),
+            "--resolve" => args.resolve = Some(value.to_string()),
             "--exit-after-ms" => {
                 args.exit_after = Some(Duration::from_millis(value.parse().map_err(|_| bad("a number"))?))
             }
             _ => {
                 return Err(format!(
                     "unknown argument {key}; known: --port, --max-connections, --timeout-ms, --connect-refused, \
-                     --reset-check, --exit-after-ms"
+                     --reset-check, --resolve, --exit-after-ms"
                 ))
             }
         }
@@ -90,6 +95,16 @@ fn run() -> i32 {
     }
     if let Some(addr) = args.reset_check {
         reset_check(addr);
+    }
+    if let Some(name) = &args.resolve {
+        use std::net::ToSocketAddrs;
+        match (name.as_str(), 7).to_socket_addrs() {
+            Ok(addrs) => {
+                let addrs: Vec<String> = addrs.map(|a| a.ip().to_string()).collect();
+                println!("std-echo: resolve {name}: {}", addrs.join(" "));
+            }
+            Err(e) => println!("std-echo: resolve {name}: failed: {e}"),
+        }
     }
     let listener = match TcpListener::bind(("0.0.0.0", args.port)) {
         Ok(l) => l,

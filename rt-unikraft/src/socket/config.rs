@@ -10,6 +10,10 @@
 //!    (`10.0.0.1`), which Unikraft's `env.vars=[...]` kernel parameter sets at boot;
 //! 3. the default, [`DEFAULT_CIDR`] with gateway [`DEFAULT_GATEWAY`]: what `cargo xtask run`
 //!    and the tests give a guest (host side 10.0.0.1 on the TAP).
+//!
+//! The DNS server musl's resolver asks (std's `ToSocketAddrs`, `getaddrinfo`) is
+//! `netdev.ip`'s third field, else [`ENV_DNS`], else the gateway ([`choose_dns`]). It is
+//! written to `/etc/resolv.conf` at start, unless the app's filesystem already has one.
 
 use shared_core::bootargs::Ipv4Cidr;
 use shared_core::net::Ipv4Assignment;
@@ -19,6 +23,9 @@ use smoltcp::wire::Ipv4Address;
 pub const ENV_IPV4: &str = "RT_UNIKRAFT_IPV4";
 /// The variable naming the default gateway, like `10.0.0.1`.
 pub const ENV_GATEWAY: &str = "RT_UNIKRAFT_GATEWAY";
+
+/// The variable naming the DNS server, like `10.0.0.1`.
+pub const ENV_DNS: &str = "RT_UNIKRAFT_DNS";
 
 /// The address used when nothing else gives one.
 pub const DEFAULT_CIDR: Ipv4Cidr = Ipv4Cidr { address: Ipv4Address::new(10, 0, 0, 2), prefix_len: 24 };
@@ -47,6 +54,28 @@ pub fn choose(ipv4: Option<&str>, gateway: Option<&str>) -> Result<(Ipv4Assignme
     }
 }
 
+/// The DNS server: the platform's (`netdev.ip`), else [`ENV_DNS`]'s value, else the
+/// gateway; with where it came from. A malformed [`ENV_DNS`] is an error naming it.
+pub fn choose_dns(
+    platform: Option<Ipv4Address>,
+    env: Option<&str>,
+    gateway: Option<Ipv4Address>,
+) -> Result<Option<(Ipv4Address, &'static str)>, String> {
+    if let Some(dns) = platform {
+        return Ok(Some((dns, "netdev.ip")));
+    }
+    if let Some(text) = env {
+        let dns: Ipv4Address = text.parse().map_err(|_| format!("{ENV_DNS}={text}: not an IPv4 address"))?;
+        return Ok(Some((dns, ENV_DNS)));
+    }
+    Ok(gateway.map(|g| (g, "the gateway")))
+}
+
+/// `/etc/resolv.conf` naming `dns`.
+pub fn resolv_conf(dns: Ipv4Address) -> String {
+    format!("# written by rt-unikraft's socket layer at start\nnameserver {dns}\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +100,17 @@ mod tests {
         assert!(e.starts_with("RT_UNIKRAFT_IPV4=10.0.0.0/24"), "{e}");
         assert!(choose(Some("nonsense"), None).is_err());
         assert!(choose(None, Some("10.0.0.1")).unwrap_err().contains("set both"));
+    }
+
+    #[test]
+    fn the_dns_server_is_the_platforms_else_the_environments_else_the_gateway() {
+        let gw = Some(DEFAULT_GATEWAY);
+        let dns = Ipv4Address::new(8, 8, 8, 8);
+        assert_eq!(choose_dns(Some(dns), Some("1.1.1.1"), gw), Ok(Some((dns, "netdev.ip"))));
+        assert_eq!(choose_dns(None, Some("1.1.1.1"), gw), Ok(Some((Ipv4Address::new(1, 1, 1, 1), ENV_DNS))));
+        assert_eq!(choose_dns(None, None, gw), Ok(Some((DEFAULT_GATEWAY, "the gateway"))));
+        assert_eq!(choose_dns(None, None, None), Ok(None));
+        assert!(choose_dns(None, Some("dns.example"), gw).unwrap_err().starts_with("RT_UNIKRAFT_DNS=dns.example"));
+        assert!(resolv_conf(dns).contains("\nnameserver 8.8.8.8\n"));
     }
 }

@@ -71,19 +71,38 @@ fn build() -> Result<Net, String> {
     OWNS_NIC.store(true, std::sync::atomic::Ordering::SeqCst);
     let stack = Stack::new(std::boxed::Box::new(device), stack_config);
     let net = Net::new(stack);
-    let gateway = platform.map_or(assignment.gateway, |p| p.gateway.or(assignment.gateway));
-    let gateway = gateway.map_or("none".into(), |g| g.to_string());
+    let gateway_addr = platform.map_or(assignment.gateway, |p| p.gateway.or(assignment.gateway));
+    let gateway = gateway_addr.map_or("none".into(), |g| g.to_string());
     let from = match (platform.is_some(), source) {
         (true, _) => "from netdev.ip",
         (false, Source::Environment) => "from RT_UNIKRAFT_IPV4",
         (false, Source::Default) => "the default; set netdev.ip= or RT_UNIKRAFT_IPV4",
     };
+    let dns = config::choose_dns(platform.and_then(|p| p.dns), env(config::ENV_DNS).as_deref(), gateway_addr)?;
+    let dns = match dns {
+        Some((dns, why)) => format!(", DNS {dns} ({})", write_resolv_conf(dns, why)),
+        None => ", no DNS server".to_string(),
+    };
     std::println!(
-        "rt-unikraft sockets: IPv4 {}/{}, gateway {gateway} ({from})",
+        "rt-unikraft sockets: IPv4 {}/{}, gateway {gateway}{dns} ({from})",
         net.address,
         net.stack.iface.ip_addrs().first().map_or(0, |c| c.prefix_len())
     );
     Ok(net)
+}
+
+/// Writes `/etc/resolv.conf` for musl's resolver, unless the app's filesystem has one;
+/// says what happened, for the console line.
+fn write_resolv_conf(dns: smoltcp::wire::Ipv4Address, why: &str) -> String {
+    let path = std::path::Path::new("/etc/resolv.conf");
+    if path.exists() {
+        return "the app's /etc/resolv.conf is kept".into();
+    }
+    let written = std::fs::create_dir_all("/etc").and_then(|()| std::fs::write(path, config::resolv_conf(dns)));
+    match written {
+        Ok(()) => format!("{why}, in /etc/resolv.conf"),
+        Err(e) => format!("{why}; /etc/resolv.conf could not be written: {e}"),
+    }
 }
 
 /// The network thread's loop (see the module docs).
