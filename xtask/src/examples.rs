@@ -14,6 +14,7 @@ pub const EXAMPLES: &[(&str, bool)] = &[
     ("conformance", true),
     ("std-echo", true),
     ("tokio-http", true),
+    ("kv", true),
 ];
 
 /// Examples written against `std::net`: on unix they use the host's sockets (no TAP);
