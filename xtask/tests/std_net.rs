@@ -100,6 +100,7 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         "--connect-refused=10.0.0.1:9",
         "--reset-check=10.0.0.1:9101",
         "--resolve=echo.test",
+        "--open-net-too",
     ]);
     let (guest, lines) = start_collecting(cmd, "std-echo: listening on TCP and UDP port 7", Duration::from_secs(180));
     let seen = lines.join("\n");
@@ -116,6 +117,11 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
     );
     assert!(seen.contains("std-echo: non-blocking accept: WouldBlock"), "{seen}");
     assert!(seen.contains("DNS 10.0.0.1 (the gateway, in /etc/resolv.conf)"), "{seen}");
+    assert!(
+        seen.contains("std-echo: open_net: device setup failed: network device 0 cannot be opened")
+            && seen.contains("std's sockets (`sockets = true`) already drive it"),
+        "sockets and shared-core's Stack in one image must be a clear error:\n{seen}"
+    );
     assert!(seen.contains("std-echo: resolve echo.test: 10.0.0.1"), "musl's resolver over the driver:\n{seen}");
     drop(dns);
     let resetter = resetter.wait_with_output().unwrap();

@@ -20,6 +20,9 @@
 //!   (`WouldBlock`, nobody is connecting);
 //! * `--resolve=NAME`: look NAME up (std's `ToSocketAddrs`, musl's resolver, a DNS query
 //!   over UDP) and print `std-echo: resolve NAME: <addresses or error>`;
+//! * `--open-net-too`: once serving, also open the net device through shared-core's API
+//!   (`services::open_net`) and print `std-echo: open_net: <result>`; on Unikraft the
+//!   socket layer holds the device, so this must be a clear error;
 //! * `--exit-after-ms=N`: stop serving after N ms (status 0), for runs with an end.
 #![forbid(unsafe_code)]
 
@@ -39,6 +42,7 @@ struct Args {
     connect_refused: Option<SocketAddr>,
     reset_check: Option<SocketAddr>,
     resolve: Option<String>,
+    open_net_too: bool,
     exit_after: Option<Duration>,
 }
 
@@ -50,9 +54,14 @@ fn parse_args() -> Result<Args, String> {
         connect_refused: None,
         reset_check: None,
         resolve: None,
+        open_net_too: false,
         exit_after: None,
     };
     for arg in std::env::args().skip(1) {
+        if arg == "--open-net-too" {
+            args.open_net_too = true;
+            continue;
+        }
         let (key, value) = arg.split_once('=').ok_or_else(|| format!("{arg}: expected --key=value"))?;
         let bad = |what: &str| format!("{key}: `{value}` is not {what}");
         match key {
@@ -68,7 +77,7 @@ fn parse_args() -> Result<Args, String> {
             _ => {
                 return Err(format!(
                     "unknown argument {key}; known: --port, --max-connections, --timeout-ms, --connect-refused, \
-                     --reset-check, --resolve, --exit-after-ms"
+                     --reset-check, --resolve, --open-net-too, --exit-after-ms"
                 ))
             }
         }
@@ -120,6 +129,12 @@ fn run() -> i32 {
             return 1;
         }
     };
+    if args.open_net_too {
+        match unikernel::services::open_net("") {
+            Ok(_) => println!("std-echo: open_net: opened"),
+            Err(e) => println!("std-echo: open_net: {e}"),
+        }
+    }
     println!(
         "std-echo: listening on TCP and UDP port {} ({}, at most {} connections)",
         args.port,

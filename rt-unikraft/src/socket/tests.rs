@@ -17,12 +17,16 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpo
 use super::readiness::{events_of, ERR, HUP, IN, OUT, RDHUP};
 use super::table::{Kind, Net, Options, Sock, Tcp, Udp, EPHEMERAL};
 use super::thread::maintain;
-use super::{options, tcp, udp, Bufs, BufsMut};
+use super::{options, tcp, timed, udp, Bufs, BufsMut};
 
 /// The glue's event helper, which `readiness::push` calls for sockets with a file (none
 /// here): defined so the test binary links.
 #[unsafe(no_mangle)]
 extern "C" fn rtuk_sock_event_assign(_file: *const core::ffi::c_void, _events: u32) {}
+
+/// The glue's wake-up of the network thread (there is none here).
+#[unsafe(no_mangle)]
+extern "C" fn rtuk_kick() {}
 
 const FRAME: usize = 1514;
 const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
@@ -375,4 +379,33 @@ fn options_round_trip_and_unknown_ones_are_enoprotoopt() {
     assert_eq!(get(&mut lab, libc::SOL_SOCKET, libc::SO_TYPE), libc::SOCK_STREAM);
     assert_eq!(options::get(&mut lab.net, id, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY), Err(-libc::ENOPROTOOPT));
     assert_eq!(options::set(&mut lab.net, id, libc::SOL_SOCKET, 9999, &one), Err(-libc::ENOPROTOOPT));
+}
+
+#[test]
+fn a_read_timeout_wakes_the_blocked_reader_and_ends_its_read_with_etimedout() {
+    let mut lab = Lab::new();
+    let listener = lab.tcp_socket();
+    tcp::bind(&mut lab.net, listener, Ipv4Address::UNSPECIFIED, 80).unwrap();
+    tcp::listen(&mut lab.net, listener, 1).unwrap();
+    lab.peer_connect(80, 40002);
+    lab.pump();
+    let (conn, _) = tcp::accept(&mut lab.net, listener).unwrap();
+    let tv = [1i64.to_ne_bytes(), 0i64.to_ne_bytes()].concat();
+    options::set(&mut lab.net, conn, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv).unwrap();
+    // As the recv op does: an EAGAIN arms the deadline; the reader then waits for EPOLLIN.
+    let read = |lab: &mut Lab| {
+        let r = recv(&mut lab.net, conn, 8);
+        timed(&mut lab.net, conn, true, r)
+    };
+    assert_eq!(read(&mut lab), Err(-libc::EAGAIN));
+    assert_eq!(lab.events(conn) & IN, 0);
+    services::wait_until(Some(services::monotonic_ns() + 500_000_000));
+    maintain(&mut lab.net, services::monotonic_ns());
+    assert_eq!(lab.events(conn) & IN, 0, "not yet");
+    services::wait_until(Some(services::monotonic_ns() + 600_000_000));
+    maintain(&mut lab.net, services::monotonic_ns());
+    assert_ne!(lab.events(conn) & IN, 0, "the deadline passed: the blocked reader must wake");
+    assert_eq!(read(&mut lab), Err(-libc::ETIMEDOUT));
+    assert_eq!(lab.events(conn) & IN, 0, "reported: the next read waits again");
+    assert_eq!(read(&mut lab), Err(-libc::EAGAIN), "and arms a new deadline");
 }
