@@ -24,6 +24,8 @@
 //! (4 random bytes drawn at each epoch) only matters if the disk is rolled back to an
 //! older image, which would let an epoch be used twice: two uses then also need the same
 //! salt (probability 2⁻³²). Epoch 0 is never used for data: its nonce 0 is the key check.
+//! One writer at a time: two layers open on the same device at once would start from the
+//! same header epoch, and only their salts would keep their nonces apart.
 //!
 //! **Integrity.** Each sector's tag covers its ciphertext, the disk id (random at
 //! format) and its logical sector number, so a flipped bit, a sector moved to another
