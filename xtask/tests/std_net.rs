@@ -215,8 +215,18 @@ fn tokio_http_serves_curl_wrk_and_ab_on_unikraft() {
 
     // Still answering afterwards.
     let out = page();
-    drop(guest);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Hello from tokio and hyper"), "{}", show(&out));
+
+    // And idle again: the network thread and tokio's epoll wait sleep, nothing spins.
+    std::thread::sleep(Duration::from_secs(2));
+    let cpu = || guest.cpu_time_of("qemu-system").expect("the guest's QEMU is in its process group");
+    let before = cpu();
+    let window = Duration::from_secs(4);
+    std::thread::sleep(window);
+    let share = (cpu() - before).as_secs_f64() / window.as_secs_f64();
+    drop(guest);
+    eprintln!("{test}: idle after the load: {:.1} % of a core", share * 100.0);
+    assert!(share < 0.15, "an idle tokio-http guest used {:.1} % of a core", share * 100.0);
 }
 
 #[test]
