@@ -122,7 +122,7 @@ pub fn conformance(backend: Backend, solo5_target: &str, heap_plot: Option<&Path
     let sample_ms = heap_plot.map(|_| HEAP_SAMPLE_MS);
     let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Backend::HostedMusl, sample_ms)?;
     if let Some(path) = heap_plot {
-        host_lines.push(heap_plot_case(&transcript, path, label));
+        host_lines.extend(heap_plot_cases(&transcript, path, label));
     }
     host_lines.extend(exit_status_cases(&*guests.exits, guests.timeout)?);
 
@@ -250,9 +250,33 @@ fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>
     Ok(lines)
 }
 
-/// `--heap-plot`: the main run's heap samples drawn into `path` (`host.heap-plot`).
-fn heap_plot_case(transcript: &str, path: &Path, label: &str) -> String {
+/// The most the bytes in use may grow from the first heap sample to the last, over a whole
+/// conformance run (buffers std keeps, such as stdout's, are a few KiB).
+const HEAP_GROWTH_BOUND: u64 = 64 << 10;
+
+/// `--heap-plot`: the main run's heap samples drawn into `path` (`host.heap-plot`), and the
+/// growth over the run checked from the same samples (`host.heap-growth`).
+fn heap_plot_cases(transcript: &str, path: &Path, label: &str) -> Vec<String> {
     let samples = HeapSamples::from_transcript(transcript);
+    let growth = match (samples.samples.first(), samples.samples.last()) {
+        (Some(first), Some(last)) if last.live <= first.live + HEAP_GROWTH_BOUND => format!(
+            "PASS host.heap-growth {} B in use at the start, {} B at the end (bound: {} KiB more)",
+            first.live,
+            last.live,
+            HEAP_GROWTH_BOUND >> 10
+        ),
+        (Some(first), Some(last)) => format!(
+            "FAIL host.heap-growth {} B in use at the start, {} B at the end: more than {} KiB of growth",
+            first.live,
+            last.live,
+            HEAP_GROWTH_BOUND >> 10
+        ),
+        _ => "FAIL host.heap-growth no heap samples".to_string(),
+    };
+    vec![heap_plot_case(&samples, path, label), growth]
+}
+
+fn heap_plot_case(samples: &HeapSamples, path: &Path, label: &str) -> String {
     let peak = samples.samples.iter().map(|s| s.peak).max().unwrap_or(0);
     match samples.write_svg(path, &format!("conformance ({label})")) {
         Ok(()) => format!(
