@@ -28,6 +28,10 @@
 //! private `glue` module, whose test checks the two against each other with the host's C
 //! compiler. What the glue reports about a received frame is interpreted by [`frame`],
 //! pure Rust with unit and property tests.
+//!
+//! std's sockets: with `sockets = true`, [`socket`] is an AF_INET driver for Unikraft's
+//! posix-socket (`glue/socket.c` registers it) over shared-core's smoltcp stack on the
+//! [`net`] device, so `std::net`, mio and tokio work unchanged.
 
 pub mod block;
 #[cfg(not(test))]

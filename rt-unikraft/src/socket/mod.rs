@@ -242,7 +242,7 @@ pub extern "C" fn rtuk_sock_listen(id: u64, backlog: c_int) -> c_int {
 /// `SOCK_CLOEXEC`) are posix-socket's business: they belong to the new file.
 ///
 /// # Safety
-/// `addr`/`addr_len` as for [`write_addr`].
+/// `addr`/`addr_len` as for `write_addr`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rtuk_sock_accept(id: u64, addr: *mut c_void, addr_len: *mut u32, _flags: c_int) -> i64 {
     match with_net(id, true, |net| tcp::accept(net, id)) {
@@ -287,7 +287,7 @@ pub extern "C" fn rtuk_sock_shutdown(id: u64, how: c_int) -> c_int {
 /// `getsockname` (`peer` 0) or `getpeername` (`peer` 1).
 ///
 /// # Safety
-/// `addr`/`addr_len` as for [`write_addr`].
+/// `addr`/`addr_len` as for `write_addr`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rtuk_sock_getname(id: u64, peer: c_int, addr: *mut c_void, addr_len: *mut u32) -> c_int {
     let endpoint = with_net(id, false, |net| {
@@ -372,7 +372,7 @@ pub unsafe extern "C" fn rtuk_sock_setsockopt(
 /// `MSG_DONTWAIT` are not (posix-socket decides whether to wait, from the file's mode).
 ///
 /// # Safety
-/// `iov` as for [`iovecs`]; `from`/`from_len` as for [`write_addr`]; `msg_flags` null or valid.
+/// `iov` as for `iovecs`; `from`/`from_len` as for `write_addr`; `msg_flags` null or valid.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rtuk_sock_recv(
     id: u64,
@@ -428,7 +428,7 @@ pub unsafe extern "C" fn rtuk_sock_recv(
 /// are no signals).
 ///
 /// # Safety
-/// `iov` as for [`iovecs`]; `to` valid for `to_len` bytes.
+/// `iov` as for `iovecs`; `to` valid for `to_len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rtuk_sock_send(
     id: u64,
