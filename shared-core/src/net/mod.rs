@@ -31,12 +31,14 @@ mod listener;
 mod phy;
 mod pool;
 pub mod stack;
+mod tunnel;
 
 pub use assigned::Ipv4Assignment;
 pub use listener::{Connection, ListenerConfig, ListenerCounters, ListenerPool};
 pub use phy::{RingConfig, RingPhy};
 pub use pool::{Frame, FrameRing, PacketPool, SlotId};
 pub use stack::{Stack, StackConfig};
+pub use tunnel::{TunnelConfig, TunnelCounters, TunnelDevice, TunnelError, VXLAN_OVERHEAD, VXLAN_PORT};
 
 /// Packet and byte counters, kept by [`RingPhy`] and the device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,6 +97,15 @@ pub trait NetDevice {
     /// `netdev.ip=` kernel parameter), which [`Stack::new`] prefers over the app's. Most
     /// devices have none.
     fn assigned_ipv4(&self) -> Option<Ipv4Assignment> {
+        None
+    }
+    /// When this device needs its next `receive` or `transmit` call even if no device
+    /// event comes, in [`services::monotonic_ns`](crate::services::monotonic_ns) time;
+    /// `None` (the default) when only device events matter. A device with timers or
+    /// queues of its own says so here (a [`TunnelDevice`] runs a whole stack: its ARP
+    /// retries, datagrams still waiting in its socket), and [`Stack`]'s waits never
+    /// sleep past it.
+    fn poll_deadline_ns(&mut self) -> Option<u64> {
         None
     }
 }

@@ -118,6 +118,12 @@ impl<D: NetDevice + ?Sized> RingPhy<D> {
         phy::Device::capabilities(self).checksum
     }
 
+    /// When the device wants its next call without an event
+    /// ([`NetDevice::poll_deadline_ns`]).
+    pub fn device_deadline_ns(&mut self) -> Option<u64> {
+        self.shared.get_mut().device.poll_deadline_ns()
+    }
+
     /// Counters so far.
     pub fn counters(&self) -> NetCounters {
         self.shared.borrow().counters
@@ -234,5 +240,8 @@ impl<T: NetDevice + ?Sized> NetDevice for Box<T> {
     }
     fn assigned_ipv4(&self) -> Option<super::Ipv4Assignment> {
         (**self).assigned_ipv4()
+    }
+    fn poll_deadline_ns(&mut self) -> Option<u64> {
+        (**self).poll_deadline_ns()
     }
 }

@@ -103,11 +103,24 @@ impl Stack {
         self.wait_until_ns(cap).await
     }
 
+    /// When this stack next needs a [`poll`](Self::poll) even if no device event comes,
+    /// in [`services::monotonic_ns`] time: smoltcp's next timer or the device's own
+    /// ([`NetDevice::poll_deadline_ns`]), whichever is first; `None` when only a device
+    /// event can bring work.
+    pub fn poll_deadline_ns(&mut self) -> Option<u64> {
+        let stack = self
+            .iface
+            .poll_delay(now(), &self.sockets)
+            .map(|delay| services::monotonic_ns().saturating_add(delay.total_micros() * 1000));
+        let device = self.phy.device_deadline_ns();
+        match (stack, device) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     async fn wait_until_ns(&mut self, cap: u64) {
-        let deadline = match self.iface.poll_delay(now(), &self.sockets) {
-            Some(delay) => services::monotonic_ns().saturating_add(delay.total_micros() * 1000).min(cap),
-            None => cap,
-        };
+        let deadline = self.poll_deadline_ns().map_or(cap, |d| d.min(cap));
         executor::wait_io(Some(deadline)).await;
     }
 
