@@ -15,6 +15,7 @@ pub const EXAMPLES: &[(&str, bool)] = &[
     ("std-echo", true),
     ("tokio-http", true),
     ("kv", true),
+    ("tunnel-echo", true),
 ];
 
 /// Examples written against `std::net`: on unix they use the host's sockets (no TAP);
