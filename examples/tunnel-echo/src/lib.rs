@@ -44,10 +44,12 @@ fn run() -> i32 {
             return 1;
         }
     };
-    // The outer stack only carries the tunnel's datagrams (and answers ARP and pings).
+    // The outer stack only carries the tunnel's datagrams (and answers ARP and pings). Its
+    // pool is the real device's: Unikraft's virtio-net wants 272 slots or more (receive
+    // buffers beside a transmit queue of 128), and posts only one receive buffer below.
     let mut outer_config = StackConfig::new(cidr);
     outer_config.gateway = gateway;
-    outer_config.ring = RingConfig { slots: 64, ..RingConfig::default() };
+    outer_config.ring = RingConfig { slots: 288, ..RingConfig::default() };
     let outer = Stack::new(device, outer_config);
     let tunnel = match TunnelDevice::new(outer, TunnelConfig::new(peer, vni)) {
         Ok(tunnel) => tunnel,
