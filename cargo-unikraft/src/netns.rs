@@ -105,6 +105,16 @@ impl NetNs {
         wrapped
     }
 
+    /// Gives the namespace its own `/etc/resolv.conf`: `ip netns exec` bind-mounts
+    /// `/etc/netns/<name>/resolv.conf` over it for the commands it starts (so a hosted
+    /// app's libc resolver asks a server inside the namespace). The directory goes with
+    /// the namespace (on drop, and in the signal and stale-namespace cleanups).
+    pub fn resolv_conf(&self, text: &str) -> Result<()> {
+        let dir = etc_dir(&self.name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        std::fs::write(dir.join("resolv.conf"), text).with_context(|| format!("write {}/resolv.conf", dir.display()))
+    }
+
     /// A command that runs `program` inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");
@@ -113,9 +123,15 @@ impl NetNs {
     }
 }
 
+/// Where `ip netns exec` finds namespace `name`'s own `/etc` files.
+fn etc_dir(name: &str) -> std::path::PathBuf {
+    Path::new("/etc/netns").join(name)
+}
+
 impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = std::fs::remove_dir_all(etc_dir(&self.name));
         LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|n| n != &self.name);
     }
 }
@@ -152,6 +168,7 @@ fn remove(name: &str, grace: Duration) {
         }
     }
     let _ = Command::new("ip").args(["netns", "del", name]).status();
+    let _ = std::fs::remove_dir_all(etc_dir(name));
 }
 
 /// `(prefix, pid)` of a name this module makes (`uk<letters>-<pid>-<n>`).

@@ -3,6 +3,8 @@
 //!
 //! * [`case`] and [`CASES`]: the case names the guest reports, in report order;
 //! * [`net`]: the host peer's ports, payloads and sizes, and the TCP byte pattern;
+//! * [`std_net`] and [`STD_NET_CASES`]: the `std.net.*` section, which its own guest
+//!   (`conformance/std-net`, std sockets) reports in a second run;
 //! * [`block`]: the sectors the guest writes and the pattern the host checks in the image;
 //! * [`report`]: the report grammar, formatted by the guest ([`report::Line`]'s `Display`)
 //!   and parsed by the host ([`report::Line::parse`]):
@@ -41,6 +43,22 @@ pub mod case {
     /// ([`block::ENCRYPTED_FIRST_SECTOR`](crate::block::ENCRYPTED_FIRST_SECTOR)): the
     /// pattern is written and read back, and a flipped ciphertext bit fails the read.
     pub const BLOCK_ENCRYPTED: &str = "block.encrypted";
+    /// `std::net` ([`std_net`](crate::std_net)): 256 KiB of the TCP pattern through the
+    /// host peer's TCP echo.
+    pub const STD_NET_TCP_ECHO: &str = "std.net.tcp-echo";
+    /// Datagrams through the host peer's UDP echo.
+    pub const STD_NET_UDP_ECHO: &str = "std.net.udp-echo";
+    /// A connect to the host's closed port fails with `ConnectionRefused` (ECONNREFUSED),
+    /// blocking and with `connect_timeout`.
+    pub const STD_NET_CONNECT_REFUSED: &str = "std.net.connect-refused";
+    /// The host peer resets a connection while the guest is blocked reading it: the read
+    /// wakes with `ConnectionReset`.
+    pub const STD_NET_RESET_WAKES_READER: &str = "std.net.reset-wakes-reader";
+    /// `accept` on a non-blocking listener nobody connects to gives `WouldBlock`.
+    pub const STD_NET_NONBLOCKING_ACCEPT: &str = "std.net.nonblocking-accept";
+    /// std's resolver looks up [`std_net::DNS_NAME`](crate::std_net::DNS_NAME), which the
+    /// host peer's DNS server answers with [`std_net::DNS_ANSWER`](crate::std_net::DNS_ANSWER).
+    pub const STD_NET_DNS: &str = "std.net.dns";
 }
 
 /// Cases that need the counting allocator (SKIP where the backend does not count).
@@ -70,7 +88,22 @@ pub const NET_CASES: [&str; 4] = [case::NET_ARP, case::NET_ICMP, case::NET_UDP_E
 pub const BLOCK_CASES: [&str; 4] =
     [case::BLOCK_WRITE_READ, case::BLOCK_FLUSH, case::BLOCK_OUT_OF_RANGE, case::BLOCK_ENCRYPTED];
 
-/// Every case the guest reports, in report order; the host fails a report missing any.
+/// The `std.net` section, in report order: `std::net` against the host peer
+/// ([`std_net`]). Not part of [`CASES`]: the main guest drives the NIC through shared-core's
+/// `Stack`, and on Unikraft one image cannot also give it to std's sockets, so a second
+/// guest (`conformance/std-net`, `sockets = true`) reports these in a run of its own, and
+/// the runner merges them into the report (or reports them SKIP where there is no such
+/// guest).
+pub const STD_NET_CASES: [&str; 6] = [
+    case::STD_NET_TCP_ECHO,
+    case::STD_NET_UDP_ECHO,
+    case::STD_NET_CONNECT_REFUSED,
+    case::STD_NET_RESET_WAKES_READER,
+    case::STD_NET_NONBLOCKING_ACCEPT,
+    case::STD_NET_DNS,
+];
+
+/// Every case the main guest reports, in report order; the host fails a report missing any.
 pub const CASES: [&str; 27] = concat(&[
     &[case::TIME_MONOTONIC, case::TIME_SLEEP, case::TIME_WALL, case::RANDOM_BYTES],
     &HEAP_CASES,
@@ -119,6 +152,34 @@ pub mod net {
     pub const fn tcp_byte(offset: usize) -> u8 {
         (offset.wrapping_mul(7).wrapping_add(3) & 0xff) as u8
     }
+}
+
+/// The `std.net` exchange: the guest (std sockets, 10.0.0.2 on Unikraft, the namespace's
+/// own sockets on unix) is the client of the host peer (`xtask peer std-net` on
+/// 10.0.0.1), which serves everything below at once until the guest is done.
+pub mod std_net {
+    /// The host's TCP echo: the guest sends [`net::TCP_BYTES`](crate::net::TCP_BYTES) of
+    /// [`net::tcp_byte`](crate::net::tcp_byte), the host echoes them and closes after the
+    /// guest's FIN.
+    pub const TCP_ECHO_PORT: u16 = 9100;
+    /// The host's UDP echo (every datagram back to its sender).
+    pub const UDP_ECHO_PORT: u16 = 9100;
+    /// How many distinct datagrams the guest sends to [`UDP_ECHO_PORT`].
+    pub const UDP_DATAGRAMS: usize = 10;
+    /// The host accepts one connection here, waits for its first byte and closes without
+    /// reading it: the host's kernel resets the connection.
+    pub const RESET_PORT: u16 = 9101;
+    /// Nobody listens here on the host: its kernel refuses a connect.
+    pub const CLOSED_PORT: u16 = 9;
+    /// The name the guest looks up; the host peer's DNS server (port 53 on the host, the
+    /// guest's default resolver) answers every A question.
+    pub const DNS_NAME: &str = "conformance.test";
+    /// The host peer's answer: an address of TEST-NET-1 (RFC 5737), which no other source
+    /// (`/etc/hosts`, a real server) would give for [`DNS_NAME`].
+    pub const DNS_ANSWER: [u8; 4] = [192, 0, 2, 7];
+    /// The line the host peer prints once it serves everything: the runner boots the guest
+    /// after it.
+    pub const PEER_READY: &str = "READY std.net peer";
 }
 
 /// The block exchange: the guest writes [`SECTORS`](block::SECTORS) sectors from
@@ -402,6 +463,18 @@ mod tests {
         assert!(STD_CASES.iter().all(|c| c.starts_with("std.")));
         assert_eq!(CASES[0], case::TIME_MONOTONIC);
         assert_eq!(CASES[26], case::BLOCK_ENCRYPTED);
+    }
+
+    #[test]
+    fn std_net_cases_are_their_own_section() {
+        for (i, case) in STD_NET_CASES.iter().enumerate() {
+            assert!(case.starts_with("std.net.") && !case.contains(char::is_whitespace), "{case:?}");
+            assert!(!STD_NET_CASES[..i].contains(case), "{case} is listed twice");
+            assert!(!CASES.contains(case), "{case} is also a main-run case");
+            round_trip(Line::Case { status: Status::Skip, case, detail: "no std" });
+        }
+        assert_ne!(std_net::RESET_PORT, std_net::TCP_ECHO_PORT);
+        assert_ne!(std_net::CLOSED_PORT, std_net::TCP_ECHO_PORT);
     }
 
     #[test]

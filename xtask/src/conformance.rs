@@ -1,7 +1,8 @@
 //! `cargo xtask conformance --backend B`: the conformance app on one backend, its report
 //! checked, plus the host's own checks (the peer's net cases, the disk image, the exit
-//! statuses of a panic and of `process::exit`). Every backend runs through
-//! cargo-unikraft's [`Guest`] seam.
+//! statuses of a panic and of `process::exit`), and the `std.net` section, which a second
+//! guest (`conformance/std-net`) reports against the host peer and the runner merges into
+//! the report. Every backend runs through cargo-unikraft's [`Guest`] seam.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +14,10 @@ use cargo_unikraft::pipeline::{self, Devices};
 use cargo_unikraft::runner::{console, Accel, Guest, Process};
 use cargo_unikraft::target::{Target, Tender};
 
+use conformance_protocol::report::{Line, Status};
+use conformance_protocol::{std_net, STD_NET_CASES};
+
+use crate::report::CaseLine;
 use crate::{examples, report, Backend};
 
 /// How long one run of a process backend may take before it is killed.
@@ -20,12 +25,13 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
 /// Under TCG a boot is much slower than a process.
 const VM_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// The two guests of a conformance run: the main one (with the devices this host can
-/// give) and the one for the exit-status runs (no devices).
+/// The guests of a conformance run: the main one (with the devices this host can give),
+/// the one for the exit-status runs (no devices), and the `std.net` section's.
 struct Guests {
     label: String,
     main: Box<dyn Guest>,
     exits: Box<dyn Guest>,
+    std_net: StdNet,
     timeout: Duration,
     /// Whether the main run gets a net device (root: a namespace with a TAP).
     net: bool,
@@ -33,11 +39,28 @@ struct Guests {
     block: bool,
 }
 
+/// The `std.net` section's guest (`conformance/std-net`, std sockets), or why the section
+/// is skipped.
+enum StdNet {
+    Run(Box<dyn Guest>),
+    Skip(&'static str),
+}
+
+/// The `std.net` section's package.
+const STD_NET_APP: &str = "conformance-std-net";
+const NOT_ROOT: &str = "not root: the section runs in a network namespace the runner creates, with the host peer";
+
 fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Result<Guests> {
     let tap = root.then(|| netns::TAP.to_string());
     Ok(match backend {
         Backend::Unix => {
             let bin = crate::run::build_unix("conformance", false)?;
+            // std's sockets are the host's: the guest runs inside the namespace, no TAP.
+            let std_net = if root {
+                StdNet::Run(Box::new(Process::new(crate::run::build_unix(STD_NET_APP, false)?)))
+            } else {
+                StdNet::Skip(NOT_ROOT)
+            };
             let mut main = Process::new(&bin);
             if let Some(tap) = &tap {
                 main.env.push(("RT_UNIX_TAP".into(), tap.clone()));
@@ -47,6 +70,7 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
                 label: "unix".into(),
                 main: Box::new(main),
                 exits: Box::new(Process::new(&bin)),
+                std_net,
                 timeout: PROCESS_TIMEOUT,
                 net: root,
                 block: true,
@@ -60,6 +84,9 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
                 label: "hosted-musl".into(),
                 main: Box::new(Process::new(&exe)),
                 exits: Box::new(Process::new(&exe)),
+                std_net: StdNet::Skip(
+                    "the hosted-musl harness has no devices: no net device for rt-unikraft's socket driver",
+                ),
                 timeout: PROCESS_TIMEOUT,
                 net: false,
                 block: false,
@@ -70,11 +97,22 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
             let target = Target::UnikraftQemu;
             let image = pipeline::build(&app, target, &Devices::default())?;
             let memory = app.spec.memory_mib;
-            let devices = Devices { tap, disk: Some(disk.to_path_buf()), ..Devices::default() };
+            let devices = Devices { tap: tap.clone(), disk: Some(disk.to_path_buf()), ..Devices::default() };
+            // A second image with `sockets = true`: rt-unikraft drives one net device at a
+            // time, and the main image gives it to shared-core's Stack.
+            let std_net = if root {
+                let app = examples::app(STD_NET_APP)?;
+                let image = pipeline::build(&app, target, &Devices::default())?;
+                let devices = Devices { tap, ..Devices::default() };
+                StdNet::Run(pipeline::guest(&app, target, &image, app.spec.memory_mib, Accel::Auto, &devices)?)
+            } else {
+                StdNet::Skip(NOT_ROOT)
+            };
             Guests {
                 label: "unikraft-qemu".into(),
                 main: pipeline::guest(&app, target, &image, memory, Accel::Auto, &devices)?,
                 exits: pipeline::guest(&app, target, &image, memory, Accel::Auto, &Devices::default())?,
+                std_net,
                 timeout: VM_TIMEOUT,
                 net: root,
                 block: true,
@@ -98,6 +136,7 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
                 label: format!("solo5-{}", tender.name()),
                 main: pipeline::guest(&app, target, &main_image, memory, Accel::Auto, &devices)?,
                 exits: pipeline::guest(&app, target, &exit_image, memory, Accel::Auto, &Devices::default())?,
+                std_net: StdNet::Skip("Solo5 has no std (the app is a no_std staticlib): no std::net"),
                 timeout: PROCESS_TIMEOUT,
                 net: root,
                 block: root,
@@ -121,6 +160,18 @@ pub fn conformance(backend: Backend, solo5_target: &str, heap_plot: Option<&Path
 
     let sample_ms = heap_plot.map(|_| HEAP_SAMPLE_MS);
     let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Backend::HostedMusl, sample_ms)?;
+    let report = report::parse(&transcript);
+    // The std.net section, merged into the report: its case lines, then the END line
+    // counting the main guest's cases and these.
+    let section = std_net_section(&guests, &mut host_lines)?;
+    match &report {
+        Ok(r) => {
+            let mut counts = r.counts();
+            section.iter().for_each(|c| counts.add(c.status));
+            println!("{}", Line::End(counts));
+        }
+        Err(_) => println!("# no END line: the main guest's report is malformed (below)"),
+    }
     if let Some(path) = heap_plot {
         host_lines.extend(heap_plot_cases(&transcript, path, label));
     }
@@ -129,12 +180,14 @@ pub fn conformance(backend: Backend, solo5_target: &str, heap_plot: Option<&Path
     for line in &host_lines {
         println!("{line}");
     }
-    let report = report::parse(&transcript);
-    let mut failures: Vec<String> = host_lines.iter().filter(|l| l.starts_with("FAIL")).cloned().collect();
+    let mut failures: Vec<String> = Vec::new();
     match &report {
         Ok(r) => failures.extend(r.failed().map(|c| format!("FAIL {} {}", c.case, c.detail))),
         Err(e) => failures.push(format!("malformed report: {e:#}")),
     }
+    let section_failed = section.iter().filter(|c| c.status == Status::Fail);
+    failures.extend(section_failed.map(|c| format!("FAIL {} {}", c.case, c.detail)));
+    failures.extend(host_lines.iter().filter(|l| l.starts_with("FAIL")).cloned());
     if let Ok(r) = &report {
         if r.backend != label {
             failures.push(format!("the report is labelled backend={}, expected {label}", r.backend));
@@ -183,7 +236,11 @@ fn main_run(
     let mut peer: Option<std::thread::JoinHandle<Result<std::process::Output>>> = None;
     let mut peer_error = None;
     let finished = console::run(&*guests.main, command, console::Limits::total(guests.timeout), |line| {
-        println!("{line}");
+        match Line::parse(line) {
+            // The runner's END line, after the std.net section, counts both.
+            Ok(Some(Line::End(_))) => println!("# the main guest's {line} (the std.net section follows)"),
+            _ => println!("{line}"),
+        }
         if line.starts_with("READY net") && peer.is_none() {
             if let Some(ns) = &ns {
                 match std::env::current_exe().context("the xtask executable") {
@@ -223,6 +280,120 @@ fn main_run(
         host_lines.push(check_encrypted_partition(disk)?);
     }
     Ok((finished.transcript, host_lines, finished.exit.code()))
+}
+
+/// How long the std.net host peer may take to bind its ports.
+const PEER_START: Duration = Duration::from_secs(30);
+
+/// The `std.net` section: its guest booted in a namespace of its own with the host peer
+/// (`xtask peer std-net`), its case lines checked against [`STD_NET_CASES`] (a missing one
+/// is a FAIL line here); or each case SKIP with the reason. Problems of the run that are
+/// not a case's go to `host_lines`.
+fn std_net_section(guests: &Guests, host_lines: &mut Vec<String>) -> Result<Vec<CaseLine>> {
+    let guest = match &guests.std_net {
+        StdNet::Run(guest) => guest,
+        StdNet::Skip(why) => {
+            let skipped: Vec<CaseLine> = STD_NET_CASES
+                .iter()
+                .map(|case| CaseLine { status: Status::Skip, case: case.to_string(), detail: why.to_string() })
+                .collect();
+            skipped.iter().for_each(print_case);
+            return Ok(skipped);
+        }
+    };
+    let ns = NetNs::create("ukstdnet")?;
+    // The host peer is the namespace's DNS server (a hosted guest's libc reads this; a
+    // Unikraft guest asks its gateway, the same address).
+    ns.resolv_conf(&format!("nameserver {}\n", netns::HOST_IP))?;
+    let exe = std::env::current_exe().context("the xtask executable")?;
+    let mut peer = ns
+        .command(&exe.to_string_lossy())
+        .args(["peer", "std-net"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("start the std.net host peer")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = peer.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut peer_lines = Vec::new();
+    let ready = loop {
+        match rx.recv_timeout(PEER_START) {
+            Ok(line) if line == std_net::PEER_READY => break true,
+            Ok(line) => peer_lines.push(line),
+            Err(_) => break false,
+        }
+    };
+    let finished = if ready {
+        let args = [format!("--host={}", netns::HOST_IP), format!("--backend={}", guests.label)];
+        let command = ns.wrap(&guest.command(&args));
+        Some(console::run(&**guest, command, console::Limits::total(guests.timeout), |line| println!("{line}"))?)
+    } else {
+        let _ = peer.kill();
+        None
+    };
+    drop(peer.stdin.take()); // the peer's signal to stop
+    let status = peer.wait()?;
+    let _ = reader.join();
+    peer_lines.extend(rx.try_iter());
+    let mut stderr = String::new();
+    if let Some(mut err) = peer.stderr.take() {
+        use std::io::Read;
+        let _ = err.read_to_string(&mut stderr);
+    }
+    for line in &peer_lines {
+        println!("# std.net peer: {line}");
+    }
+    let stderr = stderr.trim().replace('\n', " ");
+    let Some(finished) = finished else {
+        let why = format!("the host peer did not start: {stderr}");
+        let failed: Vec<CaseLine> = STD_NET_CASES
+            .iter()
+            .map(|case| CaseLine { status: Status::Fail, case: case.to_string(), detail: why.clone() })
+            .collect();
+        failed.iter().for_each(print_case);
+        return Ok(failed);
+    };
+    if !status.success() {
+        host_lines.push(format!("FAIL host.std-net-peer the host peer failed ({status}): {stderr}"));
+    }
+    if finished.timed_out {
+        host_lines.push(format!(
+            "FAIL host.std-net-timeout the std.net guest did not finish within {} s and was killed",
+            guests.timeout.as_secs()
+        ));
+    }
+    let (mut cases, problems) = report::section(&finished.transcript, &STD_NET_CASES);
+    for problem in problems {
+        host_lines.push(format!("FAIL host.std-net-report {problem}"));
+    }
+    for case in STD_NET_CASES {
+        if !cases.iter().any(|c| c.case == case) {
+            let missing = CaseLine {
+                status: Status::Fail,
+                case: case.to_string(),
+                detail: "the std.net guest did not report this case".into(),
+            };
+            print_case(&missing);
+            cases.push(missing);
+        }
+    }
+    let code = finished.exit.code();
+    if code != Some(0) && cases.iter().all(|c| c.status != Status::Fail) {
+        host_lines
+            .push(format!("FAIL host.std-net-exit the std.net guest exited with {code:?} although no case failed"));
+    }
+    Ok(cases)
+}
+
+fn print_case(c: &CaseLine) {
+    println!("{}", Line::Case { status: c.status, case: &c.case, detail: &c.detail });
 }
 
 /// The two ways of ending that end the app: each run again on its own, status checked.
@@ -297,7 +468,6 @@ const IMAGE_SECTOR_SIZE: usize = 512;
 /// must hold it.
 fn check_disk(disk: &Path) -> Result<String> {
     use conformance_protocol::block::{first_mismatch, FIRST_SECTOR, SECTORS};
-    use conformance_protocol::report::{Line, Status};
     let image = std::fs::read(disk)?;
     let start = FIRST_SECTOR as usize * IMAGE_SECTOR_SIZE;
     let written = image
@@ -315,7 +485,6 @@ fn check_disk(disk: &Path) -> Result<String> {
 /// partition must hold something, and none of the plaintext sectors, at any offset.
 fn check_encrypted_partition(disk: &Path) -> Result<String> {
     use conformance_protocol::block::{fill, ENCRYPTED_FIRST_SECTOR, ENCRYPTED_SECTORS, FIRST_SECTOR, SECTORS};
-    use conformance_protocol::report::{Line, Status};
     let ss = IMAGE_SECTOR_SIZE;
     let image = std::fs::read(disk)?;
     let start = ENCRYPTED_FIRST_SECTOR as usize * ss;

@@ -12,6 +12,7 @@ pub const EXAMPLES: &[(&str, bool)] = &[
     ("udp-echo", true),
     ("http", true),
     ("conformance", true),
+    ("conformance-std-net", true),
     ("std-echo", true),
     ("tokio-http", true),
     ("kv", true),
@@ -20,7 +21,7 @@ pub const EXAMPLES: &[(&str, bool)] = &[
 
 /// Examples written against `std::net`: on unix they use the host's sockets (no TAP);
 /// on Unikraft, the net device through rt-unikraft's socket driver.
-pub const STD_NET: &[&str] = &["std-echo", "tokio-http"];
+pub const STD_NET: &[&str] = &["std-echo", "tokio-http", "conformance-std-net"];
 
 /// Whether `example` needs a net device on the unix backend (std::net examples do not).
 pub fn needs_net_on_unix(example: &str) -> Result<bool> {
@@ -47,6 +48,8 @@ pub fn manifest(example: &str) -> Result<PathBuf> {
     needs_net(example)?;
     let dir = if example == "conformance" {
         workspace_root().join("conformance")
+    } else if example == "conformance-std-net" {
+        workspace_root().join("conformance/std-net")
     } else {
         workspace_root().join("examples").join(example)
     };

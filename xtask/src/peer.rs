@@ -96,6 +96,11 @@ pub fn tcp_roundtrip(guest: &str, port: u16, data: &[u8]) -> Result<Vec<u8>> {
 fn dns_server(host: &str, answer: std::net::Ipv4Addr, serve: Duration) -> Result<()> {
     let udp = UdpSocket::bind((host, 53)).with_context(|| format!("bind {host}:53"))?;
     println!("dns: serving on {host}:53");
+    dns_serve(&udp, answer, serve)
+}
+
+/// Answers the DNS queries that come to `udp` for `serve`.
+fn dns_serve(udp: &UdpSocket, answer: std::net::Ipv4Addr, serve: Duration) -> Result<()> {
     let deadline = std::time::Instant::now() + serve;
     let mut buf = [0u8; 512];
     while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -145,6 +150,13 @@ fn dns_reply(query: &[u8], answer: std::net::Ipv4Addr) -> Option<(Vec<u8>, Strin
 fn reset_once(host: &str, port: u16, wait: Duration) -> Result<()> {
     let listener = std::net::TcpListener::bind((host, port)).with_context(|| format!("bind {host}:{port}"))?;
     println!("reset-once: listening on {host}:{port}");
+    reset_one(&listener, wait)
+}
+
+/// Resets the first connection to `listener` once its first byte arrived (see
+/// [`PeerAction::ResetOnce`]).
+fn reset_one(listener: &std::net::TcpListener, wait: Duration) -> Result<()> {
+    let at = listener.local_addr()?;
     listener.set_nonblocking(true)?;
     let deadline = std::time::Instant::now() + wait;
     let (stream, from) = loop {
@@ -153,7 +165,7 @@ fn reset_once(host: &str, port: u16, wait: Duration) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20))
             }
-            Err(e) => bail!("no connection on {host}:{port}: {e}"),
+            Err(e) => bail!("no connection on {at}: {e}"),
         }
     };
     stream.set_nonblocking(false)?;
@@ -162,6 +174,72 @@ fn reset_once(host: &str, port: u16, wait: Duration) -> Result<()> {
     let n = stream.peek(&mut byte)?;
     drop(stream);
     println!("reset-once: reset the connection from {from} after {n} unread byte(s)");
+    Ok(())
+}
+
+/// The host side of the `std.net` section (`conformance_protocol::std_net`): a TCP echo,
+/// a UDP echo, a connection reset once its first byte arrived, and DNS answers, all on
+/// `host` at once. Prints [`std_net::PEER_READY`] once everything is bound, and serves
+/// until its stdin closes (the runner's guest is done) or `serve` passes.
+pub fn std_net(host: &str, serve: Duration) -> Result<()> {
+    use conformance_protocol::std_net;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let tcp = std::net::TcpListener::bind((host, std_net::TCP_ECHO_PORT))
+        .with_context(|| format!("bind TCP {host}:{}", std_net::TCP_ECHO_PORT))?;
+    let udp = UdpSocket::bind((host, std_net::UDP_ECHO_PORT))
+        .with_context(|| format!("bind UDP {host}:{}", std_net::UDP_ECHO_PORT))?;
+    let reset = std::net::TcpListener::bind((host, std_net::RESET_PORT))
+        .with_context(|| format!("bind TCP {host}:{}", std_net::RESET_PORT))?;
+    let dns = UdpSocket::bind((host, 53)).with_context(|| format!("bind {host}:53"))?;
+    println!("{}", std_net::PEER_READY);
+    let tcp_bytes = Arc::new(AtomicU64::new(0));
+    let datagrams = Arc::new(AtomicU64::new(0));
+    {
+        let tcp_bytes = tcp_bytes.clone();
+        std::thread::spawn(move || {
+            for mut stream in tcp.incoming().map_while(Result::ok) {
+                let tcp_bytes = tcp_bytes.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(TIMEOUT));
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = stream.read(&mut buf) {
+                        if stream.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                        tcp_bytes.fetch_add(n as u64, Relaxed);
+                    }
+                    let _ = stream.shutdown(Shutdown::Write);
+                });
+            }
+        });
+    }
+    {
+        let datagrams = datagrams.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = udp.recv_from(&mut buf) {
+                if udp.send_to(&buf[..n], from).is_ok() {
+                    datagrams.fetch_add(1, Relaxed);
+                }
+            }
+        });
+    }
+    std::thread::spawn(move || {
+        if let Err(e) = reset_one(&reset, serve) {
+            println!("reset: {e:#}");
+        }
+    });
+    let answer = std::net::Ipv4Addr::from(std_net::DNS_ANSWER);
+    std::thread::spawn(move || dns_serve(&dns, answer, serve));
+    // Until the runner closes our stdin (or the time is up).
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        let _ = done.send(());
+    });
+    let _ = wait.recv_timeout(serve);
+    println!("echoed {} TCP bytes and {} datagrams", tcp_bytes.load(Relaxed), datagrams.load(Relaxed));
     Ok(())
 }
 
@@ -235,6 +313,13 @@ pub fn udp_flood(guest: &str, port: u16, window: usize, seconds: u64) -> Result<
 #[derive(clap::Subcommand)]
 pub enum PeerAction {
     Conformance,
+    /// The host side of conformance's `std.net` section (see [`std_net`]).
+    StdNet {
+        #[arg(long, default_value = netns::HOST_IP)]
+        host: String,
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+    },
     Udp {
         #[arg(long, default_value = netns::GUEST_IP)]
         guest: String,
@@ -296,6 +381,12 @@ pub enum PeerAction {
 pub fn run(action: PeerAction) -> Result<u8> {
     match action {
         PeerAction::Conformance => conformance(netns::HOST_IP, netns::GUEST_IP)?,
+        PeerAction::StdNet { host, seconds } => {
+            std_net(&host, Duration::from_secs(seconds))?;
+            // The serving threads may be blocked in accept or recv: end the process.
+            std::io::stdout().flush()?;
+            std::process::exit(0);
+        }
         PeerAction::Udp { guest, port, message } => udp_probe(&guest, port, &message)?,
         PeerAction::Http { guest, port } => http_get(&guest, port)?,
         PeerAction::Dns { host, answer, seconds } => dns_server(&host, answer, Duration::from_secs(seconds))?,

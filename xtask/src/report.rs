@@ -30,6 +30,39 @@ impl Report {
     pub fn failed(&self) -> impl Iterator<Item = &CaseLine> {
         self.cases.iter().filter(|c| c.status == Status::Fail)
     }
+
+    /// The case lines by status (what the END line states).
+    pub fn counts(&self) -> Counts {
+        let mut counts = Counts::default();
+        self.cases.iter().for_each(|c| counts.add(c.status));
+        counts
+    }
+}
+
+/// The case lines of a section guest's transcript (a guest that prints only case lines of
+/// `cases`, no BEGIN/END, such as the `std.net` guest), and what is wrong with it: a
+/// malformed line, a case reported twice, a case not of the section, a BEGIN or END line.
+/// A missing case is left to the caller.
+pub fn section(text: &str, cases: &[&str]) -> (Vec<CaseLine>, Vec<String>) {
+    let mut found: Vec<CaseLine> = Vec::new();
+    let mut problems = Vec::new();
+    for line in text.lines() {
+        match Line::parse(line) {
+            Ok(None) => {}
+            Ok(Some(Line::Case { status, case, detail })) => {
+                if !cases.contains(&case) {
+                    problems.push(format!("{case} is not a case of this section: {line}"));
+                } else if found.iter().any(|c| c.case == case) {
+                    problems.push(format!("{case} is reported twice"));
+                } else {
+                    found.push(CaseLine { status, case: case.to_string(), detail: detail.to_string() });
+                }
+            }
+            Ok(Some(_)) => problems.push(format!("a section prints no BEGIN or END line: {line}")),
+            Err(e) => problems.push(format!("{e}: {line}")),
+        }
+    }
+    (found, problems)
 }
 
 /// Parses and checks a whole console transcript: from the (last) BEGIN line to the first
@@ -127,6 +160,26 @@ mod tests {
         assert!(parse(&text).unwrap_err().to_string().contains("net.icmp is missing"));
         let text = all_pass().replace(&format!("pass={}", CASES.len()), "pass=1");
         assert!(parse(&text).unwrap_err().to_string().contains("do not match"));
+    }
+
+    #[test]
+    fn a_section_is_its_case_lines() {
+        use conformance_protocol::STD_NET_CASES;
+        let text = format!(
+            "# std.net section\nPASS {} 256 KiB\nchatter\nFAIL {} refused? no\r\n",
+            STD_NET_CASES[0], STD_NET_CASES[2]
+        );
+        let (cases, problems) = section(&text, &STD_NET_CASES);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(cases.len(), 2);
+        assert_eq!((cases[1].status, cases[1].detail.as_str()), (Status::Fail, "refused? no"));
+        let bad = format!(
+            "PASS {0} a\nPASS {0} b\nPASS net.tcp c\nPASS\nCONFORMANCE END pass=1 fail=0 skip=0\n",
+            STD_NET_CASES[0]
+        );
+        let (cases, problems) = section(&bad, &STD_NET_CASES);
+        assert_eq!(cases.len(), 1);
+        assert_eq!(problems.len(), 4, "{problems:?}");
     }
 
     #[test]

@@ -56,6 +56,9 @@ fn conformance_passes_on_spt() {
         assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
     }
     assert!(stdout.contains("conformance (solo5-spt): all cases passed"), "{}", show(&out));
+    for case in conformance_protocol::STD_NET_CASES {
+        assert!(stdout.contains(&format!("\nSKIP {case} Solo5 has no std")), "{case} was not skipped:\n{}", show(&out));
+    }
     if is_root() {
         for case in [
             "net.arp",

@@ -333,6 +333,12 @@ fn conformance_passes_on_unikraft() {
         for case in ["net.arp", "net.icmp", "net.udp-echo", "net.tcp", "host.tcp"] {
             assert!(stdout.contains(&format!("PASS {case} ")), "{case} did not pass:\n{}", show(&out));
         }
+        // The std.net section: a second image (`sockets = true`) booted after the main run,
+        // merged into the report.
+        for case in conformance_protocol::STD_NET_CASES {
+            assert!(stdout.contains(&format!("\nPASS {case} ")), "{case} did not pass:\n{}", show(&out));
+        }
+        assert!(stdout.contains("CONFORMANCE END pass=33 fail=0 skip=0"), "{}", show(&out));
     } else {
         skip("conformance_passes_on_unikraft: net section not run (not root: no network namespace and TAP)");
     }
