@@ -2,7 +2,8 @@
 //! `TunnelDevice`, whose frames travel in VXLAN datagrams of the guest's outer stack on
 //! tap0. The host's end of the tunnel is the Linux kernel's own VXLAN device (`vx0`,
 //! 10.1.0.1/24) in the namespace the test creates, so the host reaches 10.1.0.2 only
-//! through the tunnel. Needs root; the Unikraft test also the provisioned sources.
+//! through the tunnel, on unix, Unikraft and solo5 (spt). Needs root; the Unikraft and
+//! solo5 tests also the provisioned sources.
 
 mod common;
 
@@ -16,20 +17,28 @@ use common::{is_root, show, skip, start_until, Guest, Ns, XTASK};
 /// The guest's address inside the tunnel.
 const INNER_GUEST: &str = "10.1.0.2";
 
-/// `ns` with the host's end of the tunnel: `vx0`, VNI 42, to the guest's outer address.
-fn tunnel_ns(tag: &str) -> Ns {
+/// `ns` with the host's end of the tunnel: `vx0`, VNI 42, to the guest's outer address;
+/// `None` after a SKIP line when the host's kernel has no VXLAN support.
+fn tunnel_ns(test: &str, tag: &str) -> Option<Ns> {
     let ns = Ns::new(tag);
-    let ip = |args: &[&str]| {
-        let out = ns.command("ip").args(args).output().unwrap();
-        assert!(out.status.success(), "ip {args:?}: {}", show(&out));
-    };
-    ip(&[
+    let ip = |args: &[&str]| ns.command("ip").args(args).output().unwrap();
+    let add = ip(&[
         "link", "add", "vx0", "type", "vxlan", "id", "42", "remote", "10.0.0.2", "local", "10.0.0.1", "dstport",
         "4789", "dev", "tap0",
     ]);
-    ip(&["addr", "add", "10.1.0.1/24", "dev", "vx0"]);
-    ip(&["link", "set", "vx0", "up"]);
-    ns
+    if !add.status.success() {
+        let err = String::from_utf8_lossy(&add.stderr);
+        if err.contains("Unknown device type") || err.contains("not supported") {
+            skip(&format!("{test}: the kernel has no VXLAN devices (modprobe vxlan): {}", err.trim()));
+            return None;
+        }
+        panic!("ip link add vx0 type vxlan: {}", show(&add));
+    }
+    for args in [&["addr", "add", "10.1.0.1/24", "dev", "vx0"][..], &["link", "set", "vx0", "up"]] {
+        let out = ip(args);
+        assert!(out.status.success(), "ip {args:?}: {}", show(&out));
+    }
+    Some(ns)
 }
 
 /// The host's checks through the tunnel: a datagram echoed, one that the kernel and the
@@ -70,7 +79,7 @@ fn udp_echo_answers_through_a_vxlan_tunnel_on_unix() {
     let build = Command::new(env!("CARGO")).args(["build", "--quiet", "-p", "tunnel-echo"]).status().unwrap();
     assert!(build.success());
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/tunnel-echo");
-    let ns = tunnel_ns("uktest-tun");
+    let Some(ns) = tunnel_ns(test, "uktest-tun") else { return };
     let mut cmd = ns.command("env");
     cmd.arg("RT_UNIX_TAP=tap0").arg(bin);
     let guest = start_until(cmd, "listening on 10.1.0.2:7 inside VXLAN 42", Duration::from_secs(30));
@@ -89,9 +98,30 @@ fn udp_echo_answers_through_a_vxlan_tunnel_on_unikraft() {
     }
     let build = Command::new(XTASK).args(["kraft-run", "--example", "tunnel-echo", "--no-boot"]).output().unwrap();
     assert!(build.status.success(), "{}", show(&build));
-    let ns = tunnel_ns("ukuk-tun");
+    let Some(ns) = tunnel_ns(test, "ukuk-tun") else { return };
     let mut cmd = ns.command(XTASK);
     cmd.args(["kraft-run", "--example", "tunnel-echo", "--tap", "tap0"]);
     let guest = start_until(cmd, "listening on 10.1.0.2:7 inside VXLAN 42", Duration::from_secs(120));
+    echoes_through_the_tunnel(&ns, guest);
+}
+
+#[test]
+fn udp_echo_answers_through_a_vxlan_tunnel_on_spt() {
+    let test = "udp_echo_answers_through_a_vxlan_tunnel_on_spt";
+    if !is_root() {
+        skip(&format!("{test}: not root (needs a network namespace, a TAP and a VXLAN device)"));
+        return;
+    }
+    let solo5 = ["solo5-run", "--example", "tunnel-echo", "--tap", "tap0"];
+    let build = Command::new(XTASK).args(solo5).arg("--no-run").output().unwrap();
+    if !build.status.success() && String::from_utf8_lossy(&build.stderr).contains("not provisioned") {
+        common::skip_unprovisioned(test, "Solo5 is not provisioned");
+        return;
+    }
+    assert!(build.status.success(), "{}", show(&build));
+    let Some(ns) = tunnel_ns(test, "ukspt-tun") else { return };
+    let mut cmd = ns.command(XTASK);
+    cmd.args(solo5);
+    let guest = start_until(cmd, "listening on 10.1.0.2:7 inside VXLAN 42", Duration::from_secs(60));
     echoes_through_the_tunnel(&ns, guest);
 }
