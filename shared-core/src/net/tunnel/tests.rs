@@ -289,3 +289,25 @@ fn bad_configurations_are_refused_with_a_reason() {
     // A random MAC is unicast and locally administered.
     assert_eq!(TunnelConfig::new(OUTER_A, 1).mac[0] & 0x03, 0x02);
 }
+
+#[test]
+fn the_inner_stack_never_sleeps_past_the_outer_stacks_timers() {
+    let _lock = test_platform::lock();
+    // Nobody answers on the wire: the outer stack's ARP for the peer stays unanswered.
+    let (wire_a, _silent) = wire();
+    let tunnel = TunnelDevice::new(stack(Box::new(wire_a), OUTER_A), tunnel_config(OUTER_B, 1)).unwrap();
+    let mut inner = stack(Box::new(tunnel), INNER_A);
+    let client = udp_socket(&mut inner, 5000);
+    assert_eq!(inner.poll_deadline_ns(), None, "idle: only a device event brings work");
+    let to = IpEndpoint::new(INNER_B.into(), 7);
+    inner.sockets.get_mut::<udp::Socket>(client).send_slice(b"hello", to).unwrap();
+    inner.poll();
+    // The inner stack sent its ARP request for 10.1.0.2 into the tunnel, where the datagram
+    // waits for the outer stack's ARP for the peer. Without the socket (its datagram still
+    // waiting for that answer) smoltcp alone has nothing to wake for; the outer stack's
+    // ARP retry, within its 1 s, is the deadline.
+    inner.sockets.remove(client);
+    let now = services::monotonic_ns();
+    let deadline = inner.poll_deadline_ns().expect("the outer stack's ARP retry");
+    assert!(deadline <= now + 1_000_000_000, "{} ns ahead", deadline - now);
+}
