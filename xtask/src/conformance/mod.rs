@@ -7,17 +7,21 @@
 use std::path::Path;
 use std::time::Duration;
 
+mod host_checks;
+mod std_net;
+
+use host_checks::{check_disk, check_encrypted_partition, heap_plot_cases};
+use std_net::std_net_section;
+
 use anyhow::{Context, Result};
-use cargo_unikraft::heap_plot::{self, HeapSamples};
+use cargo_unikraft::heap_plot;
 use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::pipeline::{self, Devices};
 use cargo_unikraft::runner::{console, Accel, Guest, Process};
 use cargo_unikraft::target::{Target, Tender};
 
 use conformance_protocol::report::{Line, Status};
-use conformance_protocol::{std_net, STD_NET_CASES};
 
-use crate::report::CaseLine;
 use crate::{examples, report, Backend};
 
 /// How long one run of a process backend may take before it is killed.
@@ -282,120 +286,6 @@ fn main_run(
     Ok((finished.transcript, host_lines, finished.exit.code()))
 }
 
-/// How long the std.net host peer may take to bind its ports.
-const PEER_START: Duration = Duration::from_secs(30);
-
-/// The `std.net` section: its guest booted in a namespace of its own with the host peer
-/// (`xtask peer std-net`), its case lines checked against [`STD_NET_CASES`] (a missing one
-/// is a FAIL line here); or each case SKIP with the reason. Problems of the run that are
-/// not a case's go to `host_lines`.
-fn std_net_section(guests: &Guests, host_lines: &mut Vec<String>) -> Result<Vec<CaseLine>> {
-    let guest = match &guests.std_net {
-        StdNet::Run(guest) => guest,
-        StdNet::Skip(why) => {
-            let skipped: Vec<CaseLine> = STD_NET_CASES
-                .iter()
-                .map(|case| CaseLine { status: Status::Skip, case: case.to_string(), detail: why.to_string() })
-                .collect();
-            skipped.iter().for_each(print_case);
-            return Ok(skipped);
-        }
-    };
-    let ns = NetNs::create("ukstdnet")?;
-    // The host peer is the namespace's DNS server (a hosted guest's libc reads this; a
-    // Unikraft guest asks its gateway, the same address).
-    ns.resolv_conf(&format!("nameserver {}\n", netns::HOST_IP))?;
-    let exe = std::env::current_exe().context("the xtask executable")?;
-    let mut peer = ns
-        .command(&exe.to_string_lossy())
-        .args(["peer", "std-net"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .context("start the std.net host peer")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = peer.stdout.take().expect("piped");
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut peer_lines = Vec::new();
-    let ready = loop {
-        match rx.recv_timeout(PEER_START) {
-            Ok(line) if line == std_net::PEER_READY => break true,
-            Ok(line) => peer_lines.push(line),
-            Err(_) => break false,
-        }
-    };
-    let finished = if ready {
-        let args = [format!("--host={}", netns::HOST_IP), format!("--backend={}", guests.label)];
-        let command = ns.wrap(&guest.command(&args));
-        Some(console::run(&**guest, command, console::Limits::total(guests.timeout), |line| println!("{line}"))?)
-    } else {
-        let _ = peer.kill();
-        None
-    };
-    drop(peer.stdin.take()); // the peer's signal to stop
-    let status = peer.wait()?;
-    let _ = reader.join();
-    peer_lines.extend(rx.try_iter());
-    let mut stderr = String::new();
-    if let Some(mut err) = peer.stderr.take() {
-        use std::io::Read;
-        let _ = err.read_to_string(&mut stderr);
-    }
-    for line in &peer_lines {
-        println!("# std.net peer: {line}");
-    }
-    let stderr = stderr.trim().replace('\n', " ");
-    let Some(finished) = finished else {
-        let why = format!("the host peer did not start: {stderr}");
-        let failed: Vec<CaseLine> = STD_NET_CASES
-            .iter()
-            .map(|case| CaseLine { status: Status::Fail, case: case.to_string(), detail: why.clone() })
-            .collect();
-        failed.iter().for_each(print_case);
-        return Ok(failed);
-    };
-    if !status.success() {
-        host_lines.push(format!("FAIL host.std-net-peer the host peer failed ({status}): {stderr}"));
-    }
-    if finished.timed_out {
-        host_lines.push(format!(
-            "FAIL host.std-net-timeout the std.net guest did not finish within {} s and was killed",
-            guests.timeout.as_secs()
-        ));
-    }
-    let (mut cases, problems) = report::section(&finished.transcript, &STD_NET_CASES);
-    for problem in problems {
-        host_lines.push(format!("FAIL host.std-net-report {problem}"));
-    }
-    for case in STD_NET_CASES {
-        if !cases.iter().any(|c| c.case == case) {
-            let missing = CaseLine {
-                status: Status::Fail,
-                case: case.to_string(),
-                detail: "the std.net guest did not report this case".into(),
-            };
-            print_case(&missing);
-            cases.push(missing);
-        }
-    }
-    let code = finished.exit.code();
-    if code != Some(0) && cases.iter().all(|c| c.status != Status::Fail) {
-        host_lines
-            .push(format!("FAIL host.std-net-exit the std.net guest exited with {code:?} although no case failed"));
-    }
-    Ok(cases)
-}
-
-fn print_case(c: &CaseLine) {
-    println!("{}", Line::Case { status: c.status, case: &c.case, detail: &c.detail });
-}
-
 /// The two ways of ending that end the app: each run again on its own, status checked.
 fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>> {
     let run = |args: &[&str]| -> Result<(String, Option<u8>)> {
@@ -419,90 +309,6 @@ fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>
         status => format!("FAIL std.process-exit exit status {status:?} (want 3)"),
     });
     Ok(lines)
-}
-
-/// The most the bytes in use may grow from the first heap sample to the last, over a whole
-/// conformance run (buffers std keeps, such as stdout's, are a few KiB).
-const HEAP_GROWTH_BOUND: u64 = 64 << 10;
-
-/// `--heap-plot`: the main run's heap samples drawn into `path` (`host.heap-plot`), and the
-/// growth over the run checked from the same samples (`host.heap-growth`).
-fn heap_plot_cases(transcript: &str, path: &Path, label: &str) -> Vec<String> {
-    let samples = HeapSamples::from_transcript(transcript);
-    let growth = match (samples.samples.first(), samples.samples.last()) {
-        (Some(first), Some(last)) if last.live <= first.live + HEAP_GROWTH_BOUND => format!(
-            "PASS host.heap-growth {} B in use at the start, {} B at the end (bound: {} KiB more)",
-            first.live,
-            last.live,
-            HEAP_GROWTH_BOUND >> 10
-        ),
-        (Some(first), Some(last)) => format!(
-            "FAIL host.heap-growth {} B in use at the start, {} B at the end: more than {} KiB of growth",
-            first.live,
-            last.live,
-            HEAP_GROWTH_BOUND >> 10
-        ),
-        _ => "FAIL host.heap-growth no heap samples".to_string(),
-    };
-    vec![heap_plot_case(&samples, path, label), growth]
-}
-
-fn heap_plot_case(samples: &HeapSamples, path: &Path, label: &str) -> String {
-    let peak = samples.samples.iter().map(|s| s.peak).max().unwrap_or(0);
-    match samples.write_svg(path, &format!("conformance ({label})")) {
-        Ok(()) => format!(
-            "PASS host.heap-plot {} samples ({} dropped), peak {} KiB, drawn to {}",
-            samples.samples.len(),
-            samples.dropped,
-            peak / 1024,
-            path.display()
-        ),
-        Err(e) => format!("FAIL host.heap-plot {e:#}"),
-    }
-}
-
-/// The sector size of a disk image as the backends expose it.
-const IMAGE_SECTOR_SIZE: usize = 512;
-
-/// The guest wrote `conformance_protocol::block`'s pattern over its sectors; the image
-/// must hold it.
-fn check_disk(disk: &Path) -> Result<String> {
-    use conformance_protocol::block::{first_mismatch, FIRST_SECTOR, SECTORS};
-    let image = std::fs::read(disk)?;
-    let start = FIRST_SECTOR as usize * IMAGE_SECTOR_SIZE;
-    let written = image
-        .get(start..start + SECTORS as usize * IMAGE_SECTOR_SIZE)
-        .context("the disk image is shorter than the sectors the guest writes")?;
-    let last = FIRST_SECTOR + SECTORS - 1;
-    let (status, detail) = match first_mismatch(written, FIRST_SECTOR, IMAGE_SECTOR_SIZE) {
-        None => (Status::Pass, format!("sectors {FIRST_SECTOR}..={last} of the disk image hold what the guest wrote")),
-        Some((k, i)) => (Status::Fail, format!("byte {i} of sector {k} differs from what the guest wrote")),
-    };
-    Ok(Line::Case { status, case: "host.block-image", detail: &detail }.to_string())
-}
-
-/// `block.encrypted` wrote the pattern through the encrypted layer on its partition: the
-/// partition must hold something, and none of the plaintext sectors, at any offset.
-fn check_encrypted_partition(disk: &Path) -> Result<String> {
-    use conformance_protocol::block::{fill, ENCRYPTED_FIRST_SECTOR, ENCRYPTED_SECTORS, FIRST_SECTOR, SECTORS};
-    let ss = IMAGE_SECTOR_SIZE;
-    let image = std::fs::read(disk)?;
-    let start = ENCRYPTED_FIRST_SECTOR as usize * ss;
-    let part = image
-        .get(start..start + ENCRYPTED_SECTORS as usize * ss)
-        .context("the disk image is shorter than the encrypted partition")?;
-    let mut plain = vec![0u8; SECTORS as usize * ss];
-    fill(&mut plain, FIRST_SECTOR, ss);
-    let leaked = plain.chunks(ss).position(|sector| part.windows(ss).any(|w| w == sector));
-    let (status, detail) = match leaked {
-        _ if part.iter().all(|&b| b == 0) => (Status::Fail, "the encrypted partition is all zeros".to_string()),
-        Some(k) => (Status::Fail, format!("plaintext sector {} is in the encrypted partition", FIRST_SECTOR + k as u64)),
-        None => (
-            Status::Pass,
-            format!("the encrypted partition (sectors {ENCRYPTED_FIRST_SECTOR}..+{ENCRYPTED_SECTORS}) holds none of the {SECTORS} plaintext sectors"),
-        ),
-    };
-    Ok(Line::Case { status, case: "host.block-encrypted-image", detail: &detail }.to_string())
 }
 
 struct RemoveDir(std::path::PathBuf);
