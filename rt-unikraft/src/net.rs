@@ -49,9 +49,11 @@ const RX_POSTED_MAX: usize = 128;
 /// that smoltcp can always build a frame.
 const POOL_RESERVE: usize = 16;
 
-/// Fewer receive buffers than this is worth a warning: a burst of that many frames
-/// already overflows the ring.
-const RX_POSTED_LOW: usize = 32;
+/// The fewest receive buffers a device is started with. Below this the pool is too small
+/// for the device: the sent frames the driver parks take what is left, and the guest
+/// stopped receiving altogether (seen with a 64-slot pool: one buffer posted, not even
+/// ARP answered). A start with fewer is an error that says how large the pool must be.
+const RX_POSTED_MIN: usize = 32;
 
 /// How many receive buffers to keep lent to the driver, given the pool's size and how
 /// many sent frames the driver may park (`tx_frames`).
@@ -64,6 +66,17 @@ const RX_POSTED_LOW: usize = 32;
 /// frees the finished ones. See docs/unikraft.md for this and the driver's other traps.
 fn rx_posted_target(capacity: usize, tx_frames: usize) -> usize {
     RX_POSTED_MAX.min(capacity / 2).min(capacity.saturating_sub(tx_frames + POOL_RESERVE)).max(1)
+}
+
+/// Why a pool of `slots` cannot serve a device whose transmit queue parks `tx_frames`.
+fn pool_too_small(slots: usize, tx_frames: usize, rx_target: usize) -> std::string::String {
+    std::format!(
+        "a packet pool of {slots} buffers is too small for this device, whose transmit queue may hold \
+         {tx_frames} sent frames: only {rx_target} receive buffers would be posted, and the guest would stop \
+         receiving; set RingConfig::slots to at least {} (at least {} for full receive bursts)",
+        tx_frames + POOL_RESERVE + RX_POSTED_MIN,
+        tx_frames + POOL_RESERVE + RX_POSTED_MAX
+    )
 }
 
 /// Frames taken from the driver per wake-up: all that are waiting (the default), or a
@@ -208,14 +221,8 @@ impl UkNet {
         // SAFETY: plain call, after open.
         let tx_frames = usize::try_from(unsafe { glue::rtuk_net_tx_frames() }).unwrap_or(RX_POSTED_MAX);
         self.rx_target = rx_posted_target(slots, tx_frames);
-        if self.rx_target < RX_POSTED_LOW {
-            std::eprintln!(
-                "rt-unikraft: warning: a packet pool of {slots} buffers is small for this device, whose transmit \
-                 queue may hold {tx_frames} sent frames; only {} receive buffers are posted (set RingConfig::slots \
-                 to at least {})",
-                self.rx_target,
-                tx_frames + POOL_RESERVE + RX_POSTED_MAX
-            );
+        if self.rx_target < RX_POSTED_MIN {
+            return Err(pool_too_small(slots, tx_frames, self.rx_target));
         }
         self.lent = (0..slots).map(|_| None).collect();
         self.reclaimed = std::vec![0u16; slots].into_boxed_slice();
@@ -431,5 +438,16 @@ mod tests {
         // The default pool (256) with virtio's 128-frame transmit queue.
         assert_eq!(rx_posted_target(256, 128), 112);
         assert_eq!(rx_posted_target(1024, 128), RX_POSTED_MAX);
+    }
+
+    #[test]
+    fn a_pool_the_device_would_starve_is_refused_with_the_size_it_needs() {
+        // 64 slots against a 128-frame transmit queue: one receive buffer, a deaf guest.
+        assert!(rx_posted_target(64, 128) < RX_POSTED_MIN);
+        let why = pool_too_small(64, 128, rx_posted_target(64, 128));
+        assert!(why.contains("64 buffers") && why.contains("at least 176"), "{why}");
+        // The default pool is enough.
+        assert!(rx_posted_target(256, 128) >= RX_POSTED_MIN);
+        assert!(rx_posted_target(128 + POOL_RESERVE + RX_POSTED_MIN, 128) >= RX_POSTED_MIN);
     }
 }
