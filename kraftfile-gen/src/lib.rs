@@ -365,6 +365,10 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
          # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
          # the VM (Unikraft's exit_group drops it).\n\
          LDFLAGS-y += -Wl,--wrap=exit\n\n\
+         # Unikraft 0.16.3 decides whether to notify a virtio device as if one buffer had been\n\
+         # added since the last notification, and under VIRTIO_F_EVENT_IDX skips ones the device\n\
+         # waits for; the glue's wrapper always notifies (glue/main.c).\n\
+         LDFLAGS-y += -Wl,--wrap=virtqueue_notify_enabled\n\n\
          {sockets}{rust}",
         name = spec.name,
         sockets = if spec.sockets {
