@@ -29,6 +29,8 @@ pub mod services;
 
 #[cfg(test)]
 mod test_platform;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 
 pub use smoltcp;
 

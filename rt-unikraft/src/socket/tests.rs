@@ -3,14 +3,10 @@
 //! send), with each socket's poll events checked after every step, since they are what
 //! posix-socket blocks on.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::Rc;
-
-use shared_core::net::{Frame, NetDevice, NetInfo, RingContext, Stack, StackConfig};
+use shared_core::net::{Stack, StackConfig};
 use shared_core::services;
+use shared_core::testing::{wire, WireEnd};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp as stcp, udp as sudp};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
 
@@ -32,81 +28,11 @@ const FRAME: usize = 1514;
 const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
 const GUEST: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
-
-/// The guest's side of the wire, through the production ring path.
-struct Wire {
-    rx: Queue,
-    tx: Queue,
-}
-
-impl NetDevice for Wire {
-    fn info(&self) -> NetInfo {
-        NetInfo { mac: [2, 0, 0, 0, 0, 2], max_frame: FRAME, headroom: 0 }
-    }
-    fn receive(&mut self, ctx: RingContext<'_>) {
-        while !ctx.ring.is_full() {
-            let Some(frame) = self.rx.borrow_mut().pop_front() else { break };
-            let Some(slot) = ctx.pool.alloc() else { break };
-            ctx.pool.buf_mut(&slot)[..frame.len()].copy_from_slice(&frame);
-            let _ = ctx.ring.push(Frame { slot, len: frame.len() });
-        }
-    }
-    fn transmit(&mut self, ctx: RingContext<'_>) {
-        while let Some(frame) = ctx.ring.pop() {
-            self.tx.borrow_mut().push_back(ctx.pool.buf(&frame.slot)[..frame.len].to_vec());
-            ctx.pool.free(frame.slot);
-        }
-    }
-}
-
-/// The peer's device: plain smoltcp.
-struct PeerDevice {
-    rx: Queue,
-    tx: Queue,
-}
-
-struct Rx(Vec<u8>);
-struct Tx(Queue);
-
-impl phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for Tx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0u8; len];
-        let result = f(&mut frame);
-        self.0.borrow_mut().push_back(frame);
-        result
-    }
-}
-
-impl phy::Device for PeerDevice {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx;
-    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(Rx, Tx)> {
-        let frame = self.rx.borrow_mut().pop_front()?;
-        Some((Rx(frame), Tx(self.tx.clone())))
-    }
-    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<Tx> {
-        Some(Tx(self.tx.clone()))
-    }
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = FRAME;
-        caps
-    }
-}
-
 /// The guest's socket layer and a peer on one wire.
 struct Lab {
     net: Net,
     peer: Interface,
-    peer_dev: PeerDevice,
+    peer_dev: WireEnd,
     peer_sockets: SocketSet<'static>,
 }
 
@@ -116,11 +42,9 @@ fn now() -> smoltcp::time::Instant {
 
 impl Lab {
     fn new() -> Lab {
-        let to_guest: Queue = Rc::default();
-        let to_peer: Queue = Rc::default();
-        let wire = Wire { rx: to_guest.clone(), tx: to_peer.clone() };
-        let stack = Stack::new(Box::new(wire), StackConfig::new(IpCidr::new(IpAddress::Ipv4(GUEST), 24)));
-        let mut peer_dev = PeerDevice { rx: to_peer, tx: to_guest };
+        let (guest_end, mut peer_dev) = wire(FRAME);
+        let guest_dev = guest_end.into_net_device([2, 0, 0, 0, 0, 2]);
+        let stack = Stack::new(Box::new(guest_dev), StackConfig::new(IpCidr::new(IpAddress::Ipv4(GUEST), 24)));
         let config = Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, 1])));
         let mut peer = Interface::new(config, &mut peer_dev, now());
         peer.update_ip_addrs(|a| {
@@ -137,12 +61,12 @@ impl Lab {
             maintain(&mut self.net, services::monotonic_ns());
             self.net.stack.send();
             self.peer.poll(now(), &mut self.peer_dev, &mut self.peer_sockets);
-            let idle = self.peer_dev.rx.borrow().is_empty() && self.peer_dev.tx.borrow().is_empty();
+            let idle = self.peer_dev.is_idle();
             services::wait_until(Some(services::monotonic_ns() + 20_000_000));
             if idle {
                 self.net.stack.poll();
                 maintain(&mut self.net, services::monotonic_ns());
-                if self.peer_dev.tx.borrow().is_empty() && self.peer_dev.rx.borrow().is_empty() {
+                if self.peer_dev.is_idle() {
                     return;
                 }
             }

@@ -3,74 +3,24 @@
 
 extern crate std;
 
-use alloc::collections::VecDeque;
-use alloc::rc::Rc;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, Ipv4Address};
 
 use super::*;
-
-type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
-
-/// One end of the wire: frames sent here arrive at the other end.
-struct End {
-    rx: Queue,
-    tx: Queue,
-}
-
-struct Rx(Vec<u8>);
-struct Tx(Queue);
-
-impl phy::RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl phy::TxToken for Tx {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0; len];
-        let result = f(&mut frame);
-        self.0.borrow_mut().push_back(frame);
-        result
-    }
-}
-
-impl phy::Device for End {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx;
-
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
-        let frame = self.rx.borrow_mut().pop_front()?;
-        Some((Rx(frame), Tx(self.tx.clone())))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<Tx> {
-        Some(Tx(self.tx.clone()))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = 1514;
-        caps
-    }
-}
+use crate::testing::{wire, WireEnd};
 
 struct Host {
     iface: Interface,
-    device: End,
+    device: WireEnd,
     sockets: SocketSet<'static>,
 }
 
 impl Host {
-    fn new(device: End, mac: u8, ip: Ipv4Address, now: Instant) -> Host {
+    fn new(device: WireEnd, mac: u8, ip: Ipv4Address, now: Instant) -> Host {
         let mut device = device;
         let config = Config::new(HardwareAddress::Ethernet(EthernetAddress([2, 0, 0, 0, 0, mac])));
         let mut iface = Interface::new(config, &mut device, now);
@@ -122,9 +72,9 @@ struct Net {
 impl Net {
     fn new(config: ListenerConfig) -> Net {
         let now = Instant::from_secs(1);
-        let (a, b): (Queue, Queue) = Default::default();
-        let client = Host::new(End { rx: a.clone(), tx: b.clone() }, 1, Ipv4Address::new(10, 0, 0, 1), now);
-        let mut server = Host::new(End { rx: b, tx: a }, 2, SERVER, now);
+        let (client_end, server_end) = wire(1514);
+        let client = Host::new(client_end, 1, Ipv4Address::new(10, 0, 0, 1), now);
+        let mut server = Host::new(server_end, 2, SERVER, now);
         let pool = ListenerPool::new(&mut server.sockets, config);
         Net { now, client, server, pool, next_port: 40000 }
     }

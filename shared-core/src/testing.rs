@@ -1,0 +1,120 @@
+//! Test doubles for other crates' unit tests (feature `test-utils`; always in shared-core's
+//! own tests), as rust-vmm's `virtio-queue` exports its mock driver side.
+//!
+//! [`wire`] joins two ends by an in-memory wire: a frame sent at one end arrives at the
+//! other. An end is a plain smoltcp [`phy::Device`] (for a peer interface), or, through
+//! [`WireEnd::into_net_device`], a [`NetDevice`] that goes through the production ring path
+//! ([`RingPhy`](crate::net::RingPhy), the pool) as a backend's device does.
+
+use alloc::collections::VecDeque;
+use alloc::rc::Rc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use smoltcp::phy::{self, DeviceCapabilities, Medium};
+use smoltcp::time::Instant;
+
+use crate::net::{Frame, NetDevice, NetInfo, RingContext};
+
+/// Frames in flight in one direction.
+pub type Queue = Rc<RefCell<VecDeque<Vec<u8>>>>;
+
+/// One end of an in-memory wire.
+pub struct WireEnd {
+    rx: Queue,
+    tx: Queue,
+    max_frame: usize,
+}
+
+/// Two ends joined by a wire; frames up to `max_frame` bytes (Ethernet header included).
+pub fn wire(max_frame: usize) -> (WireEnd, WireEnd) {
+    let (a, b): (Queue, Queue) = Default::default();
+    (WireEnd { rx: a.clone(), tx: b.clone(), max_frame }, WireEnd { rx: b, tx: a, max_frame })
+}
+
+impl WireEnd {
+    /// Whether no frame is in flight either way.
+    pub fn is_idle(&self) -> bool {
+        self.rx.borrow().is_empty() && self.tx.borrow().is_empty()
+    }
+
+    /// This end as a backend's device with Ethernet address `mac`.
+    pub fn into_net_device(self, mac: [u8; 6]) -> RingWireEnd {
+        RingWireEnd { info: NetInfo { mac, max_frame: self.max_frame, headroom: 0 }, end: self }
+    }
+}
+
+/// A received frame.
+pub struct Rx(Vec<u8>);
+/// Where a sent frame goes.
+pub struct Tx(Queue);
+
+impl phy::RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl phy::TxToken for Tx {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut frame = vec![0u8; len];
+        let result = f(&mut frame);
+        self.0.borrow_mut().push_back(frame);
+        result
+    }
+}
+
+impl phy::Device for WireEnd {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
+        let frame = self.rx.borrow_mut().pop_front()?;
+        Some((Rx(frame), Tx(self.tx.clone())))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx> {
+        Some(Tx(self.tx.clone()))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.max_frame;
+        caps
+    }
+}
+
+/// A [`WireEnd`] as a [`NetDevice`]: frames are copied into pool slots on receive (as
+/// many as the ring and the pool take; the rest wait on the wire) and out of them on
+/// transmit.
+pub struct RingWireEnd {
+    end: WireEnd,
+    info: NetInfo,
+}
+
+impl NetDevice for RingWireEnd {
+    fn info(&self) -> NetInfo {
+        self.info
+    }
+
+    fn receive(&mut self, ctx: RingContext<'_>) {
+        while !ctx.ring.is_full() {
+            let Some(slot) = ctx.pool.alloc() else { break };
+            let Some(frame) = self.end.rx.borrow_mut().pop_front() else {
+                ctx.pool.free(slot);
+                break;
+            };
+            ctx.pool.buf_mut(&slot)[..frame.len()].copy_from_slice(&frame);
+            let _ = ctx.ring.push(Frame { slot, len: frame.len() });
+        }
+    }
+
+    fn transmit(&mut self, ctx: RingContext<'_>) {
+        while let Some(frame) = ctx.ring.pop() {
+            self.end.tx.borrow_mut().push_back(ctx.pool.buf(&frame.slot)[..frame.len].to_vec());
+            ctx.pool.free(frame.slot);
+        }
+    }
+}
