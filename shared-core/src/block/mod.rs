@@ -112,43 +112,35 @@ pub trait BlockDevice {
     fn cancel(&mut self) {}
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for alloc::boxed::Box<T> {
-    fn info(&self) -> BlockInfo {
-        (**self).info()
-    }
-    fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
-        (**self).poll_read(cx, lba, buf)
-    }
-    fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
-        (**self).poll_write(cx, lba, buf)
-    }
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
-        (**self).poll_flush(cx)
-    }
-    fn cancel(&mut self) {
-        (**self).cancel()
-    }
+/// Forwards every method of [`BlockDevice`] through a pointer type: one list, so a method
+/// added to the trait cannot be forgotten in one of them (a missed forward silently falls
+/// back to the default, as `cancel` would).
+macro_rules! forward_block_device {
+    ($($pointer:ty),*) => {$(
+        impl<T: BlockDevice + ?Sized> BlockDevice for $pointer {
+            fn info(&self) -> BlockInfo {
+                (**self).info()
+            }
+            fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
+                (**self).poll_read(cx, lba, buf)
+            }
+            fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
+                (**self).poll_write(cx, lba, buf)
+            }
+            fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
+                (**self).poll_flush(cx)
+            }
+            fn cancel(&mut self) {
+                (**self).cancel()
+            }
+        }
+    )*};
 }
 
-/// A borrowed device is a device: a layer can be stacked on it for a while and the device
-/// used again afterwards (e.g. to try a key, or to look below an encrypted layer).
-impl<T: BlockDevice + ?Sized> BlockDevice for &mut T {
-    fn info(&self) -> BlockInfo {
-        (**self).info()
-    }
-    fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
-        (**self).poll_read(cx, lba, buf)
-    }
-    fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
-        (**self).poll_write(cx, lba, buf)
-    }
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
-        (**self).poll_flush(cx)
-    }
-    fn cancel(&mut self) {
-        (**self).cancel()
-    }
-}
+// A boxed device is a device; so is a borrowed one: a layer can be stacked on it for a
+// while and the device used again afterwards (e.g. to try a key, or to look below an
+// encrypted layer).
+forward_block_device!(alloc::boxed::Box<T>, &mut T);
 
 /// Checks that `len` bytes at `lba` is a whole, non-empty number of sectors inside the
 /// device. Every layer and [`BlockExt`] call this before touching a device.
