@@ -158,20 +158,20 @@ macro_rules! rust_exports {
 }
 
 rust_exports! {
-    crate::socket::rtuk_sock_create: fn rtuk_sock_create(c_int, c_int) -> i64;
-    crate::socket::rtuk_sock_accept: fn rtuk_sock_accept(u64, *mut c_void, *mut u32, c_int) -> i64;
-    crate::socket::rtuk_sock_bind: fn rtuk_sock_bind(u64, *const c_void, u32) -> c_int;
-    crate::socket::rtuk_sock_connect: fn rtuk_sock_connect(u64, *const c_void, u32) -> c_int;
-    crate::socket::rtuk_sock_listen: fn rtuk_sock_listen(u64, c_int) -> c_int;
-    crate::socket::rtuk_sock_shutdown: fn rtuk_sock_shutdown(u64, c_int) -> c_int;
-    crate::socket::rtuk_sock_getname: fn rtuk_sock_getname(u64, c_int, *mut c_void, *mut u32) -> c_int;
-    crate::socket::rtuk_sock_getsockopt: fn rtuk_sock_getsockopt(u64, c_int, c_int, *mut c_void, *mut u32) -> c_int;
-    crate::socket::rtuk_sock_setsockopt: fn rtuk_sock_setsockopt(u64, c_int, c_int, *const c_void, u32) -> c_int;
-    crate::socket::rtuk_sock_recv: fn rtuk_sock_recv(u64, *const RtukIovec, c_int, c_int, *mut c_void, *mut u32, *mut c_int) -> i64;
-    crate::socket::rtuk_sock_send: fn rtuk_sock_send(u64, *const RtukIovec, c_int, c_int, *const c_void, u32) -> i64;
-    crate::socket::rtuk_sock_ioctl: fn rtuk_sock_ioctl(u64, c_int, *mut c_void) -> c_int;
-    crate::socket::rtuk_sock_poll: fn rtuk_sock_poll(u64, *const c_void);
-    crate::socket::rtuk_sock_close: fn rtuk_sock_close(u64) -> c_int;
+    crate::socket::entry::rtuk_sock_create: fn rtuk_sock_create(c_int, c_int) -> i64;
+    crate::socket::entry::rtuk_sock_accept: fn rtuk_sock_accept(u64, *mut c_void, *mut u32, c_int) -> i64;
+    crate::socket::entry::rtuk_sock_bind: fn rtuk_sock_bind(u64, *const c_void, u32) -> c_int;
+    crate::socket::entry::rtuk_sock_connect: fn rtuk_sock_connect(u64, *const c_void, u32) -> c_int;
+    crate::socket::entry::rtuk_sock_listen: fn rtuk_sock_listen(u64, c_int) -> c_int;
+    crate::socket::entry::rtuk_sock_shutdown: fn rtuk_sock_shutdown(u64, c_int) -> c_int;
+    crate::socket::entry::rtuk_sock_getname: fn rtuk_sock_getname(u64, c_int, *mut c_void, *mut u32) -> c_int;
+    crate::socket::entry::rtuk_sock_getsockopt: fn rtuk_sock_getsockopt(u64, c_int, c_int, *mut c_void, *mut u32) -> c_int;
+    crate::socket::entry::rtuk_sock_setsockopt: fn rtuk_sock_setsockopt(u64, c_int, c_int, *const c_void, u32) -> c_int;
+    crate::socket::entry::rtuk_sock_recv: fn rtuk_sock_recv(u64, *const RtukIovec, c_int, c_int, *mut c_void, *mut u32, *mut c_int) -> i64;
+    crate::socket::entry::rtuk_sock_send: fn rtuk_sock_send(u64, *const RtukIovec, c_int, c_int, *const c_void, u32) -> i64;
+    crate::socket::entry::rtuk_sock_ioctl: fn rtuk_sock_ioctl(u64, c_int, *mut c_void) -> c_int;
+    crate::socket::entry::rtuk_sock_poll: fn rtuk_sock_poll(u64, *const c_void);
+    crate::socket::entry::rtuk_sock_close: fn rtuk_sock_close(u64) -> c_int;
 }
 
 #[cfg(test)]

@@ -118,3 +118,59 @@ impl NetDevice for RingWireEnd {
         }
     }
 }
+
+impl WireEnd {
+    /// Puts `frame` on the wire as if this end had sent it (a forged frame, say).
+    pub fn inject(&mut self, frame: Vec<u8>) {
+        self.tx.borrow_mut().push_back(frame);
+    }
+}
+
+/// An Ethernet frame carrying a TCP SYN from `src` to `dst` (sent to `dst_mac`, from a
+/// made-up Ethernet address), as a spoofed-source SYN flood sends them.
+pub fn tcp_syn_frame(
+    dst_mac: [u8; 6],
+    src: (smoltcp::wire::Ipv4Address, u16),
+    dst: (smoltcp::wire::Ipv4Address, u16),
+    seq: i32,
+) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr,
+        TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    };
+    let tcp = TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(seq),
+        ack_number: None,
+        window_len: 64240,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None; 3],
+        timestamp: None,
+        payload: &[],
+    };
+    let ip = Ipv4Repr {
+        src_addr: src.0,
+        dst_addr: dst.0,
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress([2, 0xee, 0, 0, 0, 1]),
+        dst_addr: EthernetAddress(dst_mac),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; eth.buffer_len() + ip.buffer_len() + tcp.buffer_len()];
+    let mut frame = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut frame);
+    let mut packet = Ipv4Packet::new_unchecked(frame.payload_mut());
+    ip.emit(&mut packet, &ChecksumCapabilities::default());
+    let mut segment = TcpPacket::new_unchecked(packet.payload_mut());
+    tcp.emit(&mut segment, &IpAddress::Ipv4(src.0), &IpAddress::Ipv4(dst.0), &ChecksumCapabilities::default());
+    buf
+}

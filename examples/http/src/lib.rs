@@ -67,6 +67,9 @@ fn run() -> i32 {
         ..ListenerConfig::new(port)
     };
     let mut pool = ListenerPool::<Exchange>::new(&mut stack.sockets, config);
+    // A SYN that comes while every socket is busy (a burst, a SYN flood) is dropped, not
+    // refused: the client retries, as it would against Linux.
+    stack.phy.set_port_quiet(port, true);
     let answers = Answers::new();
     println!("http: listening on {}:{port} ({sockets} sockets, backlog {})", cidr.address, config.backlog);
 

@@ -11,8 +11,11 @@
 //! * [`table`]: every socket, the stack, one lock; [`thread`]: the network thread that
 //!   owns the NIC, started by the first `socket()`; [`readiness`]: the poll events of
 //!   each socket file, which posix-socket blocks on and epoll watches;
-//! * [`tcp`], [`udp`], [`options`]: the ops; [`addr`]: `sockaddr_in`; [`config`]: the
-//!   address (netdev.ip, `RT_UNIKRAFT_IPV4`, or 10.0.0.2/24).
+//! * [`entry`]: the C edge, the only place that turns C pointers and lengths into Rust
+//!   values (bounded as Linux bounds them) and errors into `-errno`;
+//! * [`tcp`], [`udp`], [`options`]: the ops; [`backlog`]: a listener's sockets under
+//!   bursts and floods; [`addr`]: `sockaddr_in`; [`config`]: the address (netdev.ip,
+//!   `RT_UNIKRAFT_IPV4`, or 10.0.0.2/24).
 //!
 //! Every op runs on the calling app thread, under the table's lock, and never blocks:
 //! `-EAGAIN` (or `-EINPROGRESS`) makes posix-socket wait on the file's events, which
@@ -21,7 +24,9 @@
 //! which transmits it at its next poll.
 
 pub mod addr;
+pub mod backlog;
 pub mod config;
+pub mod entry;
 pub mod options;
 pub mod readiness;
 pub mod table;
@@ -32,15 +37,10 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
-use core::ffi::{c_int, c_void};
-
 use shared_core::services;
-use smoltcp::wire::IpEndpoint;
 
-use crate::glue::RtukIovec;
-use addr::SockAddr;
 pub use table::deadline_after;
-use table::{lock, Kind, Net, Options, Sock, Tcp, Udp};
+use table::{lock, Net};
 
 /// The buffers of a message being sent.
 pub struct Bufs<'a>(std::vec::Vec<&'a [u8]>);
@@ -87,56 +87,9 @@ impl<'a> BufsMut<'a> {
     }
 }
 
-/// `IOV_MAX`.
-const IOV_MAX: c_int = 1024;
-
-/// The app's bytes at `ptr` (none when null).
-///
-/// # Safety
-/// `ptr` is null or valid for `len` bytes for `'a`.
-unsafe fn bytes<'a>(ptr: *const c_void, len: u32) -> &'a [u8] {
-    if ptr.is_null() || len == 0 {
-        return &[];
-    }
-    // SAFETY: the caller's promise.
-    unsafe { std::slice::from_raw_parts(ptr.cast(), len as usize) }
-}
-
-/// The iovec array as (start, length) pairs, empty buffers left out.
-///
-/// # Safety
-/// `iov` holds `count` iovecs.
-unsafe fn iovecs(iov: *const RtukIovec, count: c_int) -> Result<std::vec::Vec<(*mut u8, usize)>, i32> {
-    if !(0..=IOV_MAX).contains(&count) {
-        return Err(-libc::EINVAL);
-    }
-    if count == 0 || iov.is_null() {
-        return Ok(std::vec::Vec::new());
-    }
-    // SAFETY: the caller's promise.
-    let iov = unsafe { std::slice::from_raw_parts(iov, count as usize) };
-    Ok(iov.iter().filter(|v| !v.base.is_null() && v.len > 0).map(|v| (v.base.cast::<u8>(), v.len)).collect())
-}
-
-/// Writes an address for the app (`addr`/`len` as `accept` or `getsockname` get them).
-///
-/// # Safety
-/// Both null, or `len` valid and `addr` valid for `*len` bytes.
-unsafe fn write_addr(addr: *mut c_void, len: *mut u32, endpoint: IpEndpoint) {
-    if addr.is_null() || len.is_null() {
-        return;
-    }
-    let encoded = addr::encode_endpoint(endpoint);
-    // SAFETY: the caller's promise.
-    unsafe {
-        let out = std::slice::from_raw_parts_mut(addr.cast::<u8>(), *len as usize);
-        *len = addr::write_to(&encoded, out) as u32;
-    }
-}
-
 /// Runs an op on the table, then refreshes the socket's events and, with `kick`, wakes
 /// the network thread to send what the op queued.
-fn with_net<T>(id: u64, kick: bool, f: impl FnOnce(&mut Net) -> Result<T, i32>) -> Result<T, i32> {
+pub(crate) fn with_net<T>(id: u64, kick: bool, f: impl FnOnce(&mut Net) -> Result<T, i32>) -> Result<T, i32> {
     let mut guard = lock();
     let net = guard.as_mut().ok_or(-libc::EBADF)?;
     let result = f(net);
@@ -151,7 +104,7 @@ fn with_net<T>(id: u64, kick: bool, f: impl FnOnce(&mut Net) -> Result<T, i32>) 
 /// Applies `SO_RCVTIMEO` (`recv`) or `SO_SNDTIMEO` to an op's result: a `-EAGAIN` arms
 /// the deadline (the network thread marks it passed and raises the event), and once it
 /// passed the op fails with `-ETIMEDOUT` (posix-socket would wait again on `-EAGAIN`).
-fn timed<T>(net: &mut Net, id: u64, recv: bool, result: Result<T, i32>) -> Result<T, i32> {
+pub(crate) fn timed<T>(net: &mut Net, id: u64, recv: bool, result: Result<T, i32>) -> Result<T, i32> {
     let Some(sock) = net.socks.get_mut(&id) else { return result };
     let (timeout, deadline, timed_out) = if recv {
         (sock.opts.rcv_timeout, &mut sock.recv_deadline, &mut sock.recv_timed_out)
@@ -177,347 +130,4 @@ fn timed<T>(net: &mut Net, id: u64, recv: bool, result: Result<T, i32>) -> Resul
             other
         }
     }
-}
-
-fn status(result: Result<(), i32>) -> c_int {
-    result.err().unwrap_or(0)
-}
-
-/// `socket(AF_INET, type, protocol)`: starts the socket layer on first use.
-#[unsafe(no_mangle)]
-pub extern "C" fn rtuk_sock_create(ty: c_int, protocol: c_int) -> i64 {
-    let tcp = match (ty & 0xf, protocol) {
-        (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => true,
-        (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => false,
-        (libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_RAW, _) => return (-libc::EPROTONOSUPPORT).into(),
-        _ => return (-libc::EINVAL).into(),
-    };
-    let mut guard = lock();
-    let net = match thread::start(&mut guard) {
-        Ok(net) => net,
-        Err(e) => return e.into(),
-    };
-    let kind = if tcp { Kind::Tcp(Tcp::Fresh) } else { Kind::Udp(Udp { handle: net.new_udp(), peer: None }) };
-    net.insert(Sock::new(kind, Options::default())) as i64
-}
-
-/// `ops->poll`: once per new socket file; from now on its events go there.
-///
-/// # Safety
-/// `file` is the socket's file, alive until `rtuk_sock_close`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_poll(id: u64, file: *const c_void) {
-    let _ = with_net(id, false, |net| {
-        let sock = net.sock(id)?;
-        sock.file = Some(table::File(file));
-        sock.events = 0;
-        Ok(())
-    });
-}
-
-/// `bind`.
-///
-/// # Safety
-/// `addr` is valid for `addr_len` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_bind(id: u64, addr: *const c_void, addr_len: u32) -> c_int {
-    // SAFETY: the caller's promise.
-    let addr = unsafe { bytes(addr, addr_len) };
-    status(with_net(id, false, |net| {
-        let SockAddr::Inet(ip, port) = addr::parse(addr)? else { return Err(-libc::EAFNOSUPPORT) };
-        match net.sock(id)?.kind {
-            Kind::Tcp(_) => tcp::bind(net, id, ip, port),
-            Kind::Udp(_) => udp::bind(net, id, ip, port),
-        }
-    }))
-}
-
-/// `listen`.
-#[unsafe(no_mangle)]
-pub extern "C" fn rtuk_sock_listen(id: u64, backlog: c_int) -> c_int {
-    status(with_net(id, false, |net| tcp::listen(net, id, backlog)))
-}
-
-/// `accept4`: the new socket's id, or `-errno`. The flags (`SOCK_NONBLOCK`,
-/// `SOCK_CLOEXEC`) are posix-socket's business: they belong to the new file.
-///
-/// # Safety
-/// `addr`/`addr_len` as for `write_addr`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_accept(id: u64, addr: *mut c_void, addr_len: *mut u32, _flags: c_int) -> i64 {
-    match with_net(id, true, |net| tcp::accept(net, id)) {
-        Ok((new, peer)) => {
-            // SAFETY: the caller's promise.
-            unsafe { write_addr(addr, addr_len, peer) };
-            new as i64
-        }
-        Err(e) => e.into(),
-    }
-}
-
-/// `connect`: TCP says `-EINPROGRESS` (see glue/socket.c for how a blocking connect
-/// ends); UDP sets the default peer.
-///
-/// # Safety
-/// `addr` is valid for `addr_len` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_connect(id: u64, addr: *const c_void, addr_len: u32) -> c_int {
-    // SAFETY: the caller's promise.
-    let addr = unsafe { bytes(addr, addr_len) };
-    status(with_net(id, true, |net| {
-        let parsed = addr::parse(addr)?;
-        match (&net.sock(id)?.kind, parsed) {
-            (Kind::Udp(_), parsed) => udp::connect(net, id, parsed),
-            (Kind::Tcp(_), SockAddr::Inet(ip, port)) => tcp::connect(net, id, ip, port, services::monotonic_ns()),
-            (Kind::Tcp(_), SockAddr::Unspec) => Err(-libc::EAFNOSUPPORT),
-        }
-    }))
-}
-
-/// `shutdown`.
-#[unsafe(no_mangle)]
-pub extern "C" fn rtuk_sock_shutdown(id: u64, how: c_int) -> c_int {
-    status(with_net(id, true, |net| match &mut net.sock(id)?.kind {
-        Kind::Tcp(_) => tcp::shutdown(net, id, how),
-        Kind::Udp(udp) if udp.peer.is_some() => Ok(()),
-        Kind::Udp(_) => Err(-libc::ENOTCONN),
-    }))
-}
-
-/// `getsockname` (`peer` 0) or `getpeername` (`peer` 1).
-///
-/// # Safety
-/// `addr`/`addr_len` as for `write_addr`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_getname(id: u64, peer: c_int, addr: *mut c_void, addr_len: *mut u32) -> c_int {
-    let endpoint = with_net(id, false, |net| {
-        let address = net.address;
-        let sock = net.socks.get(&id).ok_or(-libc::EBADF)?;
-        let (local, remote) = match &sock.kind {
-            Kind::Tcp(_) => tcp::endpoints(net, sock),
-            Kind::Udp(udp) => {
-                let local = sock.local.map(|(a, p)| {
-                    // Connected: the address it sends from, as Linux reports it.
-                    let a = if a.is_unspecified() && udp.peer.is_some() { address } else { a };
-                    IpEndpoint::new(a.into(), p)
-                });
-                (local, udp.peer)
-            }
-        };
-        let any = IpEndpoint::new(smoltcp::wire::Ipv4Address::UNSPECIFIED.into(), 0);
-        if peer != 0 {
-            remote.ok_or(-libc::ENOTCONN)
-        } else {
-            Ok(local.unwrap_or(any))
-        }
-    });
-    match endpoint {
-        Ok(endpoint) => {
-            // SAFETY: the caller's promise.
-            unsafe { write_addr(addr, addr_len, endpoint) };
-            0
-        }
-        Err(e) => e,
-    }
-}
-
-/// `getsockopt`: copies what fits of the value, and its length.
-///
-/// # Safety
-/// `val` is valid for `*len` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_getsockopt(
-    id: u64,
-    level: c_int,
-    name: c_int,
-    val: *mut c_void,
-    len: *mut u32,
-) -> c_int {
-    if val.is_null() || len.is_null() {
-        return -libc::EFAULT;
-    }
-    match with_net(id, false, |net| options::get(net, id, level, name)) {
-        Ok(value) => {
-            // SAFETY: the caller's promise.
-            unsafe {
-                let n = (*len as usize).min(value.len());
-                std::ptr::copy_nonoverlapping(value.as_ptr(), val.cast::<u8>(), n);
-                *len = n as u32;
-            }
-            0
-        }
-        Err(e) => e,
-    }
-}
-
-/// `setsockopt`.
-///
-/// # Safety
-/// `val` is valid for `len` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_setsockopt(
-    id: u64,
-    level: c_int,
-    name: c_int,
-    val: *const c_void,
-    len: u32,
-) -> c_int {
-    // SAFETY: the caller's promise.
-    let val = unsafe { bytes(val, len) };
-    status(with_net(id, true, |net| options::set(net, id, level, name, val)))
-}
-
-/// `recvfrom`/`recvmsg` into `iovcnt` buffers: bytes received, 0 at the end of a stream,
-/// or `-errno`. `MSG_PEEK` and `MSG_TRUNC` are honoured; `MSG_WAITALL` and
-/// `MSG_DONTWAIT` are not (posix-socket decides whether to wait, from the file's mode).
-///
-/// # Safety
-/// `iov` as for `iovecs`; `from`/`from_len` as for `write_addr`; `msg_flags` null or valid.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_recv(
-    id: u64,
-    iov: *const RtukIovec,
-    iovcnt: c_int,
-    flags: c_int,
-    from: *mut c_void,
-    from_len: *mut u32,
-    msg_flags: *mut c_int,
-) -> i64 {
-    if flags & libc::MSG_OOB != 0 {
-        return (-libc::EOPNOTSUPP).into();
-    }
-    // SAFETY: the caller's promise.
-    let raw = match unsafe { iovecs(iov, iovcnt) } {
-        Ok(raw) => raw,
-        Err(e) => return e.into(),
-    };
-    // SAFETY: each buffer is valid for its length and not aliased for this call.
-    let mut bufs = BufsMut(raw.into_iter().map(|(p, n)| unsafe { std::slice::from_raw_parts_mut(p, n) }).collect());
-    let peek = flags & libc::MSG_PEEK != 0;
-    let result = with_net(id, true, |net| {
-        let result = match net.sock(id)?.kind {
-            Kind::Tcp(_) => tcp::recv(net, id, &mut bufs, peek).map(|n| (n, None, false)),
-            Kind::Udp(_) => udp::recv(net, id, &mut bufs, peek, flags & libc::MSG_TRUNC != 0)
-                .map(|r| (r.len, Some(r.from), r.truncated)),
-        };
-        timed(net, id, true, result)
-    });
-    match result {
-        Ok((n, sender, truncated)) => {
-            match sender {
-                // SAFETY: the caller's promise.
-                Some(endpoint) => unsafe { write_addr(from, from_len, endpoint) },
-                None if !from_len.is_null() => {
-                    // SAFETY: the caller's promise. A stream has no sender address.
-                    unsafe { *from_len = 0 }
-                }
-                None => {}
-            }
-            if truncated && !msg_flags.is_null() {
-                // SAFETY: the caller's promise.
-                unsafe { *msg_flags |= libc::MSG_TRUNC };
-            }
-            n as i64
-        }
-        Err(e) => e.into(),
-    }
-}
-
-/// `sendto`/`sendmsg` of `iovcnt` buffers, to `to` (a datagram socket's destination;
-/// ignored by a connected stream). `MSG_NOSIGNAL` and the like change nothing (there
-/// are no signals).
-///
-/// # Safety
-/// `iov` as for `iovecs`; `to` valid for `to_len` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_send(
-    id: u64,
-    iov: *const RtukIovec,
-    iovcnt: c_int,
-    flags: c_int,
-    to: *const c_void,
-    to_len: u32,
-) -> i64 {
-    if flags & libc::MSG_OOB != 0 {
-        return (-libc::EOPNOTSUPP).into();
-    }
-    // SAFETY: the caller's promise.
-    let raw = match unsafe { iovecs(iov, iovcnt) } {
-        Ok(raw) => raw,
-        Err(e) => return e.into(),
-    };
-    // SAFETY: each buffer is valid for its length for this call.
-    let bufs = Bufs(raw.into_iter().map(|(p, n)| unsafe { std::slice::from_raw_parts(p.cast_const(), n) }).collect());
-    // SAFETY: the caller's promise.
-    let to = unsafe { bytes(to, to_len) };
-    let result = with_net(id, true, |net| {
-        let result = match net.sock(id)?.kind {
-            Kind::Tcp(_) => tcp::send(net, id, &bufs),
-            Kind::Udp(_) => {
-                let dest = if to.is_empty() {
-                    None
-                } else {
-                    match addr::parse(to)? {
-                        SockAddr::Inet(ip, port) => Some((ip, port)),
-                        SockAddr::Unspec => None,
-                    }
-                };
-                udp::send(net, id, &bufs, dest)
-            }
-        };
-        timed(net, id, false, result)
-    });
-    match result {
-        Ok(n) => n as i64,
-        Err(e) => e.into(),
-    }
-}
-
-/// `ioctl`: `FIONREAD`; `FIONBIO` never comes here (posix-fdio keeps it in the file).
-///
-/// # Safety
-/// `arg` is valid for the request's argument.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn rtuk_sock_ioctl(id: u64, request: c_int, arg: *mut c_void) -> c_int {
-    if request as libc::Ioctl != libc::FIONREAD {
-        return -libc::ENOTTY;
-    }
-    if arg.is_null() {
-        return -libc::EFAULT;
-    }
-    match with_net(id, false, |net| {
-        let sock = net.socks.get(&id).ok_or(-libc::EBADF)?;
-        Ok(match &sock.kind {
-            Kind::Tcp(_) => tcp::readable_bytes(net, sock),
-            Kind::Udp(udp) => {
-                let handle = udp.handle;
-                udp::next_len(net, handle)
-            }
-        })
-    }) {
-        Ok(n) => {
-            // SAFETY: the caller's promise (FIONREAD takes an int *).
-            unsafe { *arg.cast::<c_int>() = c_int::try_from(n).unwrap_or(c_int::MAX) };
-            0
-        }
-        Err(e) => e,
-    }
-}
-
-/// `close` (the file's last reference): the socket leaves the table at once; a TCP
-/// connection finishes its close in the background.
-#[unsafe(no_mangle)]
-pub extern "C" fn rtuk_sock_close(id: u64) -> c_int {
-    let mut guard = lock();
-    let Some(net) = guard.as_mut() else { return -libc::EBADF };
-    let Some(sock) = net.socks.remove(&id) else { return -libc::EBADF };
-    match sock.kind {
-        Kind::Tcp(t) => tcp::close(net, t, services::monotonic_ns()),
-        Kind::Udp(u) => {
-            net.stack.sockets.remove(u.handle);
-        }
-    }
-    drop(guard);
-    thread::kick();
-    0
 }

@@ -56,7 +56,8 @@ pub fn events_of(sockets: &SocketSet<'_>, sock: &Sock) -> u32 {
         // Linux: an unconnected stream socket is writable and hung up.
         Kind::Tcp(Tcp::Fresh) => events |= OUT | HUP,
         Kind::Tcp(Tcp::Listening(listener)) => {
-            if listener.sockets.iter().any(|&h| acceptable(sockets.get::<tcp::Socket>(h).state())) {
+            // After `shutdown`, `accept` fails at once: a blocked one must wake to see it.
+            if listener.shut || listener.sockets.iter().any(|&h| acceptable(sockets.get::<tcp::Socket>(h).state())) {
                 events |= IN;
             }
         }
@@ -88,7 +89,7 @@ pub fn events_of(sockets: &SocketSet<'_>, sock: &Sock) -> u32 {
             if socket.can_recv() {
                 events |= IN;
             }
-            if socket.can_send() {
+            if super::udp::writable(udp) {
                 events |= OUT;
             }
         }

@@ -7,7 +7,7 @@
 //! and posix-socket waits on the socket file's poll queue, whose events
 //! [`super::readiness`] keeps exact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use std::vec::Vec;
@@ -58,6 +58,11 @@ pub const BUFFER_RANGE: (usize, usize) = (4 * 1024, 1024 * 1024);
 pub const UDP_PACKETS: usize = 64;
 /// Payload bytes a UDP socket queues each way.
 pub const UDP_PAYLOAD: usize = 64 * 1024;
+/// Payload bytes of datagrams a UDP socket holds while smoltcp's buffer is full: room
+/// for two of the largest. A send is accepted while they fit, and `EPOLLOUT` is set
+/// exactly while the largest datagram would fit, so the event never lies (see
+/// [`super::udp`]).
+pub const UDP_PENDING_MAX: usize = 2 * UDP_MAX_DATAGRAM;
 /// The largest datagram sent: what fits the stack's 8 KiB fragmentation buffer with its
 /// IP and UDP headers (docs/runtime.md#ip-fragments). Larger is `-EMSGSIZE`.
 pub const UDP_MAX_DATAGRAM: usize = 8192 - 20 - 8;
@@ -69,6 +74,21 @@ pub const LISTEN_BACKLOG_MAX: usize = 64;
 pub const LISTEN_SPARE: usize = 8;
 /// ... up to this many sockets per listener in all, which bounds a listener's memory.
 pub const LISTEN_SOCKETS_MAX: usize = 128;
+/// While a listener holds half-open connections (a burst, or a spoofed SYN flood), it
+/// keeps this many sockets in `LISTEN`, recycling the oldest half-open ones to do so
+/// (see [`super::backlog`]).
+pub const LISTEN_SPARE_UNDER_PRESSURE: usize = 32;
+/// How long a connection may stay half-open (SYN answered, no ACK) before its socket
+/// listens again. Linux gives up after about a minute of SYN-ACK retries, but it has SYN
+/// cookies and so no socket to lose; here a socket is held, so a short one.
+pub const SYN_RECEIVED_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a half-open connection is safe from recycling under pressure: a real
+/// client's ACK is a round trip away.
+pub const HALF_OPEN_GRACE: Duration = Duration::from_millis(20);
+/// Most closed connections still finishing their close, all sockets together: each holds
+/// its buffers, so a peer that never acknowledges our FIN must not decide the guest's
+/// memory. Past this, the oldest is reset (as Linux's `tcp_max_orphans`).
+pub const ORPHANS_MAX: usize = 64;
 /// How long a connection may take to be set up before `connect` reports `ETIMEDOUT`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(75);
 /// How long a closed connection may take to finish its close (FIN exchange) before it is
@@ -152,6 +172,17 @@ pub struct Listener {
     pub sockets: Vec<SocketHandle>,
     /// How many it keeps when idle (`listen`'s backlog, at most [`LISTEN_BACKLOG_MAX`]).
     pub backlog: usize,
+    /// When each socket now half-open (`SYN-RECEIVED`) was first seen so.
+    pub half_open: BTreeMap<SocketHandle, u64>,
+    /// `shutdown` was called: `accept` fails with `EINVAL` (and a blocked one wakes).
+    pub shut: bool,
+}
+
+impl Listener {
+    /// A listener over `sockets`, all in `LISTEN`.
+    pub fn new(sockets: Vec<SocketHandle>, backlog: usize) -> Self {
+        Listener { sockets, backlog, half_open: BTreeMap::new(), shut: false }
+    }
 }
 
 /// What a TCP socket is now.
@@ -172,6 +203,18 @@ pub struct Udp {
     pub handle: SocketHandle,
     /// `connect`'s default peer.
     pub peer: Option<IpEndpoint>,
+    /// Datagrams sent while smoltcp's buffer had no room for them, oldest first; they
+    /// move there as it drains (see [`super::udp`]): what makes `EPOLLOUT` exact.
+    pub pending: VecDeque<(IpEndpoint, Vec<u8>)>,
+    /// Payload bytes in `pending`.
+    pub pending_bytes: usize,
+}
+
+impl Udp {
+    /// A UDP socket over `handle`.
+    pub fn new(handle: SocketHandle) -> Self {
+        Udp { handle, peer: None, pending: VecDeque::new(), pending_bytes: 0 }
+    }
 }
 
 /// TCP or UDP.
@@ -227,6 +270,9 @@ impl Sock {
     }
 }
 
+/// An [`Orphan`]'s deadline once it has been reset: it is dropped at the next look.
+pub const RESET_SENT: u64 = u64::MAX;
+
 /// A connection whose socket was closed while its close was still under way: the FIN
 /// exchange goes on until `deadline`, then it is reset.
 #[derive(Debug)]
@@ -248,7 +294,6 @@ pub struct Net {
     /// The interface's address.
     pub address: Ipv4Address,
     next_id: u64,
-    next_port: u16,
 }
 
 /// `Duration` to monotonic nanoseconds from now.
@@ -260,7 +305,7 @@ impl Net {
     /// The table over a started stack.
     pub fn new(stack: Stack) -> Self {
         let address = stack.iface.ipv4_addr().expect("the socket layer's stack is built with an IPv4 address");
-        Net { stack, socks: BTreeMap::new(), orphans: Vec::new(), address, next_id: 1, next_port: *EPHEMERAL.start() }
+        Net { stack, socks: BTreeMap::new(), orphans: Vec::new(), address, next_id: 1 }
     }
 
     /// Adds a socket and returns its id (never 0, never reused).
@@ -303,12 +348,19 @@ impl Net {
     }
 
     /// An unused ephemeral port (`-EADDRINUSE` when all are taken); for TCP also unused by
-    /// connections still closing.
+    /// connections still closing. The search starts at a random port (RFC 6056's first
+    /// algorithm, as Linux randomises): an off-path attacker cannot guess the port a
+    /// connection or a DNS query will use.
     pub fn ephemeral_port(&mut self, tcp: bool) -> Result<u16, i32> {
-        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
-        for _ in 0..span {
-            let port = self.next_port;
-            self.next_port = if port == *EPHEMERAL.end() { *EPHEMERAL.start() } else { port + 1 };
+        self.ephemeral_port_from(tcp, shared_core::services::random_u64())
+    }
+
+    /// [`ephemeral_port`](Self::ephemeral_port) with the search starting at `random`.
+    pub fn ephemeral_port_from(&mut self, tcp: bool, random: u64) -> Result<u16, i32> {
+        let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        let first = (random % u64::from(span)) as u32;
+        for step in 0..span {
+            let port = EPHEMERAL.start() + ((first + step) % span) as u16;
             let closing = tcp
                 && self.orphans.iter().any(|o| {
                     self.stack.sockets.get::<tcp::Socket>(o.handle).local_endpoint().is_some_and(|e| e.port == port)
@@ -331,6 +383,16 @@ impl Net {
         }
         // The last ACK goes out with the next poll, before the socket is dropped.
         socket.set_ack_delay(None);
+        let closing = self.orphans.iter().filter(|o| o.deadline != RESET_SENT).count();
+        if closing >= ORPHANS_MAX {
+            // Too many closing: reset the one closest to its deadline (the oldest).
+            if let Some(oldest) =
+                self.orphans.iter_mut().filter(|o| o.deadline != RESET_SENT).min_by_key(|o| o.deadline)
+            {
+                self.stack.sockets.get_mut::<tcp::Socket>(oldest.handle).abort();
+                oldest.deadline = RESET_SENT;
+            }
+        }
         self.orphans.push(Orphan { handle, deadline: deadline_after(now_ns, LINGER_TIMEOUT) });
     }
 }

@@ -72,7 +72,11 @@ pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), i32> {
         }
         handles.push(handle);
     }
-    net.sock(id)?.kind = Kind::Tcp(Tcp::Listening(Listener { sockets: handles, backlog: count }));
+    net.sock(id)?.kind = Kind::Tcp(Tcp::Listening(Listener::new(handles, count)));
+    if let Some((_, port)) = local {
+        // A SYN that finds every socket busy is dropped, not refused (see `backlog`).
+        net.stack.phy.set_port_quiet(port, true);
+    }
     Ok(())
 }
 
@@ -82,6 +86,9 @@ pub fn accept(net: &mut Net, id: u64) -> Result<(u64, IpEndpoint), i32> {
     let sock = net.sock(id)?;
     let (local, opts) = (sock.local, sock.opts);
     let Kind::Tcp(Tcp::Listening(listener)) = &sock.kind else { return Err(-libc::EINVAL) };
+    if listener.shut {
+        return Err(-libc::EINVAL);
+    }
     let (sockets, backlog) = (listener.sockets.clone(), listener.backlog);
     let ready = sockets
         .iter()
@@ -251,10 +258,18 @@ pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>) -> Result<usize, i32> {
     Ok(total)
 }
 
-/// `shutdown`: `SHUT_WR` sends our FIN; `SHUT_RD` ends reads here.
+/// `shutdown`: `SHUT_WR` sends our FIN; `SHUT_RD` ends reads here. On a listener, any
+/// `how` ends `accept`s, as Linux does: a blocked one wakes and fails with `EINVAL`.
 pub fn shutdown(net: &mut Net, id: u64, how: i32) -> Result<(), i32> {
     let sockets = &mut net.stack.sockets;
     let sock = net.socks.get_mut(&id).ok_or(-libc::EBADF)?;
+    if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
+        return Err(-libc::EINVAL);
+    }
+    if let Kind::Tcp(Tcp::Listening(listener)) = &mut sock.kind {
+        listener.shut = true;
+        return Ok(());
+    }
     let stream = stream_of(sock)?;
     if stream.connecting.is_some() {
         return Err(-libc::ENOTCONN);

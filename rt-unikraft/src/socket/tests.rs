@@ -25,15 +25,15 @@ extern "C" fn rtuk_sock_event_assign(_file: *const core::ffi::c_void, _events: u
 extern "C" fn rtuk_kick() {}
 
 const FRAME: usize = 1514;
-const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
-const GUEST: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
+pub(super) const PEER: Ipv4Address = Ipv4Address::new(10, 0, 0, 1);
+pub(super) const GUEST: Ipv4Address = Ipv4Address::new(10, 0, 0, 2);
 
 /// The guest's socket layer and a peer on one wire.
-struct Lab {
-    net: Net,
-    peer: Interface,
-    peer_dev: WireEnd,
-    peer_sockets: SocketSet<'static>,
+pub(super) struct Lab {
+    pub(super) net: Net,
+    pub(super) peer: Interface,
+    pub(super) peer_dev: WireEnd,
+    pub(super) peer_sockets: SocketSet<'static>,
 }
 
 fn now() -> smoltcp::time::Instant {
@@ -41,7 +41,7 @@ fn now() -> smoltcp::time::Instant {
 }
 
 impl Lab {
-    fn new() -> Lab {
+    pub(super) fn new() -> Lab {
         let (guest_end, mut peer_dev) = wire(FRAME);
         let guest_dev = guest_end.into_net_device([2, 0, 0, 0, 0, 2]);
         let stack = Stack::new(Box::new(guest_dev), StackConfig::new(IpCidr::new(IpAddress::Ipv4(GUEST), 24)));
@@ -55,7 +55,7 @@ impl Lab {
 
     /// Moves frames both ways until nothing moves, advancing the clock 20 ms per round
     /// (past smoltcp's ACK delay), as the network thread would.
-    fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         for _ in 0..200 {
             self.net.stack.poll();
             maintain(&mut self.net, services::monotonic_ns());
@@ -73,27 +73,27 @@ impl Lab {
         }
     }
 
-    fn events(&self, id: u64) -> u32 {
+    pub(super) fn events(&self, id: u64) -> u32 {
         events_of(&self.net.stack.sockets, &self.net.socks[&id])
     }
 
-    fn tcp_socket(&mut self) -> u64 {
+    pub(super) fn tcp_socket(&mut self) -> u64 {
         self.net.insert(Sock::new(Kind::Tcp(Tcp::Fresh), Options::default()))
     }
 
-    fn udp_socket(&mut self) -> u64 {
+    pub(super) fn udp_socket(&mut self) -> u64 {
         let handle = self.net.new_udp();
-        self.net.insert(Sock::new(Kind::Udp(Udp { handle, peer: None }), Options::default()))
+        self.net.insert(Sock::new(Kind::Udp(Udp::new(handle)), Options::default()))
     }
 
-    fn peer_connect(&mut self, port: u16, local_port: u16) -> SocketHandle {
+    pub(super) fn peer_connect(&mut self, port: u16, local_port: u16) -> SocketHandle {
         let mut socket =
             stcp::Socket::new(stcp::SocketBuffer::new(vec![0; 65536]), stcp::SocketBuffer::new(vec![0; 65536]));
         socket.connect(self.peer.context(), (IpAddress::Ipv4(GUEST), port), local_port).unwrap();
         self.peer_sockets.add(socket)
     }
 
-    fn peer_tcp(&mut self, h: SocketHandle) -> &mut stcp::Socket<'static> {
+    pub(super) fn peer_tcp(&mut self, h: SocketHandle) -> &mut stcp::Socket<'static> {
         self.peer_sockets.get_mut::<stcp::Socket>(h)
     }
 }
@@ -333,3 +333,4 @@ fn a_read_timeout_wakes_the_blocked_reader_and_ends_its_read_with_etimedout() {
     assert_eq!(lab.events(conn) & IN, 0, "reported: the next read waits again");
     assert_eq!(read(&mut lab), Err(-libc::EAGAIN), "and arms a new deadline");
 }
+mod hostile;

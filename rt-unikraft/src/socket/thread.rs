@@ -16,13 +16,17 @@ use shared_core::services;
 use smoltcp::socket::tcp;
 use smoltcp::wire::IpListenEndpoint;
 
+use super::backlog;
 use super::config::{self, Source};
 use super::readiness::{self, acceptable};
-use super::table::{deadline_after, lock, Kind, Net, Tcp, LISTEN_SOCKETS_MAX, LISTEN_SPARE};
+use super::table::{deadline_after, lock, Kind, Net, Tcp, RESET_SENT};
 use crate::glue;
 
 /// The longest sleep with nothing scheduled.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+/// Set when the network thread could not be started: every later `socket()` fails.
+static THREAD_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Whether the socket layer opened the net device (for the message an app gets when it
 /// also opens it through shared-core's `services::open_net`).
@@ -32,14 +36,22 @@ pub static OWNS_NIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 /// the stack and spawns the network thread. `-ENETDOWN` (with the reason on the console,
 /// once) when the device cannot be had.
 pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
+    if THREAD_FAILED.load(std::sync::atomic::Ordering::SeqCst) {
+        // A table with no thread to drive it would take sockets whose ops never end.
+        return Err(-libc::ENETDOWN);
+    }
     if slot.is_none() {
         match build() {
             Ok(net) => {
                 *slot = Some(net);
-                std::thread::Builder::new().name("rt-unikraft-net".into()).spawn(run).map_err(|e| {
-                    std::eprintln!("rt-unikraft sockets: cannot start the network thread: {e}");
-                    -libc::ENOMEM
-                })?;
+                if let Err(e) = std::thread::Builder::new().name("rt-unikraft-net".into()).spawn(run) {
+                    std::eprintln!(
+                        "rt-unikraft sockets: cannot start the network thread: {e}; every socket call fails from now on"
+                    );
+                    THREAD_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+                    *slot = None;
+                    return Err(-libc::ENETDOWN);
+                }
             }
             Err(why) => {
                 static SAID: std::sync::Once = std::sync::Once::new();
@@ -136,35 +148,9 @@ pub fn maintain(net: &mut Net, now: u64) {
     for (id, sock) in net.socks.iter_mut() {
         match &mut sock.kind {
             Kind::Tcp(Tcp::Listening(listener)) => {
-                let mut listening = 0;
-                for &handle in listener.sockets.iter() {
-                    let socket = sockets.get_mut::<tcp::Socket>(handle);
-                    if socket.state() == tcp::State::Closed {
-                        // A half-open connection that was reset: listen again.
-                        let endpoint = listen_endpoint(sock.local);
-                        let _ = socket.listen(endpoint);
-                    }
-                    listening += usize::from(socket.state() == tcp::State::Listen);
-                }
-                // A SYN that finds no socket in LISTEN is reset: keep spares while
-                // connections wait for accept (a client that opens one connection more
-                // than the backlog at once, as wrk does, must not be refused), and give
-                // them back when the burst is over.
-                let spares = LISTEN_SPARE.min(listener.backlog);
-                if listening < spares && listener.sockets.len() < LISTEN_SOCKETS_MAX {
-                    top_up.push((*id, spares - listening));
-                } else if listener.sockets.len() > listener.backlog && listening > spares {
-                    let extra = (listener.sockets.len() - listener.backlog).min(listening - spares);
-                    let mut removed = 0;
-                    listener.sockets.retain(|&h| {
-                        if removed < extra && sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen {
-                            sockets.remove(h);
-                            removed += 1;
-                            false
-                        } else {
-                            true
-                        }
-                    });
+                let missing = backlog::maintain(sockets, listener, listen_endpoint(sock.local), now);
+                if missing > 0 {
+                    top_up.push((*id, missing));
                 }
             }
             Kind::Tcp(Tcp::Stream(stream)) => {
@@ -194,6 +180,7 @@ pub fn maintain(net: &mut Net, now: u64) {
                 }
                 stream.last_state = socket.state();
             }
+            Kind::Udp(udp) => super::udp::drain_pending(sockets, udp),
             _ => {}
         }
         if sock.recv_deadline.is_some_and(|d| now >= d) {
@@ -231,7 +218,7 @@ pub fn maintain(net: &mut Net, now: u64) {
         if now >= orphan.deadline {
             // Reset now; it is dropped next time, after the reset went out.
             socket.abort();
-            orphan.deadline = u64::MAX;
+            orphan.deadline = RESET_SENT;
         }
         true
     });
@@ -253,6 +240,11 @@ fn next_wait(net: &mut Net, now: u64) -> u64 {
     for sock in net.socks.values() {
         for deadline in [sock.recv_deadline, sock.send_deadline].into_iter().flatten() {
             until = until.min(deadline);
+        }
+        if let Kind::Tcp(Tcp::Listening(listener)) = &sock.kind {
+            for &since in listener.half_open.values() {
+                until = until.min(deadline_after(since, super::table::SYN_RECEIVED_TIMEOUT));
+            }
         }
         if let Kind::Tcp(Tcp::Stream(stream)) = &sock.kind {
             if let Some(deadline) = stream.connecting {

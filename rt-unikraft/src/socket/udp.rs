@@ -1,11 +1,22 @@
 //! UDP: bind (port 0: an ephemeral one), connect for a default peer, send to and receive
 //! from, with datagram boundaries kept (`MSG_TRUNC` when a datagram does not fit).
+//!
+//! Sending: smoltcp's transmit buffer counts datagrams and bytes, and whether the next
+//! datagram fits depends on its size and on where the ring wraps, which smoltcp does not
+//! tell. So "writable" cannot be read off it exactly, and a writable event that is not
+//! true makes a blocked sender spin (posix-socket retries at once while EPOLLOUT is set).
+//! Instead, a datagram smoltcp cannot take now waits in the socket's own queue
+//! (`pending`, at most [`UDP_PENDING_MAX`] bytes) and moves to smoltcp as it drains
+//! ([`drain_pending`], after each poll). A send fails with `EAGAIN` only when the queue
+//! has no room for it, and EPOLLOUT is set exactly while the queue has room for the
+//! largest datagram: an event reported is always true, and after `EAGAIN` the event is
+//! clear until the queue drains.
 
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
 use super::addr::SockAddr;
-use super::table::{Kind, Net, Sock, Udp, UDP_MAX_DATAGRAM};
+use super::table::{Kind, Net, Sock, Udp, UDP_MAX_DATAGRAM, UDP_PENDING_MAX};
 use super::{Bufs, BufsMut};
 
 fn udp_of(sock: &mut Sock) -> Result<&mut Udp, i32> {
@@ -80,19 +91,50 @@ pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>, to: Option<(Ipv4Address, u1
         return Err(-libc::EMSGSIZE);
     }
     autobind(net, id)?;
-    let handle = udp_of(net.sock(id)?)?.handle;
-    let socket = net.stack.sockets.get_mut::<udp::Socket>(handle);
-    match socket.send(len, dest) {
-        Ok(payload) => {
-            let mut at = 0;
-            for buf in bufs.iter() {
-                payload[at..at + buf.len()].copy_from_slice(buf);
-                at += buf.len();
+    let sockets = &mut net.stack.sockets;
+    let udp = udp_of(net.socks.get_mut(&id).ok_or(-libc::EBADF)?)?;
+    if udp.pending.is_empty() {
+        match sockets.get_mut::<udp::Socket>(udp.handle).send(len, dest) {
+            Ok(payload) => {
+                let mut at = 0;
+                for buf in bufs.iter() {
+                    payload[at..at + buf.len()].copy_from_slice(buf);
+                    at += buf.len();
+                }
+                return Ok(len);
             }
-            Ok(len)
+            Err(udp::SendError::BufferFull) => {}
+            Err(udp::SendError::Unaddressable) => return Err(-libc::ENETUNREACH),
         }
-        Err(udp::SendError::BufferFull) => Err(-libc::EAGAIN),
-        Err(udp::SendError::Unaddressable) => Err(-libc::ENETUNREACH),
+    }
+    if udp.pending_bytes + len > UDP_PENDING_MAX {
+        return Err(-libc::EAGAIN);
+    }
+    let mut datagram = std::vec::Vec::with_capacity(len);
+    for buf in bufs.iter() {
+        datagram.extend_from_slice(buf);
+    }
+    udp.pending.push_back((dest, datagram));
+    udp.pending_bytes += len;
+    Ok(len)
+}
+
+/// Whether a send of the largest datagram would be accepted now: EPOLLOUT.
+pub fn writable(udp: &Udp) -> bool {
+    udp.pending_bytes + UDP_MAX_DATAGRAM <= UDP_PENDING_MAX
+}
+
+/// Moves `udp`'s queued datagrams into smoltcp's buffer, oldest first, while they fit.
+/// One with no route now is dropped, as a datagram is.
+pub fn drain_pending(sockets: &mut smoltcp::iface::SocketSet<'_>, udp: &mut Udp) {
+    let socket = sockets.get_mut::<udp::Socket>(udp.handle);
+    while let Some((dest, datagram)) = udp.pending.front() {
+        match socket.send_slice(datagram, *dest) {
+            Err(udp::SendError::BufferFull) => break,
+            Ok(()) | Err(udp::SendError::Unaddressable) => {}
+        }
+        udp.pending_bytes -= datagram.len();
+        udp.pending.pop_front();
     }
 }
 

@@ -18,8 +18,10 @@
 //!   it [answered](Connection::answered), then [`ListenerConfig::close_timeout`] to be
 //!   closed. Past its deadline it is aborted. Every connection's life is bounded, so idle
 //!   clients, slow senders, slow readers and peers that never close all free their socket.
-//! * When fewer than `backlog` sockets are free, the pool aborts connections: finished
-//!   exchanges first (answer and FIN acknowledged, only the peer's FIN awaited), then the
+//! * When fewer than `backlog` sockets are free, the pool aborts connections: half-open
+//!   ones first (a SYN answered, its handshake not completed: what a spoofed SYN flood
+//!   leaves, oldest first, dropped silently as Linux drops a SYN-RECEIVED entry), then
+//!   finished exchanges (answer and FIN acknowledged, only the peer's FIN awaited), then the
 //!   oldest of the unanswered ones (idle or slow clients) and of the answered ones whose
 //!   answer is sent but not acknowledged (slow readers, peers that delay their ACK and
 //!   never close), as Linux resets orphaned sockets under pressure. The clients being
@@ -28,6 +30,11 @@
 //!   left, new SYNs are refused: work in progress is not thrown away for more work). So
 //!   neither a flood of idle connections nor clients that take their answer and never
 //!   close can deafen the server, and more clients than sockets still get served.
+//! * A reset that cannot leave (its peer has no route, or its neighbour never answers
+//!   ARP) does not hold its socket: after [`RESET_GRACE`] it listens again anyway.
+//! * Mark the pool's port quiet on the stack
+//!   ([`RingPhy::set_port_quiet`](super::RingPhy::set_port_quiet)) so that a SYN arriving
+//!   while no socket is free is dropped, not refused: the client retries, as with Linux.
 //!
 //! Memory is fixed when the pool is built: `sockets` sockets with their buffers, and one
 //! app state `T` per socket (reset to `T::default()` for each new connection).
@@ -62,6 +69,16 @@ const FRESH: Duration = Duration::from_millis(50);
 /// is normally a round trip away. Shorter than [`FRESH`]: the answer has been sent, so a
 /// reset costs the peer little, and Linux peers that never close delay that ACK by 40 ms.
 const FRESH_ANSWERED: Duration = Duration::from_millis(5);
+
+/// How long a half-open connection is safe from eviction: a real client's ACK is a round
+/// trip away. A flood then needs more than `(sockets - backlog) / HALF_OPEN_GRACE` SYNs a
+/// second (9600 with the defaults) to keep every socket half-open, and even then only
+/// new SYNs wait (dropped on a quiet port, so their clients retry).
+const HALF_OPEN_GRACE: Duration = Duration::from_millis(20);
+
+/// How long an aborted connection's reset may take to leave before its socket listens
+/// again without it.
+const RESET_GRACE: Duration = Duration::from_millis(500);
 
 /// Sizes, backlog and deadlines of a [`ListenerPool`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +134,9 @@ pub struct ListenerCounters {
     pub close_timeouts: u64,
     /// Connections aborted to keep `backlog` sockets listening.
     pub evicted: u64,
+    /// Half-open connections (handshake not completed) dropped to keep `backlog`
+    /// sockets listening, or because their request deadline passed.
+    pub half_open_dropped: u64,
 }
 
 /// Where a socket of the pool is in its life.
@@ -128,8 +148,9 @@ enum Phase {
     Waiting { since: Instant },
     /// Answered at `since`, closing.
     Answered { since: Instant },
-    /// Aborted: listens again once smoltcp has sent the reset.
-    Resetting,
+    /// Aborted at `since`: listens again once smoltcp has sent the reset, or after
+    /// [`RESET_GRACE`].
+    Resetting { since: Instant },
 }
 
 struct Slot<T> {
@@ -243,14 +264,22 @@ impl<T: Default> ListenerPool<T> {
             let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
             match socket.state() {
                 State::Listen => slot.phase = Phase::Listening,
-                State::Closed if socket.remote_endpoint().is_some() => slot.phase = Phase::Resetting,
+                State::Closed if socket.remote_endpoint().is_some() => match slot.phase {
+                    Phase::Resetting { since } if now >= since + RESET_GRACE => {
+                        // The reset never left: listen again without it.
+                        slot.handle = renew_listening(sockets, slot.handle, config.port);
+                        slot.phase = Phase::Listening;
+                    }
+                    Phase::Resetting { .. } => {}
+                    _ => slot.phase = Phase::Resetting { since: now },
+                },
                 State::Closed | State::TimeWait => {
                     // Cannot fail: not open, and the port is not 0.
                     let _ = socket.listen(config.port);
                     slot.phase = Phase::Listening;
                 }
                 _ => {
-                    if matches!(slot.phase, Phase::Listening | Phase::Resetting) {
+                    if matches!(slot.phase, Phase::Listening | Phase::Resetting { .. }) {
                         counters.accepted += 1;
                         slot.phase = Phase::Waiting { since: now };
                         slot.state = T::default();
@@ -258,13 +287,11 @@ impl<T: Default> ListenerPool<T> {
                     match slot.phase {
                         Phase::Waiting { since } if now >= since + config.request_timeout => {
                             counters.request_timeouts += 1;
-                            socket.abort();
-                            slot.phase = Phase::Resetting;
+                            abort(sockets, slot, config.port, now, counters);
                         }
                         Phase::Answered { since } if now >= since + config.close_timeout => {
                             counters.close_timeouts += 1;
-                            socket.abort();
-                            slot.phase = Phase::Resetting;
+                            abort(sockets, slot, config.port, now, counters);
                         }
                         _ => serve(&mut Connection {
                             socket,
@@ -284,15 +311,14 @@ impl<T: Default> ListenerPool<T> {
     /// Aborts connections until `backlog` sockets listen (or will, once their reset is
     /// sent). See [`evictee`](Self::evictee) for which.
     fn keep_backlog(&mut self, sockets: &mut SocketSet<'static>, now: Instant) {
-        let mut free = self.slots.iter().filter(|s| matches!(s.phase, Phase::Listening | Phase::Resetting)).count();
+        let mut free =
+            self.slots.iter().filter(|s| matches!(s.phase, Phase::Listening | Phase::Resetting { .. })).count();
         while free < self.config.backlog {
             let Some(index) = self.evictee(sockets, now) else {
                 // Every held connection is just accepted or being answered.
                 break;
             };
-            let slot = &mut self.slots[index];
-            sockets.get_mut::<tcp::Socket>(slot.handle).abort();
-            slot.phase = Phase::Resetting;
+            abort(sockets, &mut self.slots[index], self.config.port, now, &mut self.counters);
             self.counters.evicted += 1;
             free += 1;
         }
@@ -300,7 +326,11 @@ impl<T: Default> ListenerPool<T> {
 
     /// The connection to give up first:
     ///
-    /// 1. the oldest finished exchange: answered, answer and FIN acknowledged (`FIN-WAIT-2`,
+    /// 0. the oldest half-open connection (SYN-RECEIVED: its SYN answered, the handshake
+    ///    not completed) older than [`HALF_OPEN_GRACE`], which costs nothing to drop: a
+    ///    spoofed SYN flood leaves only those, and a real client whose handshake was
+    ///    dropped retransmits its SYN;
+    /// 1. else the oldest finished exchange: answered, answer and FIN acknowledged (`FIN-WAIT-2`,
     ///    only the peer's FIN awaited), which costs the peer nothing;
     /// 2. else the oldest of the unanswered connections (idle or slow clients, by the time
     ///    they were accepted) and the answered ones the app has closed whose answer or FIN
@@ -321,9 +351,15 @@ impl<T: Default> ListenerPool<T> {
             .filter_map(|(index, slot)| {
                 let socket = sockets.get::<tcp::Socket>(slot.handle);
                 let key = match slot.phase {
-                    Phase::Answered { since } if socket.state() == State::FinWait2 => (0, since),
-                    Phase::Answered { since } if !socket.may_send() && now >= since + FRESH_ANSWERED => (1, since),
-                    Phase::Waiting { since } if now >= since + FRESH => (1, since),
+                    Phase::Waiting { since } if socket.state() == State::SynReceived => {
+                        if now < since + HALF_OPEN_GRACE {
+                            return None;
+                        }
+                        (0, since)
+                    }
+                    Phase::Answered { since } if socket.state() == State::FinWait2 => (1, since),
+                    Phase::Answered { since } if !socket.may_send() && now >= since + FRESH_ANSWERED => (2, since),
+                    Phase::Waiting { since } if now >= since + FRESH => (2, since),
                     _ => return None,
                 };
                 Some((key, index))
@@ -342,10 +378,51 @@ impl<T: Default> ListenerPool<T> {
                 Phase::Listening => None,
                 Phase::Waiting { since } => Some(since + config.request_timeout),
                 Phase::Answered { since } => Some(since + config.close_timeout),
-                Phase::Resetting => Some(now + Duration::from_millis(1)),
+                Phase::Resetting { .. } => Some(now + Duration::from_millis(1)),
             })
             .min()
     }
+}
+
+/// Ends a slot's connection: a half-open one is dropped silently and its socket listens
+/// again at once (a reset to a spoofed source is wasted, and may never leave); any other
+/// is reset, and listens again once the reset is sent.
+fn abort(
+    sockets: &mut SocketSet<'static>,
+    slot: &mut Slot<impl Default>,
+    port: u16,
+    now: Instant,
+    counters: &mut ListenerCounters,
+) {
+    let socket = sockets.get_mut::<tcp::Socket>(slot.handle);
+    if socket.state() == State::SynReceived {
+        counters.half_open_dropped += 1;
+        slot.handle = renew_listening(sockets, slot.handle, port);
+        slot.phase = Phase::Listening;
+    } else {
+        socket.abort();
+        slot.phase = Phase::Resetting { since: now };
+    }
+}
+
+/// Puts the TCP socket `handle` back in `LISTEN` on `endpoint` with nothing left of its
+/// past, and returns its new handle: no reset is sent for its connection, and it loses
+/// smoltcp's per-socket egress state too. That state matters after a half-open
+/// connection to a forged source: smoltcp silences a socket for a second when its peer's
+/// neighbour is unknown (a spoofed on-link address) or has no route, and a socket reused
+/// as it is would keep silent towards its next, real client, whose SYN-ACK then waits a
+/// second. The socket (and its buffers) is moved out of the set and back, not rebuilt.
+pub fn renew_listening(
+    sockets: &mut SocketSet<'static>,
+    handle: SocketHandle,
+    endpoint: impl Into<smoltcp::wire::IpListenEndpoint>,
+) -> SocketHandle {
+    let smoltcp::socket::Socket::Tcp(mut socket) = sockets.remove(handle) else {
+        panic!("renew_listening: {handle} is not a TCP socket");
+    };
+    socket.abort();
+    let _ = socket.listen(endpoint);
+    sockets.add(socket)
 }
 
 #[cfg(test)]

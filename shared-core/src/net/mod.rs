@@ -30,13 +30,15 @@ mod assigned;
 mod listener;
 mod phy;
 mod pool;
+mod quiet_ports;
 pub mod stack;
 mod tunnel;
 
 pub use assigned::Ipv4Assignment;
-pub use listener::{Connection, ListenerConfig, ListenerCounters, ListenerPool};
+pub use listener::{renew_listening, Connection, ListenerConfig, ListenerCounters, ListenerPool};
 pub use phy::{RingConfig, RingPhy};
 pub use pool::{Frame, FrameRing, PacketPool, SlotId};
+pub use quiet_ports::QuietPorts;
 pub use stack::{Stack, StackConfig};
 pub use tunnel::{TunnelConfig, TunnelCounters, TunnelDevice, TunnelError, VXLAN_OVERHEAD, VXLAN_PORT};
 

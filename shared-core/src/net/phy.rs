@@ -7,6 +7,7 @@ use core::cell::RefCell;
 use smoltcp::phy::{self, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 
+use super::quiet_ports::QuietPorts;
 use super::{Frame, FrameRing, NetCounters, NetDevice, NetInfo, PacketPool, RingContext};
 
 /// Sizes for a [`RingPhy`]. The defaults suit a small server: 256 buffers of 2 KiB
@@ -42,6 +43,8 @@ struct Shared<D: ?Sized> {
     /// keeps taking frames while the device yields them; under a flood that would never
     /// end, so each poll round gets one refill (one batch), like a NAPI budget.
     refilled: bool,
+    /// Ports whose refused SYNs are dropped on the way out (see [`QuietPorts`]).
+    quiet: QuietPorts,
 }
 
 impl<D: NetDevice + ?Sized> Shared<D> {
@@ -86,6 +89,7 @@ impl<D: NetDevice + ?Sized> RingPhy<D> {
                 scratch: vec![0u8; config.slot_size].into_boxed_slice(),
                 device,
                 refilled: false,
+                quiet: QuietPorts::default(),
             }),
             info,
         }
@@ -94,6 +98,17 @@ impl<D: NetDevice + ?Sized> RingPhy<D> {
     /// The device's address and frame size.
     pub fn info(&self) -> NetInfo {
         self.info
+    }
+
+    /// Marks `port` quiet or not: while it is, smoltcp's reset reply to a SYN that found
+    /// no listening socket on it is dropped (see [`QuietPorts`]).
+    pub fn set_port_quiet(&mut self, port: u16, quiet: bool) {
+        self.shared.get_mut().quiet.set(port, quiet);
+    }
+
+    /// SYN refusals dropped so far on quiet ports.
+    pub fn quiet_drops(&self) -> u64 {
+        self.shared.borrow().quiet.dropped()
     }
 
     /// The device's Ethernet address as smoltcp wants it.
@@ -181,8 +196,12 @@ impl<D: NetDevice + ?Sized> phy::TxToken for TxToken<'_, D> {
         match slot {
             Some(slot) => {
                 let result = f(&mut shared.pool.buf_mut(&slot)[..len]);
-                // Cannot fail: checked not full above, and nothing pushed since.
-                let _ = shared.tx.push(Frame { slot, len });
+                if shared.quiet.drops(&shared.pool.buf(&slot)[..len]) {
+                    shared.pool.free(slot);
+                } else {
+                    // Cannot fail: checked not full above, and nothing pushed since.
+                    let _ = shared.tx.push(Frame { slot, len });
+                }
                 result
             }
             None => {
