@@ -122,7 +122,7 @@ impl UkNet {
         let count = unsafe { glue::rtuk_net_count() };
         if count <= 0 {
             return Err(OpenError::NotFound(
-                "Unikraft has no network device (boot with a virtio-net device, e.g. `cargo xtask kraft-run --tap IFNAME`; \
+                "Unikraft has no network device (boot with a virtio-net device, e.g. `cargo unikraft run -p HOST:GUEST` or `--tap IFNAME`; \
                  the app needs `devices = [\"net\"]` in [package.metadata.unikraft])"
                     .into(),
             ));

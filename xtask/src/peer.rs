@@ -309,6 +309,20 @@ pub fn udp_flood(guest: &str, port: u16, window: usize, seconds: u64) -> Result<
     Ok(round_trips)
 }
 
+/// One probe of [`PeerAction::TcpProbe`]: connect, send a request line, read bytes back.
+fn probe_once(guest: &str, port: u16, timeout: Duration) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut stream = TcpStream::connect_timeout(&format!("{guest}:{port}").parse()?, timeout).context("connect")?;
+    let left = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    stream.set_read_timeout(Some(left))?;
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").context("send")?;
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf).context("read")? {
+        0 => bail!("closed with no answer"),
+        _ => Ok(()),
+    }
+}
+
 /// `cargo xtask peer ...`.
 #[derive(clap::Subcommand)]
 pub enum PeerAction {
@@ -365,6 +379,22 @@ pub enum PeerAction {
         #[arg(long, default_value_t = 120)]
         seconds: u64,
     },
+    /// Every `interval_ms` for `seconds`, a fresh TCP connection to `guest:port` that must
+    /// connect and get bytes back for a request line within `timeout_ms` (an echo or an
+    /// HTTP server both answer it); prints `tcp probe: N of M succeeded`. What a real
+    /// client sees while the server is under attack.
+    TcpProbe {
+        #[arg(long, default_value = netns::GUEST_IP)]
+        guest: String,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 250)]
+        interval_ms: u64,
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
     /// Keep a window of datagrams in flight to a UDP echo; print round trips completed.
     UdpFlood {
         #[arg(long, default_value = netns::GUEST_IP)]
@@ -399,6 +429,20 @@ pub fn run(action: PeerAction) -> Result<u8> {
                 bail!("TCP echo from {guest}:{port} differs: {} bytes back, first difference at {first}", echoed.len());
             }
             println!("tcp echo: {bytes} bytes from {guest}:{port} echoed intact");
+        }
+        PeerAction::TcpProbe { guest, port, seconds, interval_ms, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            let end = std::time::Instant::now() + Duration::from_secs(seconds);
+            let (mut ok, mut tried) = (0u32, 0u32);
+            while tried == 0 || std::time::Instant::now() < end {
+                tried += 1;
+                match probe_once(&guest, port, timeout) {
+                    Ok(()) => ok += 1,
+                    Err(e) => println!("tcp probe {tried}: {e:#}"),
+                }
+                std::thread::sleep(Duration::from_millis(interval_ms));
+            }
+            println!("tcp probe: {ok} of {tried} succeeded");
         }
         PeerAction::UdpFlood { guest, port, window, seconds } => {
             println!("round trips: {}", udp_flood(&guest, port, window, seconds)?)

@@ -194,7 +194,15 @@ pub unsafe extern "C" fn rtuk_sock_getname(id: u64, peer: c_int, addr: *mut c_vo
             Kind::Udp(udp) => {
                 let local = sock.local.map(|(a, p)| {
                     // Connected: the address it sends from, as Linux reports it.
-                    let a = if a.is_unspecified() && udp.peer.is_some() { address } else { a };
+                    let a = match udp.peer {
+                        Some(peer) if a.is_unspecified() => match peer.addr {
+                            smoltcp::wire::IpAddress::Ipv4(p) if super::loopback::is_loopback(p) => {
+                                super::loopback::LOOPBACK
+                            }
+                            _ => address,
+                        },
+                        _ => a,
+                    };
                     IpEndpoint::new(a.into(), p)
                 });
                 (local, udp.peer)

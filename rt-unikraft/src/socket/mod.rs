@@ -27,6 +27,7 @@ pub mod addr;
 pub mod backlog;
 pub mod config;
 pub mod entry;
+pub mod loopback;
 pub mod options;
 pub mod readiness;
 pub mod table;

@@ -308,6 +308,14 @@ impl Net {
         Net { stack, socks: BTreeMap::new(), orphans: Vec::new(), address, next_id: 1 }
     }
 
+    /// Whether the stack has a way to `addr`: one of its networks (loopback included) or
+    /// a default route. Without one, smoltcp would take a connect and retry its SYN into
+    /// the void until the connect timeout; Linux says `ENETUNREACH` at once.
+    pub fn routable(&self, addr: Ipv4Address) -> bool {
+        self.stack.iface.ip_addrs().iter().any(|cidr| cidr.contains_addr(&addr.into()))
+            || self.stack.iface.routes().get_default_ipv4_route().is_some()
+    }
+
     /// Adds a socket and returns its id (never 0, never reused).
     pub fn insert(&mut self, sock: Sock) -> u64 {
         let id = self.next_id;

@@ -26,7 +26,7 @@ fn tcp_of(sock: &mut Sock) -> Result<&mut Tcp, i32> {
 /// `bind`: records the local address; port 0 picks an ephemeral port now, as Linux does.
 pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), i32> {
     let address = net.address;
-    if !addr.is_unspecified() && addr != address {
+    if !addr.is_unspecified() && addr != address && addr != super::loopback::LOOPBACK {
         return Err(-libc::EADDRNOTAVAIL);
     }
     let sock = net.sock(id)?;
@@ -130,6 +130,7 @@ pub fn accept(net: &mut Net, id: u64) -> Result<(u64, IpEndpoint), i32> {
 /// `connect`: starts the handshake and says `-EINPROGRESS`; the network thread sees it
 /// end (EPOLLOUT, with `SO_ERROR` set when it failed).
 pub fn connect(net: &mut Net, id: u64, addr: Ipv4Address, port: u16, now: u64) -> Result<(), i32> {
+    let routable = net.routable(addr);
     let sock = net.sock(id)?;
     match tcp_of(sock)? {
         Tcp::Fresh => {}
@@ -140,7 +141,7 @@ pub fn connect(net: &mut Net, id: u64, addr: Ipv4Address, port: u16, now: u64) -
     if port == 0 || addr.is_unspecified() {
         return Err(-libc::ECONNREFUSED);
     }
-    if addr.is_broadcast() || addr.is_multicast() {
+    if addr.is_broadcast() || addr.is_multicast() || !routable {
         return Err(-libc::ENETUNREACH);
     }
     let local = match sock.local {

@@ -18,9 +18,12 @@ use smoltcp::wire::IpListenEndpoint;
 
 use super::backlog;
 use super::config::{self, Source};
+use super::loopback::{Loopback, LOOPBACK};
 use super::readiness::{self, acceptable};
 use super::table::{deadline_after, lock, Kind, Net, Tcp, RESET_SENT};
 use crate::glue;
+use shared_core::services::OpenError;
+use smoltcp::wire::IpCidr;
 
 /// The longest sleep with nothing scheduled.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -64,24 +67,41 @@ pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
 }
 
 fn build() -> Result<Net, String> {
-    let device = crate::net::UkNet::open(0).map_err(|e| {
-        let e = e.to_string();
-        if e.contains("already open") {
-            format!(
-                "{e}: the app opened it through shared-core's Stack (services::open_net); an app uses std::net \
-                 sockets or that Stack, not both"
-            )
-        } else {
-            e
+    let nic = match crate::net::UkNet::open(0) {
+        Ok(nic) => nic,
+        Err(OpenError::NotFound(why)) => {
+            std::println!("rt-unikraft sockets: loopback only (127.0.0.1): {why}");
+            let mut stack = Stack::new(
+                std::boxed::Box::new(Loopback::<crate::net::UkNet>::new(None)),
+                StackConfig::new(IpCidr::new(LOOPBACK.into(), 8)),
+            );
+            stack.iface.routes_mut().remove_default_ipv4_route();
+            return Ok(Net::new(stack));
         }
-    })?;
-    let platform = device.assigned_ipv4();
+        Err(e) => {
+            let e = e.to_string();
+            return Err(if e.contains("already open") {
+                format!(
+                    "{e}: the app opened it through shared-core's Stack (services::open_net); an app uses std::net \
+                     sockets or that Stack, not both"
+                )
+            } else {
+                e
+            });
+        }
+    };
+    let platform = nic.assigned_ipv4();
+    let mut device = Loopback::new(Some(nic));
     let env = |name| std::env::var(name).ok();
     let (assignment, source) = config::choose(env(config::ENV_IPV4).as_deref(), env(config::ENV_GATEWAY).as_deref())?;
     let mut stack_config = StackConfig::new(assignment.cidr);
     stack_config.gateway = assignment.gateway;
     OWNS_NIC.store(true, std::sync::atomic::Ordering::SeqCst);
-    let stack = Stack::new(std::boxed::Box::new(device), stack_config);
+    device.set_own_address(platform.map_or(assignment.cidr.address, |p| p.cidr.address));
+    let mut stack = Stack::new(std::boxed::Box::new(device), stack_config);
+    stack.iface.update_ip_addrs(|addrs| {
+        let _ = addrs.push(IpCidr::new(LOOPBACK.into(), 8));
+    });
     let net = Net::new(stack);
     let gateway_addr = platform.map_or(assignment.gateway, |p| p.gateway.or(assignment.gateway));
     let gateway = gateway_addr.map_or("none".into(), |g| g.to_string());
@@ -254,6 +274,10 @@ fn next_wait(net: &mut Net, now: u64) -> u64 {
     }
     for orphan in &net.orphans {
         until = until.min(orphan.deadline);
+    }
+    if let Some(device) = net.stack.phy.device_deadline_ns() {
+        // Frames sent to ourselves wait to be received (see `loopback`).
+        until = until.min(device);
     }
     until.saturating_sub(now)
 }

@@ -28,7 +28,7 @@ fn udp_of(sock: &mut Sock) -> Result<&mut Udp, i32> {
 
 /// `bind`: to `addr` (ours, or any) and `port` (0: an ephemeral one).
 pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), i32> {
-    if !addr.is_unspecified() && addr != net.address {
+    if !addr.is_unspecified() && addr != net.address && addr != super::loopback::LOOPBACK {
         return Err(-libc::EADDRNOTAVAIL);
     }
     if net.sock(id)?.local.is_some() {
@@ -85,6 +85,10 @@ pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>, to: Option<(Ipv4Address, u1
     };
     if dest.port == 0 {
         return Err(-libc::EINVAL);
+    }
+    let smoltcp::wire::IpAddress::Ipv4(dest_addr) = dest.addr;
+    if !dest_addr.is_broadcast() && !net.routable(dest_addr) {
+        return Err(-libc::ENETUNREACH);
     }
     let len = bufs.total();
     if len > UDP_MAX_DATAGRAM {
