@@ -169,9 +169,18 @@ pub fn backend_staticlib_args(spec: &AppSpec, build: &RustBuild, backend: Backen
     // The app's own `unikraft` (or `solo5`) feature selects the backend; `backtrace` in
     // the metadata turns on the real unwinder in rt-unikraft (through the facade).
     let features = match backend {
-        Backend::Unikraft if spec.backtrace => "unikraft,unikernel/backtrace",
-        Backend::Unikraft => "unikraft",
-        Backend::Solo5 => "solo5",
+        Backend::Unikraft => {
+            let mut features = String::from("unikraft");
+            if spec.backtrace {
+                features.push_str(",unikernel/backtrace");
+            }
+            if spec.sockets {
+                // Only an app that asks for sockets carries the driver.
+                features.push_str(",unikernel/sockets");
+            }
+            features
+        }
+        Backend::Solo5 => String::from("solo5"),
     };
     let mut args: Vec<String> = [
         "rustc",
@@ -181,7 +190,7 @@ pub fn backend_staticlib_args(spec: &AppSpec, build: &RustBuild, backend: Backen
         "--release",
         "--no-default-features",
         "--features",
-        features,
+        &features,
         "--crate-type",
         "staticlib",
         "--target-dir",

@@ -39,6 +39,7 @@ pub mod entry;
 pub mod frame;
 mod glue;
 pub mod net;
+#[cfg(any(feature = "sockets", test))]
 pub mod socket;
 
 use std::boxed::Box;

@@ -139,7 +139,11 @@ impl UkNet {
             )));
         }
         if rc == -libc::EBUSY {
-            let holder = if crate::socket::thread::OWNS_NIC.load(Ordering::SeqCst) {
+            #[cfg(any(feature = "sockets", test))]
+            let sockets_own_it = crate::socket::thread::OWNS_NIC.load(Ordering::SeqCst);
+            #[cfg(not(any(feature = "sockets", test)))]
+            let sockets_own_it = false;
+            let holder = if sockets_own_it {
                 "std's sockets (`sockets = true`) already drive it: an app uses std::net sockets or shared-core's \
                  Stack (services::open_net), not both"
             } else {
