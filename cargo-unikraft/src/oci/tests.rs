@@ -159,3 +159,48 @@ fn kconfig_features_are_the_set_lines_sorted() {
     let dot_config = "#\n# comment\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_A=\"x\"\n";
     assert_eq!(kconfig_features(dot_config), vec!["CONFIG_A=\"x\"".to_string(), "CONFIG_B=y".to_string()]);
 }
+
+/// The archive is staged in a file created exclusively beside it: a symlink planted at the
+/// old predictable staging path (`img.tmp` for `img.tar`) is neither followed nor removed.
+#[test]
+fn the_archive_is_not_staged_through_a_planted_symlink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    write_layout(&spec(tmp.path(), unikraft()), &layout).unwrap();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let archive = tmp.path().join("img.tar");
+    let planted = archive.with_extension("tmp");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+    write_archive(&layout, &archive).unwrap();
+    let victim_after = fs::read(&victim).unwrap();
+    assert!(victim_after == b"precious", "the archive was written through the symlink ({} bytes)", victim_after.len());
+    assert_eq!(fs::read_link(&planted).unwrap(), victim, "the planted symlink was replaced");
+    let mut tar = tar::Archive::new(fs::File::open(&archive).unwrap());
+    let entries = tar.entries().unwrap().filter(|e| e.is_ok()).count();
+    assert_eq!(entries, 2 + 5, "the archive holds the layout's files");
+    let names: Vec<String> =
+        fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 5, "kernel, img, img.tar, img.tmp, victim; no staging file left: {names:?}");
+}
+
+/// The layout is staged in a directory created exclusively beside `--output`: a symlink
+/// planted at the old predictable staging path (`.img.tmp-<pid>`) is neither followed
+/// nor removed and re-created (a race in a shared directory).
+#[test]
+fn the_layout_is_not_staged_through_a_planted_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    let planted = tmp.path().join(format!(".img.tmp-{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+    let layout = tmp.path().join("img");
+    write_layout(&spec(tmp.path(), unikraft()), &layout).unwrap();
+    assert!(layout.join("oci-layout").is_file());
+    assert_eq!(fs::read_link(&planted).ok(), Some(victim.clone()), "the planted symlink was removed");
+    assert!(fs::read_dir(&victim).unwrap().next().is_none(), "something was written into the symlink's target");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&layout).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755, "the layout is readable like any output directory");
+}
