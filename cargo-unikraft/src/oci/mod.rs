@@ -91,12 +91,46 @@ impl ImageSpec {
         keys.push(("binary", self.kernel_path()));
         if !self.cmd.is_empty() {
             // Older urunc takes the app's command line from here, newer from `Cmd`.
-            keys.push(("cmdline", self.cmd.join(" ")));
+            keys.push(("cmdline", self.urunc_cmdline()));
         }
         if self.initrd.is_some() {
             keys.push(("initrd", UNIKRAFT_INITRD_PATH.to_string()));
         }
         keys
+    }
+
+    /// `com.urunc.unikernel.cmdline`: the arguments as one line the guest splits back into
+    /// the same arguments. urunc pastes the value unchanged after the `--` of a Unikraft
+    /// kernel command line (split by Unikraft's ukargparse), or, for `mirage` (Solo5),
+    /// splits it at single spaces into tender arguments that the tender joins again with
+    /// single spaces (split by rt-solo5's `split_cmdline`). Both splitters take double
+    /// quotes with `\"` and `\\` escapes, so each argument is quoted that way when needed
+    /// ([`kernel_command_line`](crate::runner::cmdline) quotes QEMU's `-append` alike).
+    fn urunc_cmdline(&self) -> String {
+        let quoted: Vec<String> = self.cmd.iter().map(|a| crate::runner::cmdline::quote_arg(a)).collect();
+        quoted.join(" ")
+    }
+
+    /// Refuses arguments no command line can carry to the app unchanged: a NUL byte (the
+    /// kernel command line and urunc's exec end there), and, on Unikraft, an empty
+    /// argument (ukargparse gives `""` no argument at all).
+    fn check_cmd(&self) -> Result<()> {
+        for (i, arg) in self.cmd.iter().enumerate() {
+            if arg.contains('\0') {
+                bail!(
+                    "argument {} of the command ({arg:?}) contains a NUL byte, which no kernel command line can carry",
+                    i + 1
+                );
+            }
+            if arg.is_empty() && matches!(self.kind, Kind::Unikraft { .. }) {
+                bail!(
+                    "argument {} of the command is empty: Unikraft's command-line split drops empty arguments, \
+                     so urunc's `com.urunc.unikernel.cmdline` could not carry it; leave it out",
+                    i + 1
+                );
+            }
+        }
+        Ok(())
     }
 
     fn urunc_annotations(&self) -> HashMap<String, String> {
@@ -165,6 +199,7 @@ fn descriptor(media_type: MediaType, blob: &Blob) -> Result<oci_spec::image::Des
 /// other existing content is refused) and returns the digest of `index.json`'s urunc
 /// manifest (`sha256:...`).
 pub fn write_layout(spec: &ImageSpec, out: &Path) -> Result<String> {
+    spec.check_cmd()?;
     if out.exists() && !out.join("oci-layout").is_file() {
         let empty = out.is_dir() && fs::read_dir(out)?.next().is_none();
         if !empty {

@@ -113,7 +113,7 @@ fn the_layer_holds_the_kernel_and_urunc_json_with_base64_values() {
         |k: &str| String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&urunc[k]).unwrap()).unwrap();
     assert_eq!(decode("com.urunc.unikernel.unikernelType"), "unikraft");
     assert_eq!(decode("com.urunc.unikernel.binary"), UNIKRAFT_KERNEL_PATH);
-    assert_eq!(decode("com.urunc.unikernel.cmdline"), "--port=8080 a b");
+    assert_eq!(decode("com.urunc.unikernel.cmdline"), r#"--port=8080 "a b""#);
 }
 
 #[test]
@@ -203,4 +203,39 @@ fn the_layout_is_not_staged_through_a_planted_path() {
     assert!(fs::read_dir(&victim).unwrap().next().is_none(), "something was written into the symlink's target");
     let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&layout).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o755, "the layout is readable like any output directory");
+}
+
+/// `com.urunc.unikernel.cmdline` is one line that urunc hands on unchanged (after the `--`
+/// of a Unikraft kernel command line; split at spaces into spt arguments joined again by
+/// the tender): each argument is quoted so the guest's splitter gives it back whole.
+#[test]
+fn the_urunc_cmdline_quotes_arguments_the_guest_would_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spec = spec(tmp.path(), unikraft());
+    spec.cmd = vec!["--greeting=hello world".into(), r#"say "hi"\"#.into(), "it's".into(), "plain".into()];
+    let digest = write_layout(&spec, &tmp.path().join("img")).unwrap();
+    let annotations = &blob(&tmp.path().join("img"), &digest)["annotations"];
+    assert_eq!(annotations["com.urunc.unikernel.cmdline"], r#""--greeting=hello world" "say \"hi\"\\" "it's" plain"#);
+}
+
+/// What no command line can carry is refused before anything is written: an empty
+/// argument on Unikraft (ukargparse drops `""`), a NUL byte anywhere.
+#[test]
+fn arguments_a_command_line_cannot_carry_are_refused_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("img");
+    let mut spec = spec(tmp.path(), unikraft());
+    spec.cmd = vec!["a".into(), String::new()];
+    let err = write_layout(&spec, &out).unwrap_err();
+    assert!(err.to_string().contains("argument 2 of the command is empty"), "{err}");
+    spec.cmd = vec!["a\0b".into()];
+    let err = write_layout(&spec, &out).unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert!(!out.exists(), "nothing was written");
+    // Solo5's splitter keeps `""` as an empty argument.
+    let mut solo5 = spec.clone();
+    solo5.kind = Kind::Solo5 { tender: "spt".into() };
+    solo5.cmd = vec!["a".into(), String::new()];
+    let digest = write_layout(&solo5, &out).unwrap();
+    assert_eq!(blob(&out, &digest)["annotations"]["com.urunc.unikernel.cmdline"], r#"a """#);
 }
