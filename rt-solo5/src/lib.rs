@@ -85,8 +85,10 @@ pub unsafe extern "C" fn solo5_app_main(info: *const solo5_start_info) -> c_int 
     // A bad line or argument ends the guest here with status 2, naming the argument.
     let args = BootArgs::or_exit(boot_args_from_cmdline(cmdline));
     *BOOT_ARGS.lock() = Some(args);
+    // The bindings pass this to solo5_exit, whose status keeps only the low byte: the
+    // status byte every backend uses (run_app maps it already; this keeps it so).
     // SAFETY: the app's entry takes no arguments and returns a status.
-    unsafe { unikernel_app_run() }
+    shared_core::services::exit_status(unsafe { unikernel_app_run() })
 }
 
 /// The tender's command line as boot arguments: split with quoting, each checked to be
@@ -175,9 +177,11 @@ impl Platform for Solo5 {
     }
 
     fn exit(code: i32) -> ! {
-        // Statuses of 255 and above are Solo5's own.
+        // The same status as on every backend (never 0 for a failure); 255 is also
+        // Solo5's SOLO5_EXIT_ABORT, a failure either way. solo5_exit ends in the tender's
+        // exit, which keeps only the low byte.
         // SAFETY: plain Solo5 call.
-        unsafe { solo5_exit(code.clamp(0, 254)) }
+        unsafe { solo5_exit(shared_core::services::exit_status(code)) }
     }
 
     fn boot_args() -> Vec<String> {

@@ -185,10 +185,23 @@ pub fn console_write(bytes: &[u8]) {
     unsafe { __shared_core_platform_console_write(bytes) }
 }
 
-/// Ends the program with `code` as its exit status.
+/// Ends the program with `code` as its exit status, [`exit_status`]`(code)` on every
+/// backend: a code outside 0..=255 ends the program with 255, never with 0.
 pub fn exit(code: i32) -> ! {
     // SAFETY: as above.
-    unsafe { __shared_core_platform_exit(code) }
+    unsafe { __shared_core_platform_exit(exit_status(code)) }
+}
+
+/// The status byte an app's exit code becomes, the same on every backend: 0..=255 as
+/// they are, anything else (negative, or above 255) 255. A process's status would keep
+/// only the low byte, so `256` would read as success; Solo5's tender does the same, and
+/// clamping negative codes to 0 would too.
+pub const fn exit_status(code: i32) -> i32 {
+    if matches!(code, 0..=255) {
+        code
+    } else {
+        255
+    }
 }
 
 /// The boot arguments (kernel command line after `--`, or the process arguments).

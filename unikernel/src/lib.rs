@@ -68,7 +68,9 @@ pub mod __private {
         shared_core::heap::sampler::start_from_boot_args();
         let code = entry().code();
         shared_core::heap::sampler::finish();
-        code
+        // One mapping for every backend: 256 or -1 must not reach a process's or Solo5's
+        // `exit` as is (only the low byte survives).
+        shared_core::services::exit_status(code)
     }
 
     pub trait ExitStatus {

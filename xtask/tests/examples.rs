@@ -28,6 +28,26 @@ fn run_propagates_the_exit_code() {
     assert_eq!(out.status.code(), Some(3));
 }
 
+/// Exit statuses agree on every backend: a code outside 0..=255, returned from `run` or
+/// passed to `services::exit`, ends with 255, never 0 (a process keeps only the low byte,
+/// so 256 would read as success). solo5.rs and unikraft.rs check the same table.
+#[test]
+fn out_of_range_exit_codes_are_255_never_0() {
+    for (arg, want) in [
+        ("--exit=255", 255),
+        ("--exit=256", 255),
+        ("--exit=512", 255),
+        ("--exit=-1", 255),
+        ("--exit=-256", 255),
+        ("--services-exit=7", 7),
+        ("--services-exit=-1", 255),
+        ("--services-exit=256", 255),
+    ] {
+        let out = xtask(&["run", "--example", "hello", "--", arg]);
+        assert_eq!(out.status.code(), Some(want), "{arg}:\n{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
 #[test]
 fn bad_example_or_backend_is_a_clear_error() {
     let out = xtask(&["run", "--example", "nope"]);

@@ -187,3 +187,98 @@ fn an_offline_fetch_fills_a_fresh_cache_and_a_second_one_reuses_it() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stderr(&again).contains("already cached"), "{}", stderr(&again));
 }
+
+/// `src` cloned to `dest` with `tag` moved to a commit that changes one file: what a
+/// moved tag or a tampered mirror looks like.
+fn clone_with_moved_tag(src: &Path, dest: &Path, tag: &str) {
+    let git = |dir: &Path, args: &[&str]| {
+        let out = Command::new("git").arg("-C").arg(dir).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(Path::new("."), &["clone", "--quiet", &src.to_string_lossy(), &dest.to_string_lossy()]);
+    git(dest, &["checkout", "--quiet", &format!("refs/tags/{tag}")]);
+    fs::write(dest.join("README.md"), "modified after the release\n").unwrap();
+    git(dest, &["-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "--quiet", "-am", "not the release"]);
+    git(dest, &["tag", "--force", tag]);
+}
+
+/// The pinned offline sources as git repositories, or a SKIP.
+fn offline_git_sources(test: &str) -> Option<[PathBuf; 3]> {
+    let sources = offline_sources();
+    let Some([unikraft, lib_musl, tarball]) = sources.filter(|[u, _, _]| u.join(".git").exists()) else {
+        skip_unprovisioned(
+            test,
+            "there are no offline git sources (run `cargo xtask fetch` first, or set \
+             UNIKRAFT_FETCH_TEST_SOURCES=unikraft-repo:lib-musl-repo:tarball)",
+        );
+        return None;
+    };
+    Some([unikraft, lib_musl, tarball])
+}
+
+/// The tag names a commit, the commit a tree: the tree is pinned (git's tree id, the same
+/// for the same files), so a repository whose tag was moved, or whose tagged tree was
+/// modified, is refused and nothing of it enters the cache.
+#[test]
+fn a_repository_whose_tag_was_moved_is_refused_and_not_cached() {
+    const TEST: &str = "a_repository_whose_tag_was_moved_is_refused_and_not_cached";
+    let Some([unikraft, lib_musl, tarball]) = offline_git_sources(TEST) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let moved = tmp.path().join("unikraft-moved");
+    clone_with_moved_tag(&unikraft, &moved, "RELEASE-0.16.3");
+    let cache = tmp.path().join("cache");
+
+    let out = fetch(&cache, &[&moved, &lib_musl, &tarball], &OFFLINE);
+    assert!(!out.status.success(), "a moved tag was accepted:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("is not the pinned tree") && err.contains("RELEASE-0.16.3"), "{err}");
+    assert!(!cache.join("unikraft").exists(), "the refused tree entered the cache");
+    assert!(!cache.join(".staging").exists(), "staging left behind");
+}
+
+/// A plain tree (not a git repository) is pinned by the same tree id, computed from its
+/// files: one with the right version files but other contents is refused.
+#[test]
+fn a_plain_tree_that_is_not_the_pinned_one_is_refused_and_not_cached() {
+    const TEST: &str = "a_plain_tree_that_is_not_the_pinned_one_is_refused_and_not_cached";
+    let Some([_, lib_musl, tarball]) = offline_git_sources(TEST) else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let unikraft = fake_unikraft(tmp.path(), "0.16.3");
+    let cache = tmp.path().join("cache");
+
+    let out = fetch(&cache, &[&unikraft, &lib_musl, &tarball], &OFFLINE);
+    assert!(!out.status.success(), "a tree with other files was accepted:\n{}", stderr(&out));
+    assert!(stderr(&out).contains("is not the pinned tree"), "{}", stderr(&out));
+    assert!(!cache.join("unikraft").exists(), "the refused tree entered the cache");
+}
+
+/// Solo5 is built from the clone (configure.sh, make), so its tag is pinned the same way
+/// and checked before anything runs.
+#[test]
+fn a_solo5_repository_whose_tag_was_moved_is_refused_before_it_is_built() {
+    const TEST: &str = "a_solo5_repository_whose_tag_was_moved_is_refused_before_it_is_built";
+    let solo5 = std::env::var_os("UNIKRAFT_FETCH_TEST_SOLO5")
+        .map(PathBuf::from)
+        .or_else(|| cargo_unikraft::solo5::solo5_tree().ok().filter(|t| t.join(".git").exists()));
+    let Some(solo5) = solo5 else {
+        skip_unprovisioned(TEST, "no Solo5 git repository (provision Solo5, or set UNIKRAFT_FETCH_TEST_SOLO5=DIR)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let moved = tmp.path().join("solo5-moved");
+    clone_with_moved_tag(&solo5, &moved, "v0.12.1");
+    let cache = tmp.path().join("cache");
+
+    let out = Command::new(XTASK)
+        .arg("fetch")
+        .arg("--solo5-src")
+        .arg(&moved)
+        .env("UNIKERNEL_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a moved Solo5 tag was accepted:\n{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("is not the pinned tree") && err.contains("v0.12.1"), "{err}");
+    assert!(!err.contains("building Solo5"), "it was built before the check: {err}");
+    assert!(!cache.join("solo5").exists(), "the refused tree entered the cache");
+}

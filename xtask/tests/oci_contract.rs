@@ -97,8 +97,22 @@ fn unpack(layout: &Path, bundle: &Path) -> UruncView {
     UruncView { annotations, kernel: rootfs.join(binary), cmd }
 }
 
+/// Where urunc takes the app's command line from.
+#[derive(Clone, Copy)]
+enum AppCmd {
+    /// The config's `Cmd`, joined with spaces (newer urunc).
+    Cmd,
+    /// The `com.urunc.unikernel.cmdline` annotation, pasted unchanged (older urunc).
+    Annotation,
+}
+
 /// urunc's QEMU command line for a Unikraft >= 0.16.1 image, with `netdev.ip`.
 fn urunc_qemu(view: &UruncView, tap: &str, netdev_ip: &str) -> Vec<String> {
+    urunc_qemu_with(view, tap, netdev_ip, AppCmd::Cmd)
+}
+
+/// [`urunc_qemu`], with the app's command line taken from `app_cmd`.
+fn urunc_qemu_with(view: &UruncView, tap: &str, netdev_ip: &str, app_cmd: AppCmd) -> Vec<String> {
     assert_eq!(view.annotations["com.urunc.unikernel.unikernelType"], "unikraft");
     assert_eq!(view.annotations["com.urunc.unikernel.hypervisor"], "qemu");
     let kernel = view.kernel.display().to_string();
@@ -114,7 +128,11 @@ fn urunc_qemu(view: &UruncView, tap: &str, netdev_ip: &str) -> Vec<String> {
         "-device".to_string(),
         "virtio-net-pci,netdev=net0,host_mtu=1500,mac=02:00:0a:00:00:4d".to_string(),
     ]);
-    let append = format!("{kernel} env.vars=[URUNC=1] netdev.ip={netdev_ip} vfs.fstab=[] -- {}", view.cmd.join(" "));
+    let app = match app_cmd {
+        AppCmd::Cmd => view.cmd.join(" "),
+        AppCmd::Annotation => view.annotations.get("com.urunc.unikernel.cmdline").cloned().unwrap_or_default(),
+    };
+    let append = format!("{kernel} env.vars=[URUNC=1] netdev.ip={netdev_ip} vfs.fstab=[] -- {app}");
     argv.extend(["-append".to_string(), append]);
     argv
 }
@@ -153,14 +171,33 @@ fn hello_gets_its_cmd_and_qemu_exits_by_itself() {
     assert!(console.contains("hello panics, as asked"), "{console}");
 }
 
+/// Older urunc pastes `com.urunc.unikernel.cmdline` into the kernel command line: an
+/// argument with a space reaches the app whole (hello cannot parse `--exit=7 x` and says
+/// so; split in two it would exit with 7).
+#[test]
+fn an_argument_with_a_space_reaches_the_app_whole_through_the_cmdline_annotation() {
+    if !ready("an_argument_with_a_space_reaches_the_app_whole_through_the_cmdline_annotation", true) {
+        return;
+    }
+    let ns = Ns::new("oci-cmdline");
+    let console = boot_until_exit_with(&ns, &["--exit=7 x", r#"q"uo\te"#], AppCmd::Annotation);
+    assert!(console.contains("error: --exit=7 x is not an integer exit code"), "{console}");
+    assert!(console.contains(r#"boot args: --exit=7 x q"uo\te"#), "{console}");
+}
+
 /// Boots hello's image with `cmd` as urunc would, and returns the console once QEMU has
 /// exited by itself with status 0 (it fails the test after 90 s).
 fn boot_until_exit(ns: &Ns, cmd: &[&str]) -> String {
+    boot_until_exit_with(ns, cmd, AppCmd::Cmd)
+}
+
+/// [`boot_until_exit`], with the app's command line taken from `app_cmd`.
+fn boot_until_exit_with(ns: &Ns, cmd: &[&str], app_cmd: AppCmd) -> String {
     let layout = work_dir().join("hello-layout");
     write_layout("hello", &layout, cmd);
     let view = unpack(&layout, &work_dir().join("hello-bundle"));
     let mut qemu = ns.command("qemu-system-x86_64");
-    qemu.args(urunc_qemu(&view, "tap0", "10.0.0.78/24:10.0.0.1:10.0.0.1"))
+    qemu.args(urunc_qemu_with(&view, "tap0", "10.0.0.78/24:10.0.0.1:10.0.0.1", app_cmd))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = qemu.spawn().unwrap();

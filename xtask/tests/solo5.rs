@@ -43,6 +43,27 @@ fn hello_runs_on_spt_with_its_args_and_exit_code() {
     assert_eq!(solo5_run("spt", &[]).status.code(), Some(0));
 }
 
+/// Exit statuses agree on every backend: a code outside 0..=255 ends with 255, never 0
+/// (Solo5's bindings hand `solo5_app_main`'s result to `solo5_exit`, and the spt tender's
+/// exit_group keeps only the low byte). examples.rs and unikraft.rs check the same table.
+#[test]
+fn out_of_range_exit_codes_are_255_on_spt() {
+    if !provisioned("out_of_range_exit_codes_are_255_on_spt") {
+        return;
+    }
+    for (arg, want) in [
+        ("--exit=254", 254),
+        ("--exit=255", 255),
+        ("--exit=256", 255),
+        ("--exit=-1", 255),
+        ("--services-exit=-1", 255),
+        ("--services-exit=256", 255),
+    ] {
+        let out = solo5_run("spt", &[arg]);
+        assert_eq!(out.status.code(), Some(want), "{arg}:\n{}", show(&out));
+    }
+}
+
 #[test]
 fn conformance_passes_on_spt() {
     if !provisioned("conformance_passes_on_spt") {

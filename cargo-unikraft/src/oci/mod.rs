@@ -26,6 +26,8 @@ mod layer;
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -89,12 +91,46 @@ impl ImageSpec {
         keys.push(("binary", self.kernel_path()));
         if !self.cmd.is_empty() {
             // Older urunc takes the app's command line from here, newer from `Cmd`.
-            keys.push(("cmdline", self.cmd.join(" ")));
+            keys.push(("cmdline", self.urunc_cmdline()));
         }
         if self.initrd.is_some() {
             keys.push(("initrd", UNIKRAFT_INITRD_PATH.to_string()));
         }
         keys
+    }
+
+    /// `com.urunc.unikernel.cmdline`: the arguments as one line the guest splits back into
+    /// the same arguments. urunc pastes the value unchanged after the `--` of a Unikraft
+    /// kernel command line (split by Unikraft's ukargparse), or, for `mirage` (Solo5),
+    /// splits it at single spaces into tender arguments that the tender joins again with
+    /// single spaces (split by rt-solo5's `split_cmdline`). Both splitters take double
+    /// quotes with `\"` and `\\` escapes, so each argument is quoted that way when needed
+    /// ([`kernel_command_line`](crate::runner::cmdline) quotes QEMU's `-append` alike).
+    fn urunc_cmdline(&self) -> String {
+        let quoted: Vec<String> = self.cmd.iter().map(|a| crate::runner::cmdline::quote_arg(a)).collect();
+        quoted.join(" ")
+    }
+
+    /// Refuses arguments no command line can carry to the app unchanged: a NUL byte (the
+    /// kernel command line and urunc's exec end there), and, on Unikraft, an empty
+    /// argument (ukargparse gives `""` no argument at all).
+    fn check_cmd(&self) -> Result<()> {
+        for (i, arg) in self.cmd.iter().enumerate() {
+            if arg.contains('\0') {
+                bail!(
+                    "argument {} of the command ({arg:?}) contains a NUL byte, which no kernel command line can carry",
+                    i + 1
+                );
+            }
+            if arg.is_empty() && matches!(self.kind, Kind::Unikraft { .. }) {
+                bail!(
+                    "argument {} of the command is empty: Unikraft's command-line split drops empty arguments, \
+                     so urunc's `com.urunc.unikernel.cmdline` could not carry it; leave it out",
+                    i + 1
+                );
+            }
+        }
+        Ok(())
     }
 
     fn urunc_annotations(&self) -> HashMap<String, String> {
@@ -163,6 +199,7 @@ fn descriptor(media_type: MediaType, blob: &Blob) -> Result<oci_spec::image::Des
 /// other existing content is refused) and returns the digest of `index.json`'s urunc
 /// manifest (`sha256:...`).
 pub fn write_layout(spec: &ImageSpec, out: &Path) -> Result<String> {
+    spec.check_cmd()?;
     if out.exists() && !out.join("oci-layout").is_file() {
         let empty = out.is_dir() && fs::read_dir(out)?.next().is_none();
         if !empty {
@@ -170,24 +207,26 @@ pub fn write_layout(spec: &ImageSpec, out: &Path) -> Result<String> {
         }
     }
     // Written beside `out` and renamed into place, so a failure leaves `out` as it was.
+    // The staging directory has a random name and is created exclusively (mkdtemp), so
+    // nothing planted beside the output (in a shared directory) is followed or removed.
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).with_context(|| format!("create {}", parent.display()))?;
-    let staging = parent.join(format!(
-        ".{}.tmp-{}",
-        out.file_name().context("--output has no file name")?.to_string_lossy(),
-        std::process::id()
-    ));
-    let _ = fs::remove_dir_all(&staging);
-    let result = write_layout_into(spec, &staging);
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&staging);
-        return result;
-    }
+    let name = out.file_name().context("--output has no file name")?.to_string_lossy();
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}.tmp-"))
+        .tempdir_in(parent)
+        .with_context(|| format!("create a staging directory in {}", parent.display()))?;
+    // A failure drops `staging`, which removes it.
+    let digest = write_layout_into(spec, staging.path())?;
+    // mkdtemp makes it 0700; the layout is an ordinary output directory.
+    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))?;
     if out.exists() {
         fs::remove_dir_all(out).with_context(|| format!("replace {}", out.display()))?;
     }
-    fs::rename(&staging, out).with_context(|| format!("move the layout to {}", out.display()))?;
-    result
+    fs::rename(staging.path(), out).with_context(|| format!("move the layout to {}", out.display()))?;
+    // Renamed: nothing is left for the guard to remove.
+    let _ = staging.keep();
+    Ok(digest)
 }
 
 fn write_layout_into(spec: &ImageSpec, dir: &Path) -> Result<String> {
@@ -279,9 +318,17 @@ pub fn write_archive(layout: &Path, archive: &Path) -> Result<()> {
         tar.append_data(&mut header, relative, bytes.as_slice())?;
     }
     let bytes = tar.into_inner()?;
-    let staging = archive.with_extension("tmp");
-    fs::write(&staging, bytes).with_context(|| format!("write {}", staging.display()))?;
-    fs::rename(&staging, archive).with_context(|| format!("write {}", archive.display()))?;
+    // Staged in a file created exclusively with a random name beside the archive (never
+    // through a symlink planted there), then renamed over it: a reader sees the old
+    // archive or the new one, and a failure removes the staging file.
+    let parent = archive.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut staging = tempfile::Builder::new()
+        .prefix(".oci-archive.tmp-")
+        .tempfile_in(parent)
+        .with_context(|| format!("create a staging file in {}", parent.display()))?;
+    staging.write_all(&bytes).with_context(|| format!("write {}", staging.path().display()))?;
+    staging.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+    staging.persist(archive).with_context(|| format!("write {}", archive.display()))?;
     Ok(())
 }
 

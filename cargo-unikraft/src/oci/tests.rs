@@ -113,7 +113,7 @@ fn the_layer_holds_the_kernel_and_urunc_json_with_base64_values() {
         |k: &str| String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&urunc[k]).unwrap()).unwrap();
     assert_eq!(decode("com.urunc.unikernel.unikernelType"), "unikraft");
     assert_eq!(decode("com.urunc.unikernel.binary"), UNIKRAFT_KERNEL_PATH);
-    assert_eq!(decode("com.urunc.unikernel.cmdline"), "--port=8080 a b");
+    assert_eq!(decode("com.urunc.unikernel.cmdline"), r#"--port=8080 "a b""#);
 }
 
 #[test]
@@ -158,4 +158,84 @@ fn a_missing_kernel_changes_nothing() {
 fn kconfig_features_are_the_set_lines_sorted() {
     let dot_config = "#\n# comment\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_A=\"x\"\n";
     assert_eq!(kconfig_features(dot_config), vec!["CONFIG_A=\"x\"".to_string(), "CONFIG_B=y".to_string()]);
+}
+
+/// The archive is staged in a file created exclusively beside it: a symlink planted at the
+/// old predictable staging path (`img.tmp` for `img.tar`) is neither followed nor removed.
+#[test]
+fn the_archive_is_not_staged_through_a_planted_symlink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    write_layout(&spec(tmp.path(), unikraft()), &layout).unwrap();
+    let victim = tmp.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    let archive = tmp.path().join("img.tar");
+    let planted = archive.with_extension("tmp");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+    write_archive(&layout, &archive).unwrap();
+    let victim_after = fs::read(&victim).unwrap();
+    assert!(victim_after == b"precious", "the archive was written through the symlink ({} bytes)", victim_after.len());
+    assert_eq!(fs::read_link(&planted).unwrap(), victim, "the planted symlink was replaced");
+    let mut tar = tar::Archive::new(fs::File::open(&archive).unwrap());
+    let entries = tar.entries().unwrap().filter(|e| e.is_ok()).count();
+    assert_eq!(entries, 2 + 5, "the archive holds the layout's files");
+    let names: Vec<String> =
+        fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 5, "kernel, img, img.tar, img.tmp, victim; no staging file left: {names:?}");
+}
+
+/// The layout is staged in a directory created exclusively beside `--output`: a symlink
+/// planted at the old predictable staging path (`.img.tmp-<pid>`) is neither followed
+/// nor removed and re-created (a race in a shared directory).
+#[test]
+fn the_layout_is_not_staged_through_a_planted_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let victim = tmp.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    let planted = tmp.path().join(format!(".img.tmp-{}", std::process::id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+    let layout = tmp.path().join("img");
+    write_layout(&spec(tmp.path(), unikraft()), &layout).unwrap();
+    assert!(layout.join("oci-layout").is_file());
+    assert_eq!(fs::read_link(&planted).ok(), Some(victim.clone()), "the planted symlink was removed");
+    assert!(fs::read_dir(&victim).unwrap().next().is_none(), "something was written into the symlink's target");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&layout).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755, "the layout is readable like any output directory");
+}
+
+/// `com.urunc.unikernel.cmdline` is one line that urunc hands on unchanged (after the `--`
+/// of a Unikraft kernel command line; split at spaces into spt arguments joined again by
+/// the tender): each argument is quoted so the guest's splitter gives it back whole.
+#[test]
+fn the_urunc_cmdline_quotes_arguments_the_guest_would_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut spec = spec(tmp.path(), unikraft());
+    spec.cmd = vec!["--greeting=hello world".into(), r#"say "hi"\"#.into(), "it's".into(), "plain".into()];
+    let digest = write_layout(&spec, &tmp.path().join("img")).unwrap();
+    let annotations = &blob(&tmp.path().join("img"), &digest)["annotations"];
+    assert_eq!(annotations["com.urunc.unikernel.cmdline"], r#""--greeting=hello world" "say \"hi\"\\" "it's" plain"#);
+}
+
+/// What no command line can carry is refused before anything is written: an empty
+/// argument on Unikraft (ukargparse drops `""`), a NUL byte anywhere.
+#[test]
+fn arguments_a_command_line_cannot_carry_are_refused_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("img");
+    let mut spec = spec(tmp.path(), unikraft());
+    spec.cmd = vec!["a".into(), String::new()];
+    let err = write_layout(&spec, &out).unwrap_err();
+    assert!(err.to_string().contains("argument 2 of the command is empty"), "{err}");
+    spec.cmd = vec!["a\0b".into()];
+    let err = write_layout(&spec, &out).unwrap_err();
+    assert!(err.to_string().contains("NUL"), "{err}");
+    assert!(!out.exists(), "nothing was written");
+    // Solo5's splitter keeps `""` as an empty argument.
+    let mut solo5 = spec.clone();
+    solo5.kind = Kind::Solo5 { tender: "spt".into() };
+    solo5.cmd = vec!["a".into(), String::new()];
+    let digest = write_layout(&solo5, &out).unwrap();
+    assert_eq!(blob(&out, &digest)["annotations"]["com.urunc.unikernel.cmdline"], r#"a """#);
 }

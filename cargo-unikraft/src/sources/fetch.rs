@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
+use super::tree_pin::{self, Checkout};
 use super::verify::{check_lib_musl_tree, check_unikraft_tree, verify_sha256};
 use super::{cache_dir, cached, PIN};
 
@@ -195,44 +196,50 @@ pub fn fetch(args: &FetchArgs) -> Result<u8> {
     let trees = [
         (
             "unikraft",
-            PIN.unikraft_tag,
+            &tree_pin::UNIKRAFT,
             args.unikraft_src.as_deref().map_or(TreeOrigin::Upstream(PIN.unikraft_git), TreeOrigin::Local),
             &dest.unikraft,
             check_unikraft_tree as fn(&Path) -> Result<()>,
         ),
         (
             "lib-musl",
-            PIN.lib_musl_tag,
+            &tree_pin::LIB_MUSL,
             args.musl_src.as_deref().map_or(TreeOrigin::Upstream(PIN.lib_musl_git), TreeOrigin::Local),
             &dest.lib_musl,
             check_lib_musl_tree as fn(&Path) -> Result<()>,
         ),
     ];
-    for (what, tag, origin, dest, check) in trees {
+    for (what, pin, origin, dest, check) in trees {
+        let tag = pin.tag;
         if !needs(dest) {
             eprintln!("cargo-unikraft: {what} {tag} already cached at {}", dest.display());
             continue;
         }
         let staging = Staging::new(&cache, what)?;
         let tree = staging.path.join(what);
-        match origin {
+        let checkout = match origin {
             TreeOrigin::Upstream(url) => {
                 eprintln!("cargo-unikraft: cloning {what} {tag} from {url}");
                 git_clone_at_tag(url, tag, &tree, true)?;
+                Checkout::Upstream
             }
             TreeOrigin::Local(src) if is_git_repository(src) => {
                 eprintln!("cargo-unikraft: cloning {what} {tag} from {}", src.display());
                 git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
+                Checkout::LocalClone
             }
             TreeOrigin::Local(src) => {
                 eprintln!(
-                    "cargo-unikraft: copying {what} from {} (not a git repository; checking its version files)",
+                    "cargo-unikraft: copying {what} from {} (not a git repository; checking its files)",
                     src.display()
                 );
                 copy_tree(src, &tree)?;
+                Checkout::Plain { scratch: &staging.path }
             }
-        }
+        };
         check(&tree).with_context(|| format!("{what} from {}", origin_name(&origin)))?;
+        // After the version check, whose message is clearer for another release.
+        tree_pin::check(what, pin, &tree, checkout, &origin_name(&origin))?;
         staging.commit(what, dest)?;
         eprintln!("cargo-unikraft: {what} {tag} ready at {}", dest.display());
     }
@@ -264,16 +271,20 @@ fn fetch_solo5(src: Option<&Path>, cache: &Path, force: bool) -> Result<u8> {
     fs::create_dir_all(cache).with_context(|| format!("create the cache directory {}", cache.display()))?;
     let staging = Staging::new(cache, "solo5")?;
     let tree = staging.path.join("solo5");
-    match src {
+    let (checkout, origin) = match src {
         Some(src) => {
             eprintln!("cargo-unikraft: cloning Solo5 {tag} from {}", src.display());
             git_clone_at_tag(&src.to_string_lossy(), tag, &tree, false)?;
+            (Checkout::LocalClone, src.display().to_string())
         }
         None => {
             eprintln!("cargo-unikraft: cloning Solo5 {tag} from {SOLO5_GIT}");
             git_clone_at_tag(SOLO5_GIT, tag, &tree, true)?;
+            (Checkout::Upstream, SOLO5_GIT.to_string())
         }
-    }
+    };
+    // Before anything of it runs (configure.sh, make).
+    tree_pin::check("Solo5", &tree_pin::SOLO5, &tree, checkout, &origin)?;
     // Solo5's build records absolute paths (the toolchain's library symlink), so it is
     // built where it will stay; a failed build removes the whole entry again.
     staging.commit("solo5", &dest)?;

@@ -22,12 +22,15 @@
 //!
 //! Sources come from upstream (git and curl) or, offline, from `--unikraft-src`,
 //! `--musl-src` (a git repository, bare or not, that has the tag; or a plain tree whose
-//! version files match the pin) and `--musl-tarball`.
+//! version files match the pin) and `--musl-tarball`. Whatever the origin, the tree must
+//! be the pinned one by content (git's tree id, [`tree_pin`]), so a moved tag or a
+//! modified mirror is refused before it enters the cache.
 //!
 //! A developer with trees elsewhere can skip the cache: `UNIKRAFT_SRC`, `UNIKRAFT_LIB_MUSL`
 //! and `UNIKRAFT_MUSL_TARBALL` each override one entry (the tarball is still verified).
 
 mod fetch;
+pub mod tree_pin;
 mod verify;
 
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! hello: prints, reads both clocks, sleeps, draws random bytes and echoes its boot args.
 //!
-//! `--exit=N` makes it exit with status N (used to test exit status propagation);
+//! `--exit=N` makes it return N from `run`, `--services-exit=N` call `services::exit(N)`
+//! (both used to test exit status propagation);
 //! `--sleep-ms=N` sleeps N ms instead of 100 (used to measure idle CPU use); `--panic`
 //! panics at the end (used to test that a panic ends the VM too).
 #![forbid(unsafe_code)]
@@ -36,6 +37,10 @@ fn run() -> i32 {
 
     if args.iter().any(|a| a == "--panic") {
         panic!("hello panics, as asked");
+    }
+    if let Some(code) = args.iter().find_map(|a| a.strip_prefix("--services-exit=")).and_then(|n| n.parse().ok()) {
+        println!("calling services::exit({code})");
+        services::exit(code);
     }
     let exit_code = args.iter().find_map(|a| a.strip_prefix("--exit=")).map(|n| n.parse::<i32>()).transpose();
     match exit_code {

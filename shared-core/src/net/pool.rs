@@ -7,14 +7,33 @@ use core::ptr::NonNull;
 
 /// Names one buffer of a [`PacketPool`]. Not `Copy`: whoever holds it owns the buffer
 /// until it gives the id back with [`PacketPool::free`].
+///
+/// It also names the pool that handed it out: that pool's methods panic on an id from
+/// any other pool (in release builds too), which could lie past the end of the pool or
+/// name a slot someone else holds.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SlotId(u16);
+pub struct SlotId {
+    index: u16,
+    pool: PoolId,
+}
 
 impl SlotId {
     /// The slot's index in the pool (for devices that need a stable number, e.g. a
     /// descriptor cookie).
     pub fn index(&self) -> usize {
-        self.0 as usize
+        self.index as usize
+    }
+}
+
+/// A pool's identity: unique among the pools of a run (a counter; 2^32 pools would have
+/// to be made before one repeats, and the bounds check stays behind it regardless).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PoolId(u32);
+
+impl PoolId {
+    fn next() -> Self {
+        static NEXT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
+        PoolId(NEXT.fetch_add(1, core::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -48,6 +67,8 @@ pub struct PacketPool {
     free: Vec<u16>,
     in_use: Box<[bool]>,
     exhausted: u64,
+    /// Stamped on every [`SlotId`] this pool hands out.
+    id: PoolId,
 }
 
 impl PacketPool {
@@ -75,6 +96,7 @@ impl PacketPool {
             free: (0..slots as u16).rev().collect(),
             in_use: vec![false; slots].into_boxed_slice(),
             exhausted: 0,
+            id: PoolId::next(),
         }
     }
 
@@ -83,7 +105,7 @@ impl PacketPool {
         match self.free.pop() {
             Some(i) => {
                 self.in_use[i as usize] = true;
-                Some(SlotId(i))
+                Some(SlotId { index: i, pool: self.id })
             }
             None => {
                 self.exhausted += 1;
@@ -94,27 +116,47 @@ impl PacketPool {
 
     /// Gives a slot back.
     pub fn free(&mut self, slot: SlotId) {
-        let i = slot.0 as usize;
-        // A SlotId can only come from `alloc`, and is consumed here, so a double free
-        // means two pools were mixed up.
-        assert!(self.in_use[i], "slot {i} freed twice (ids from another pool?)");
+        let i = self.checked_index(&slot);
+        // A SlotId can only come from `alloc` and is consumed here, and it is this
+        // pool's (checked above), so this cannot fail; kept as a last line.
+        assert!(self.in_use[i], "slot {i} freed twice");
         self.in_use[i] = false;
         // Never reallocates: capacity was reserved for every slot in `new`.
-        self.free.push(slot.0);
+        self.free.push(slot.index);
+    }
+
+    /// The slot's index, after checking that this pool handed the id out. A plain
+    /// `assert!`: `buf`/`buf_mut` are safe, so a foreign id must never reach memory,
+    /// release builds included.
+    fn checked_index(&self, slot: &SlotId) -> usize {
+        assert!(
+            slot.pool == self.id,
+            "slot {} is from another pool (pool {:?}, not {:?})",
+            slot.index,
+            slot.pool,
+            self.id
+        );
+        let i = slot.index as usize;
+        assert!(i < self.in_use.len(), "slot {i} is past the pool's {} slots", self.in_use.len());
+        i
     }
 
     /// The whole buffer of a slot (after its headroom).
     pub fn buf(&self, slot: &SlotId) -> &[u8] {
-        // SAFETY: the slot lies inside the allocation (ids are < capacity), and only the
-        // holder of the id (borrowed here) touches these bytes.
+        // SAFETY: the slot lies inside the allocation (slot_ptr checks the id is this
+        // pool's and below its capacity), and only the holder of the id (borrowed here)
+        // touches these bytes.
         unsafe { core::slice::from_raw_parts(self.slot_ptr(slot), self.slot_size) }
     }
 
-    /// Where a slot's buffer starts (after its headroom).
+    /// Where a slot's buffer starts (after its headroom). Panics on an id from another
+    /// pool.
     fn slot_ptr(&self, slot: &SlotId) -> *mut u8 {
-        let start = slot.0 as usize * self.stride + self.headroom;
+        let start = self.checked_index(slot) * self.stride + self.headroom;
+        // `index < slots` and `headroom + slot_size <= stride`, so the buffer lies inside
+        // `slots * stride`, the allocation's size.
         debug_assert!(start + self.slot_size <= self.layout.size());
-        // SAFETY: in bounds, as above.
+        // SAFETY: in bounds, as above (checked_index holds in release builds too).
         unsafe { self.memory.as_ptr().add(start) }
     }
 

@@ -153,11 +153,7 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
 const HEAP_SAMPLE_MS: u64 = 25;
 
 pub fn conformance(backend: Backend, solo5_target: &str, heap_plot: Option<&Path>) -> Result<u8> {
-    let dir = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let _cleanup = RemoveDir(dir.clone());
-    let disk = dir.join("disk.img");
-    std::fs::write(&disk, vec![0u8; 4 << 20])?;
+    let (_scratch, disk) = scratch_disk()?;
     let root = netns::is_root();
     let guests = guests(backend, solo5_target, &disk, root)?;
     let label = guests.label.as_str();
@@ -311,9 +307,55 @@ fn exit_status_cases(guest: &dyn Guest, timeout: Duration) -> Result<Vec<String>
     Ok(lines)
 }
 
-struct RemoveDir(std::path::PathBuf);
-impl Drop for RemoveDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// The guest's 4 MiB disk image, in a fresh private directory (mode 0700, a random name
+/// created exclusively) that is removed when the returned value drops. The runner runs as
+/// root, so a predictable path in /tmp would let another user plant a symlink it writes
+/// through.
+fn scratch_disk() -> Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("xtask-conformance-")
+        .tempdir()
+        .context("create a private scratch directory for the disk image")?;
+    let disk = dir.path().join("disk.img");
+    std::fs::File::create_new(&disk)
+        .and_then(|f| f.set_len(4 << 20))
+        .with_context(|| format!("create {}", disk.display()))?;
+    Ok((dir, disk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scratch_disk;
+
+    /// The runner runs as root: a directory or symlink another user planted at a
+    /// predictable path (the old `/tmp/xtask-conformance-<pid>/disk.img`) must not be
+    /// followed, and must be left as it was.
+    #[test]
+    fn the_disk_image_is_not_written_through_a_planted_path() {
+        let planted = std::env::temp_dir().join(format!("xtask-conformance-{}", std::process::id()));
+        let victim_dir = tempfile::tempdir().unwrap();
+        let victim = victim_dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        std::fs::create_dir_all(&planted).unwrap();
+        let link = planted.join("disk.img");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+
+        let result = scratch_disk();
+        let victim_after = std::fs::read(&victim).unwrap();
+        let link_after = std::fs::read_link(&link);
+        let _ = std::fs::remove_dir_all(&planted);
+
+        let (scratch, disk) = result.unwrap();
+        assert!(
+            victim_after == b"precious",
+            "the disk image was written through the planted symlink ({} bytes now)",
+            victim_after.len()
+        );
+        assert_eq!(link_after.ok().as_deref(), Some(victim.as_path()), "the planted symlink was touched");
+        assert!(!disk.starts_with(&planted), "{} is under the predictable path", disk.display());
+        assert_eq!(std::fs::metadata(&disk).unwrap().len(), 4 << 20);
+        drop(scratch);
+        assert!(!disk.exists(), "the scratch directory is removed on drop");
     }
 }
