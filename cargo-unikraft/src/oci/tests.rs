@@ -12,6 +12,7 @@ fn spec(dir: &Path, kind: Kind) -> ImageSpec {
         kernel,
         initrd: None,
         cmd: vec!["--port=8080".into(), "a b".into()],
+        env: Vec::new(),
         kind,
     }
 }
@@ -158,4 +159,29 @@ fn a_missing_kernel_changes_nothing() {
 fn kconfig_features_are_the_set_lines_sorted() {
     let dot_config = "#\n# comment\nCONFIG_B=y\n# CONFIG_C is not set\nCONFIG_A=\"x\"\n";
     assert_eq!(kconfig_features(dot_config), vec!["CONFIG_A=\"x\"".to_string(), "CONFIG_B=y".to_string()]);
+}
+
+/// `-e` reaches both manifests' configs as `Env` (urunc turns it into `env.vars`).
+#[test]
+fn the_environment_is_the_configs_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    let mut with_env = spec(tmp.path(), unikraft());
+    with_env.env = vec!["GREETING=hi there".into(), "URL=a=b".into()];
+    write_layout(&with_env, &layout).unwrap();
+    let index = read_json(&layout.join("index.json"));
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2);
+    for manifest in manifests {
+        let manifest = blob(&layout, manifest["digest"].as_str().unwrap());
+        let config = blob(&layout, manifest["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["config"]["Env"], serde_json::json!(["GREETING=hi there", "URL=a=b"]), "{config}");
+    }
+    // Without variables there is no `Env` key at all.
+    let plain = tmp.path().join("plain");
+    write_layout(&spec(tmp.path(), unikraft()), &plain).unwrap();
+    let index = read_json(&plain.join("index.json"));
+    let manifest = blob(&plain, index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(&plain, manifest["config"]["digest"].as_str().unwrap());
+    assert!(config["config"].get("Env").is_none(), "{config}");
 }
