@@ -1,7 +1,8 @@
 //! `cargo unikraft run -p` and `-e` on real guests, and `--disk` names with commas:
 //!
 //! * the workspace's `http` example served to the host through `-p HOST:80` on QEMU's
-//!   user-mode networking: no root, no network namespace, no TAP;
+//!   user-mode networking: no root, no network namespace, no TAP; `std-echo` (std::net
+//!   over the socket driver) echoing TCP and UDP through two published ports;
 //! * a host port already in use: refused naming the spec before anything is built or
 //!   started, and QEMU's own failure to forward (should the port be taken after the check)
 //!   named the same way;
@@ -188,6 +189,75 @@ fn http_answers_on_a_published_port_without_a_tap() {
     }
     drop(run);
     assert!(qemus_forwarding(port).is_empty(), "QEMU still runs after the tool was killed");
+}
+
+/// A std::net server (the std-echo example, `sockets = true`) over rt-unikraft's socket
+/// driver: TCP and UDP through two published ports at once, the driver's address from
+/// `netdev.ip`.
+#[test]
+fn std_echo_answers_tcp_and_udp_on_published_ports() {
+    let _serial = serial();
+    if !provisioned("std_echo_answers_tcp_and_udp_on_published_ports") {
+        return;
+    }
+    let manifest = workspace_root().join("examples/std-echo/Cargo.toml").display().to_string();
+    let build = tool(&["run", "--manifest-path", &manifest, "--no-boot"]).output().unwrap();
+    assert!(build.status.success(), "{}", show(&build));
+
+    let (tcp_port, udp_port) = (free_port(), free_udp_port());
+    let (tcp_spec, udp_spec) = (format!("{tcp_port}:7"), format!("{udp_port}:7/udp"));
+    let mut run = Running::start(tool(&["run", "--manifest-path", &manifest, "-p", &tcp_spec, "-p", &udp_spec]));
+    let reach = run.wait_for(&format!("reach the app at 127.0.0.1:{udp_port} (udp)"), Duration::from_secs(60));
+    assert!(reach.ends_with("-> guest 10.0.2.15:7"), "{reach}");
+    let address = run.wait_for("rt-unikraft sockets: IPv4", Duration::from_secs(120));
+    assert!(
+        address.contains("IPv4 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3") && address.ends_with("(from netdev.ip)"),
+        "{address}"
+    );
+    run.wait_for("std-echo: listening", Duration::from_secs(60));
+
+    let mut stream = TcpStream::connect(("127.0.0.1", tcp_port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let message = b"through a published port";
+    stream.write_all(message).unwrap();
+    let mut echo = vec![0u8; message.len()];
+    stream.read_exact(&mut echo).unwrap_or_else(|e| panic!("TCP echo: {e}; output:\n{}", run.seen.join("\n")));
+    assert_eq!(echo, message);
+
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 64];
+    // Datagrams can be lost; a few tries.
+    let answered = (0..5).any(|_| {
+        udp.send_to(b"udp ping", ("127.0.0.1", udp_port)).unwrap();
+        matches!(udp.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"udp ping")
+    });
+    assert!(answered, "no UDP echo; output:\n{}", run.seen.join("\n"));
+}
+
+/// A UDP port nobody has bound right now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `-p` for an image without a net device is refused, naming the flag and the fix, and
+/// nothing boots.
+#[test]
+fn publish_for_an_image_without_a_net_device_is_refused() {
+    let _serial = serial();
+    if !provisioned("publish_for_an_image_without_a_net_device_is_refused") {
+        return;
+    }
+    let dir = env_crate();
+    let port = free_port();
+    let out = tool(&["run", "-p", &format!("{port}:80")]).current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("-p/--publish: print_env's image has no net device"),
+        "{}",
+        show(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("env UNSET"), "the guest ran: {}", show(&out));
 }
 
 /// A host port in use is refused, naming the `-p` spec, before anything is built or

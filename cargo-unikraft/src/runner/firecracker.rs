@@ -76,3 +76,21 @@ impl Guest for Firecracker {
         "Firecracker".to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `-e` reaches Firecracker's `boot_args` as Unikraft parameters before the app's `--`,
+    /// after the program name Firecracker does not put there itself.
+    #[test]
+    fn the_environment_goes_into_boot_args_before_the_apps_arguments() {
+        let env = vec!["GREETING=hi there".parse().unwrap(), "A=1".parse().unwrap()];
+        let json = config_json(Path::new("/k"), "http", 64, &env, &["--port=8080".into()]).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            config["boot-source"]["boot_args"],
+            r#"http "env.vars=GREETING=hi there" env.vars=A=1 -- --port=8080"#
+        );
+    }
+}
