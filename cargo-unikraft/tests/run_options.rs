@@ -181,7 +181,8 @@ fn http_answers_on_a_published_port_without_a_tap() {
     let reach = run.wait_for("reach the app at", Duration::from_secs(60));
     assert!(reach.ends_with(&format!("reach the app at 127.0.0.1:{port} (tcp) -> guest 10.0.2.15:80")), "{reach}");
     run.wait_for("from the platform (netdev.ip)", Duration::from_secs(120));
-    run.wait_for("http: listening", Duration::from_secs(60));
+    // The example reports the address it serves on, which netdev.ip gave it.
+    run.wait_for("http: listening on 10.0.2.15:80", Duration::from_secs(60));
     // Several requests, each on its own connection through QEMU's forward.
     for i in 0..5 {
         let answer = http_get(port).unwrap_or_else(|e| panic!("request {i}: {e}; output:\n{}", run.seen.join("\n")));
