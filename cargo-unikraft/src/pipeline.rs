@@ -8,20 +8,27 @@ use anyhow::{bail, Result};
 use crate::app::App;
 use crate::appdir::BuildLock;
 use crate::runner::firecracker::Firecracker;
+use crate::runner::guest_env::{self, EnvVar};
 use crate::runner::qemu::{Qemu, QemuDevices};
+use crate::runner::usernet::PublishedPort;
 use crate::runner::{solo5::Tender as TenderGuest, Accel, Guest, Process};
 use crate::target::Target;
 use crate::{hosted_musl, solo5, sources, unikraft};
 
-/// Devices attached to a run.
+/// What a run attaches to the guest: its devices, and its environment.
 #[derive(Debug, Clone, Default)]
 pub struct Devices {
     /// A TAP interface for the app's net device.
     pub tap: Option<String>,
+    /// Or host ports forwarded to the app's net device over QEMU's user-mode networking
+    /// (`-p`, QEMU only).
+    pub published: Vec<PublishedPort>,
     /// A raw disk image for the app's block device.
     pub disk: Option<PathBuf>,
     /// QEMU's default virtio-net settings (see [`QemuDevices::net_defaults`]).
     pub net_defaults: bool,
+    /// The app's environment (`-e`).
+    pub env: Vec<EnvVar>,
 }
 
 impl Devices {
@@ -31,6 +38,57 @@ impl Devices {
         let wants = |d: &str| app.spec.devices.iter().any(|x| x == d);
         (!wants("net") || self.tap.is_some()) && (!wants("block") || self.disk.is_some())
     }
+
+    /// Refuses what `target` cannot give the guest, before anything is built.
+    pub fn check_for(&self, target: Target) -> Result<()> {
+        if self.tap.is_some() && !self.published.is_empty() {
+            bail!("-p/--publish and --tap both give the guest its net device: use one of them");
+        }
+        if !self.published.is_empty() && target != Target::UnikraftQemu {
+            bail!(
+                "-p/--publish needs QEMU's user-mode networking (--target qemu/x86_64); {target} has none{}",
+                match target {
+                    Target::Solo5(_) => ": give the guest a TAP with --tap instead",
+                    _ => "",
+                }
+            );
+        }
+        if !self.env.is_empty() && matches!(target, Target::Solo5(_)) {
+            bail!(
+                "-e/--env: a Solo5 unikernel has no environment variables (the tender passes only arguments); \
+                 give the setting as an argument after `--`"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The `.config` of a Unikraft image `build` made (`None` when it is not beside the image).
+fn unikraft_config(image: &Path) -> Option<String> {
+    std::fs::read_to_string(image.parent()?.join(".config")).ok()
+}
+
+/// Refuses what this Unikraft image cannot take: published ports without a net device,
+/// more variables than its command line holds (the rest would be dropped silently).
+fn check_unikraft_image(app: &App, image: &Path, devices: &Devices) -> Result<()> {
+    let Some(config) = unikraft_config(image) else { return Ok(()) };
+    if !devices.published.is_empty() && !config.lines().any(|l| l == "CONFIG_LIBVIRTIO_NET=y") {
+        bail!(
+            "-p/--publish: {}'s image has no net device; add `devices = [\"net\"]` to its \
+             [package.metadata.unikraft]",
+            app.spec.name
+        );
+    }
+    let capacity = guest_env::unikraft_capacity(&config);
+    if devices.env.len() > capacity {
+        bail!(
+            "-e/--env: this image takes at most {capacity} variables from its command line \
+             (CONFIG_LIBPOSIX_ENVIRON_LIBPARAM_MAXCOUNT; `kconfig` in [package.metadata.unikraft] can raise it), \
+             {} given",
+            devices.env.len()
+        );
+    }
+    Ok(())
 }
 
 /// Builds `app` for `target`; returns the image (or, for hosted-musl, the executable).
@@ -64,22 +122,33 @@ pub fn guest(
     accel: Accel,
     devices: &Devices,
 ) -> Result<Box<dyn Guest>> {
+    devices.check_for(target)?;
+    if target.unikraft_target().is_some() {
+        check_unikraft_image(app, image, devices)?;
+    }
     Ok(match target {
         Target::UnikraftQemu => {
-            if app.spec.devices.iter().any(|d| d == "net") && devices.tap.is_none() {
+            if app.spec.devices.iter().any(|d| d == "net") && devices.tap.is_none() && devices.published.is_empty() {
                 eprintln!(
-                    "cargo-unikraft: note: {} uses a net device but no --tap was given; it will find none",
+                    "cargo-unikraft: note: {} uses a net device but neither -p nor --tap was given; it will find none",
                     app.spec.name
                 );
             }
             let qemu_devices = QemuDevices {
                 tap: devices.tap.clone(),
+                published: devices.published.clone(),
                 disk: devices.disk.clone(),
                 net_defaults: devices.net_defaults,
             };
-            Box::new(Qemu::new(image, memory_mib, accel, qemu_devices)?)
+            let mut qemu = Qemu::new(image, memory_mib, accel, qemu_devices)?;
+            qemu.env = devices.env.clone();
+            Box::new(qemu)
         }
-        Target::UnikraftFirecracker => Box::new(Firecracker::new(image, &app.spec.name, memory_mib)?),
+        Target::UnikraftFirecracker => {
+            let mut firecracker = Firecracker::new(image, &app.spec.name, memory_mib)?;
+            firecracker.env = devices.env.clone();
+            Box::new(firecracker)
+        }
         Target::Solo5(tender) => {
             if tender == crate::target::Tender::Hvt && !Path::new("/dev/kvm").exists() {
                 bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target solo5/spt");
@@ -97,7 +166,9 @@ pub fn guest(
             if devices.tap.is_some() || devices.disk.is_some() {
                 bail!("the hosted-musl harness has no net or block devices");
             }
-            Box::new(Process::new(image))
+            let mut process = Process::new(image);
+            process.env = devices.env.iter().map(|v| (v.key.clone(), v.value.clone())).collect();
+            Box::new(process)
         }
     })
 }

@@ -179,6 +179,8 @@ fn real_main() -> Result<u8> {
                 no_boot: args.no_run,
                 memory_mib: None,
                 tap: args.tap,
+                publish: Vec::new(),
+                env: Vec::new(),
                 disk: args.disk,
                 virtio_net_defaults: false,
                 timeout: None,

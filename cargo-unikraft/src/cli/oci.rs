@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::build::BuildArgs;
 use crate::oci::{kconfig_features, write_archive, write_layout, ImageSpec, Kind};
 use crate::pipeline::{self, Devices};
+use crate::runner::guest_env::{self, EnvVar};
 use crate::target::Target;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,6 +30,10 @@ pub struct OciArgs {
     /// An initrd to ship at /unikraft/bin/initrd.
     #[arg(long, value_name = "FILE")]
     pub initrd: Option<PathBuf>,
+    /// An environment variable for the app: the image config's `Env` (urunc gives it to a
+    /// Unikraft guest as `env.vars`); `-e KEY` takes this environment's value. Repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<EnvVar>,
     /// The app's arguments: the image's `Cmd` (after the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -44,14 +49,28 @@ impl OciArgs {
                 bail!("--initrd {}: no such file", initrd.display());
             }
         }
-        let app = self.build.app.resolve()?;
+        guest_env::check_distinct(&self.env).map_err(|e| anyhow::anyhow!(e))?;
         let target = self.build.target;
+        if !self.env.is_empty() && matches!(target, Target::Solo5(_)) {
+            bail!(
+                "-e/--env: a Solo5 unikernel has no environment variables; give the setting in the image's arguments"
+            );
+        }
+        let app = self.build.app.resolve()?;
         let (image, kind) = match target {
             Target::UnikraftQemu | Target::UnikraftFirecracker => {
                 let image = pipeline::build(&app, target, &Devices::default())?;
                 let dot_config = image.parent().context("the image is in its build directory")?.join(".config");
                 let dot_config = std::fs::read_to_string(&dot_config)
                     .with_context(|| format!("read the image's kconfig {}", dot_config.display()))?;
+                let capacity = guest_env::unikraft_capacity(&dot_config);
+                if self.env.len() > capacity {
+                    bail!(
+                        "-e/--env: this image takes at most {capacity} variables from its command line \
+                         (CONFIG_LIBPOSIX_ENVIRON_LIBPARAM_MAXCOUNT), {} given",
+                        self.env.len()
+                    );
+                }
                 let platform = if target == Target::UnikraftQemu { "qemu" } else { "fc" };
                 let version = crate::sources::PIN.unikraft_tag.trim_start_matches("RELEASE-").to_string();
                 (image, Kind::Unikraft { platform: platform.into(), version, kconfig: kconfig_features(&dot_config) })
@@ -75,6 +94,7 @@ impl OciArgs {
             kernel: image,
             initrd: self.initrd.clone(),
             cmd,
+            env: self.env.iter().map(ToString::to_string).collect(),
             kind,
         };
         let digest = write_layout(&spec, &output)?;

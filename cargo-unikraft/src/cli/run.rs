@@ -3,11 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 
 use super::build::BuildArgs;
 use crate::heap_plot::{self, HeapSamples};
 use crate::pipeline::{self, Devices};
+use crate::runner::guest_env::{self, EnvVar};
+use crate::runner::usernet::{self, PublishedPort};
 use crate::runner::{backtrace, console, Accel, GuestExit};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -29,6 +31,15 @@ pub struct RunArgs {
     /// namespace this runs in).
     #[arg(long, value_name = "IFNAME")]
     pub tap: Option<String>,
+    /// Publish a guest port on the host, without root: the guest's net device is on QEMU's
+    /// user-mode networking (guest 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3) and QEMU
+    /// forwards HOSTIP:HOST (default 127.0.0.1) to the guest's port. Repeatable; QEMU only.
+    #[arg(short = 'p', long = "publish", value_name = "[HOSTIP:]HOST:GUEST[/udp]", conflicts_with = "tap")]
+    pub publish: Vec<PublishedPort>,
+    /// Set an environment variable in the guest (`std::env`); `-e KEY` passes this
+    /// environment's value. Repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<EnvVar>,
     /// Give the guest a block device backed by this raw disk image.
     #[arg(long, value_name = "FILE")]
     pub disk: Option<PathBuf>,
@@ -58,9 +69,20 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn run(&self) -> Result<u8> {
+        let devices = Devices {
+            tap: self.tap.clone(),
+            published: self.publish.clone(),
+            disk: self.disk.clone(),
+            net_defaults: self.virtio_net_defaults,
+            env: self.env.clone(),
+        };
+        devices.check_for(self.build.target)?;
+        guest_env::check_distinct(&self.env).map_err(|e| anyhow!(e))?;
+        if !self.no_boot {
+            // Before the build (minutes) as well as before the boot.
+            usernet::check_host_ports_free(&self.publish)?;
+        }
         let app = self.build.app.resolve()?;
-        let devices =
-            Devices { tap: self.tap.clone(), disk: self.disk.clone(), net_defaults: self.virtio_net_defaults };
         let image = pipeline::build(&app, self.build.target, &devices)?;
         if self.no_boot {
             println!("{}", image.display());
@@ -75,7 +97,11 @@ impl RunArgs {
             args.push(format!("{sample_arg}{}", self.heap_sample_ms));
         }
         let mut heap = HeapSamples::default();
+        usernet::check_host_ports_free(&self.publish)?;
         eprintln!("cargo-unikraft: running {} on {}", image.display(), guest.describe());
+        for port in &self.publish {
+            eprintln!("cargo-unikraft: {}", port.reach_line());
+        }
         // The console is echoed line by line; a backtrace line from rt-unikraft (apps
         // with `backtrace = true`) is followed by its symbolized frames.
         let limits = console::Limits {
@@ -97,7 +123,10 @@ impl RunArgs {
         }
         match finished.exit {
             GuestExit::App(code) => Ok(code),
-            GuestExit::NotReported(why) => bail!("{why}"),
+            GuestExit::NotReported(why) => match usernet::hostfwd_failure(&self.publish, &finished.transcript) {
+                Some(forward_failed) => bail!("{forward_failed}"),
+                None => bail!("{why}"),
+            },
         }
     }
 }
@@ -118,5 +147,70 @@ mod tests {
             assert!(err.contains("--memory-mib") && err.contains("4..=65536"), "{bad}: {err}");
         }
         assert!(Cli::try_parse_from(["cargo-unikraft", "run", "--memory-mib", "4"]).is_ok());
+    }
+
+    fn run_args(args: &[&str]) -> Result<super::RunArgs, String> {
+        let argv = ["cargo-unikraft", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
+            crate::cli::Command::Run(run) => Ok(run),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn publish_and_env_are_repeatable() {
+        let run =
+            run_args(&["-p", "8080:80", "--publish", "127.0.0.1:5353:53/udp", "-e", "A=1", "--env", "B=x y"]).unwrap();
+        assert_eq!(run.publish.len(), 2);
+        assert_eq!(run.publish[1].to_string(), "127.0.0.1:5353:53/udp");
+        assert_eq!(run.env.iter().map(ToString::to_string).collect::<Vec<_>>(), ["A=1", "B=x y"]);
+    }
+
+    /// A bad spec is refused by the command line, naming the flag and saying why.
+    #[test]
+    fn bad_publish_and_env_specs_are_refused_naming_the_flag() {
+        for (args, flag, why) in [
+            (&["-p", "8080"][..], "--publish", "a host port and a guest port are needed"),
+            (&["-p", "8080:80/sctp"], "--publish", "`sctp` is not a protocol"),
+            (&["-p", "99999:80"], "--publish", "not a number in 1..=65535"),
+            (&["-e", "=1"], "--env", "is not a variable name"),
+            (&["-e", "A-B=1"], "--env", "`A-B` is not a variable name"),
+        ] {
+            let err = run_args(args).expect_err(&format!("{args:?}"));
+            assert!(err.contains(flag) && err.contains(why), "{args:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn publish_and_tap_together_are_refused_naming_both() {
+        let err = run_args(&["-p", "8080:80", "--tap", "tap0"]).expect_err("-p with --tap");
+        assert!(err.contains("--publish") && err.contains("--tap"), "{err}");
+    }
+
+    /// Refused before anything is built, for the targets that cannot take them.
+    #[test]
+    fn targets_without_user_networking_or_an_environment_refuse_them() {
+        use crate::pipeline::Devices;
+        use crate::target::{Target, Tender};
+        let published = Devices { published: vec!["8080:80".parse().unwrap()], ..Devices::default() };
+        published.check_for(Target::UnikraftQemu).unwrap();
+        for target in [Target::UnikraftFirecracker, Target::Solo5(Tender::Spt), Target::HostedMusl] {
+            let err = published.check_for(target).unwrap_err().to_string();
+            assert!(err.contains("-p/--publish needs QEMU's user-mode networking"), "{target}: {err}");
+        }
+        let env = Devices { env: vec!["A=1".parse().unwrap()], ..Devices::default() };
+        for target in [Target::UnikraftQemu, Target::UnikraftFirecracker, Target::HostedMusl] {
+            env.check_for(target).unwrap();
+        }
+        let err = env.check_for(Target::Solo5(Tender::Hvt)).unwrap_err().to_string();
+        assert!(err.contains("-e/--env: a Solo5 unikernel has no environment variables"), "{err}");
+    }
+
+    /// Nothing is built or started when a duplicate is given.
+    #[test]
+    fn a_variable_given_twice_is_refused() {
+        let run = run_args(&["-e", "A=1", "-e", "A=2", "--manifest-path", "/nonexistent/Cargo.toml"]).unwrap();
+        let err = run.run().unwrap_err().to_string();
+        assert_eq!(err, "-e A: the variable is given twice");
     }
 }

@@ -9,7 +9,8 @@
 //!   urunc (the runtime class) finds the kernel through the `com.urunc.unikernel.*`
 //!   annotations. Docker and CRI do not pass image annotations to a runtime, so the same
 //!   keys are also in `/urunc.json` at the root of the layer, values base64-encoded, as
-//!   urunc reads them. The app's arguments are the config's `Cmd`.
+//!   urunc reads them. The app's arguments are the config's `Cmd`, its environment the
+//!   config's `Env`.
 //! * `os` = the Unikraft platform (`qemu`, `fc`), `architecture` = `x86_64`,
 //!   `os.version` = the Unikraft version, `os.features` = the image's kconfig, for
 //!   kraftkit, which looks for the kernel at `/unikraft/bin/kernel`. Solo5 images have
@@ -67,6 +68,9 @@ pub struct ImageSpec {
     pub initrd: Option<PathBuf>,
     /// The app's arguments (the config's `Cmd`).
     pub cmd: Vec<String>,
+    /// The app's environment, `KEY=VALUE` each (the config's `Env`; urunc passes it to a
+    /// Unikraft guest as `env.vars`).
+    pub env: Vec<String>,
     pub kind: Kind,
 }
 
@@ -75,6 +79,17 @@ impl ImageSpec {
         match &self.kind {
             Kind::Unikraft { .. } => UNIKRAFT_KERNEL_PATH.to_string(),
             Kind::Solo5 { tender } => format!("/unikernel/{}.{tender}", self.name),
+        }
+    }
+
+    /// The image config's `Cmd` and, when there is one, `Env` (left out when empty, so
+    /// an image without variables has the digests it always had).
+    fn config_builder(&self) -> ConfigBuilder {
+        let builder = ConfigBuilder::default().cmd(self.cmd.clone());
+        if self.env.is_empty() {
+            builder
+        } else {
+            builder.env(self.env.clone())
         }
     }
 
@@ -254,7 +269,7 @@ fn write_layout_into(spec: &ImageSpec, dir: &Path) -> Result<String> {
     let config = ImageConfigurationBuilder::default()
         .architecture(Arch::Amd64)
         .os(Os::Linux)
-        .config(ConfigBuilder::default().cmd(spec.cmd.clone()).labels(urunc_labels.clone()).build()?)
+        .config(spec.config_builder().labels(urunc_labels.clone()).build()?)
         .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![diff_id.clone()]).build()?)
         .build()?;
     let urunc_manifest = blobs.put_manifest(&config, &layer_descriptor, urunc_labels)?;
@@ -278,7 +293,7 @@ fn write_layout_into(spec: &ImageSpec, dir: &Path) -> Result<String> {
             .os(Os::Other(platform.clone()))
             .os_version(version.clone())
             .os_features(kconfig.clone())
-            .config(ConfigBuilder::default().cmd(spec.cmd.clone()).build()?)
+            .config(spec.config_builder().build()?)
             .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![diff_id]).build()?)
             .build()?;
         let blob = blobs.put_manifest(&config, &layer_descriptor, annotations.clone())?;

@@ -12,6 +12,7 @@ fn spec(dir: &Path, kind: Kind) -> ImageSpec {
         kernel,
         initrd: None,
         cmd: vec!["--port=8080".into(), "a b".into()],
+        env: Vec::new(),
         kind,
     }
 }
@@ -238,4 +239,29 @@ fn arguments_a_command_line_cannot_carry_are_refused_and_change_nothing() {
     solo5.cmd = vec!["a".into(), String::new()];
     let digest = write_layout(&solo5, &out).unwrap();
     assert_eq!(blob(&out, &digest)["annotations"]["com.urunc.unikernel.cmdline"], r#"a """#);
+}
+
+/// `-e` reaches both manifests' configs as `Env` (urunc turns it into `env.vars`).
+#[test]
+fn the_environment_is_the_configs_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    let mut with_env = spec(tmp.path(), unikraft());
+    with_env.env = vec!["GREETING=hi there".into(), "URL=a=b".into()];
+    write_layout(&with_env, &layout).unwrap();
+    let index = read_json(&layout.join("index.json"));
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 2);
+    for manifest in manifests {
+        let manifest = blob(&layout, manifest["digest"].as_str().unwrap());
+        let config = blob(&layout, manifest["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["config"]["Env"], serde_json::json!(["GREETING=hi there", "URL=a=b"]), "{config}");
+    }
+    // Without variables there is no `Env` key at all.
+    let plain = tmp.path().join("plain");
+    write_layout(&spec(tmp.path(), unikraft()), &plain).unwrap();
+    let index = read_json(&plain.join("index.json"));
+    let manifest = blob(&plain, index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(&plain, manifest["config"]["digest"].as_str().unwrap());
+    assert!(config["config"].get("Env").is_none(), "{config}");
 }

@@ -8,15 +8,16 @@ use std::process::{Command, ExitStatus, Stdio};
 use anyhow::{bail, Context, Result};
 
 use super::cmdline::kernel_command_line;
+use super::guest_env::{self, EnvVar};
 use super::{Guest, GuestExit};
 
 /// The `firecracker --config-file` JSON for one boot.
-pub fn config_json(image: &Path, name: &str, memory_mib: u32, args: &[String]) -> Result<String> {
+pub fn config_json(image: &Path, name: &str, memory_mib: u32, env: &[EnvVar], args: &[String]) -> Result<String> {
     let config = serde_json::json!({
         "boot-source": {
             "kernel_image_path": image.to_str().context("image path is not UTF-8")?,
             // Firecracker does not name the kernel first, so the app's name is argv[0].
-            "boot_args": kernel_command_line(Some(name), &[], args),
+            "boot_args": kernel_command_line(Some(name), &guest_env::unikraft_params(env), args),
         },
         "drives": [],
         "machine-config": { "vcpu_count": 1, "mem_size_mib": memory_mib },
@@ -33,6 +34,8 @@ pub struct Firecracker {
     pub image: PathBuf,
     pub name: String,
     pub memory_mib: u32,
+    /// The app's environment.
+    pub env: Vec<EnvVar>,
 }
 
 impl Firecracker {
@@ -40,7 +43,7 @@ impl Firecracker {
         let Ok(firecracker) = which::which("firecracker") else {
             bail!("firecracker is not on PATH, so the fc/x86_64 image was built but not booted: {}", image.display());
         };
-        Ok(Firecracker { firecracker, image: image.to_path_buf(), name: name.to_string(), memory_mib })
+        Ok(Firecracker { firecracker, image: image.to_path_buf(), name: name.to_string(), memory_mib, env: Vec::new() })
     }
 }
 
@@ -49,7 +52,7 @@ impl Guest for Firecracker {
         let config = self.image.with_extension("firecracker.json");
         // A command cannot fail; a config that cannot be written makes firecracker fail
         // to start, with its own message.
-        if let Ok(json) = config_json(&self.image, &self.name, self.memory_mib, args) {
+        if let Ok(json) = config_json(&self.image, &self.name, self.memory_mib, &self.env, args) {
             let _ = std::fs::write(&config, json);
         }
         let mut cmd = Command::new(&self.firecracker);
@@ -71,5 +74,23 @@ impl Guest for Firecracker {
 
     fn describe(&self) -> String {
         "Firecracker".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `-e` reaches Firecracker's `boot_args` as Unikraft parameters before the app's `--`,
+    /// after the program name Firecracker does not put there itself.
+    #[test]
+    fn the_environment_goes_into_boot_args_before_the_apps_arguments() {
+        let env = vec!["GREETING=hi there".parse().unwrap(), "A=1".parse().unwrap()];
+        let json = config_json(Path::new("/k"), "http", 64, &env, &["--port=8080".into()]).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            config["boot-source"]["boot_args"],
+            r#"http "env.vars=GREETING=hi there" env.vars=A=1 -- --port=8080"#
+        );
     }
 }

@@ -15,9 +15,11 @@ pub mod backtrace;
 pub mod cmdline;
 pub mod console;
 pub mod firecracker;
+pub mod guest_env;
 pub mod kvm;
 pub mod qemu;
 pub mod solo5;
+pub mod usernet;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};

@@ -1,16 +1,19 @@
 //! QEMU: the command line for an image and its devices, and how QEMU's exit status maps
 //! to the app's exit code.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
 use anyhow::{Context, Result};
 
 use super::cmdline::kernel_command_line;
+use super::guest_env::{self, EnvVar};
 use super::kvm::kvm_problem;
+use super::usernet::{self, PublishedPort};
 use super::{Accel, Guest, GuestExit};
 
-/// Quotes one argument for Unikraft's command-line splitter.
 /// The port of the `isa-debug-exit` device (rt-unikraft/glue/main.c's
 /// `RT_UNIKRAFT_EXIT_PORT`).
 pub const EXIT_PORT: u16 = 0xf4;
@@ -54,6 +57,9 @@ pub fn decode_qemu_status(status: i32, console: &str) -> GuestExit {
 pub struct QemuDevices {
     /// A virtio-net device on this TAP interface.
     pub tap: Option<String>,
+    /// Or a virtio-net device on QEMU's user-mode networking, with these host ports
+    /// forwarded to the guest (see [`usernet`]); never together with `tap`.
+    pub published: Vec<PublishedPort>,
     /// A virtio-blk device backed by this raw image.
     pub disk: Option<PathBuf>,
     /// Give the net device QEMU's defaults (VIRTIO_F_EVENT_IDX and the offloads on), as
@@ -61,17 +67,44 @@ pub struct QemuDevices {
     pub net_defaults: bool,
 }
 
-impl QemuDevices {
-    fn args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(disk) = &self.disk {
-            args.push("-drive".to_string());
-            args.push(format!("file={},if=virtio,format=raw", disk.display()));
+/// `value` as one value in QEMU's comma-separated options: QEMU reads `,,` as a comma
+/// that belongs to the value (a single one would start the next option, so a disk named
+/// `x.img,readonly=on` would quietly become a read-only `x.img`).
+pub fn qemu_option_value(value: &OsStr) -> OsString {
+    let mut escaped = Vec::with_capacity(value.len());
+    for &byte in value.as_bytes() {
+        escaped.push(byte);
+        if byte == b',' {
+            escaped.push(b',');
         }
-        if let Some(tap) = &self.tap {
-            args.push("-netdev".to_string());
-            args.push(format!("tap,id=n0,ifname={tap},script=no,downscript=no"));
-            args.push("-device".to_string());
+    }
+    OsString::from_vec(escaped)
+}
+
+/// `prefix` followed by `value` escaped for QEMU's options, then `suffix`.
+fn qemu_option(prefix: &str, value: &OsStr, suffix: &str) -> OsString {
+    let mut option = OsString::from(prefix);
+    option.push(qemu_option_value(value));
+    option.push(suffix);
+    option
+}
+
+impl QemuDevices {
+    fn args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        if let Some(disk) = &self.disk {
+            args.push("-drive".into());
+            args.push(qemu_option("file=", disk.as_os_str(), ",if=virtio,format=raw"));
+        }
+        let netdev = match &self.tap {
+            Some(tap) => Some(qemu_option("tap,id=n0,ifname=", OsStr::new(tap), ",script=no,downscript=no")),
+            None if !self.published.is_empty() => Some(usernet::netdev_arg(&self.published).into()),
+            None => None,
+        };
+        if let Some(netdev) = netdev {
+            args.push("-netdev".into());
+            args.push(netdev);
+            args.push("-device".into());
             // No segmentation offloads towards the guest: Unikraft 0.16's virtio-net
             // negotiates legacy GSO but posts MTU-sized receive buffers (no mergeable
             // buffers), so a 64 KiB TSO segment from the host could not be delivered and
@@ -82,15 +115,27 @@ impl QemuDevices {
             // under load (its notify check assumes one buffer per kick, and a flood of
             // datagrams left the guest waiting for a receive interrupt that never came);
             // the plain NO_NOTIFY / NO_INTERRUPT flags it falls back to are exact.
-            args.push(if self.net_defaults {
-                "virtio-net-pci,netdev=n0".to_string()
-            } else {
-                "virtio-net-pci,netdev=n0,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,\
-                 event_idx=off"
-                    .to_string()
-            });
+            args.push(
+                if self.net_defaults {
+                    "virtio-net-pci,netdev=n0"
+                } else {
+                    "virtio-net-pci,netdev=n0,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,\
+                     event_idx=off"
+                }
+                .into(),
+            );
         }
         args
+    }
+
+    /// The kernel parameters these devices need: the guest's address on user-mode
+    /// networking.
+    fn kernel_params(&self) -> Vec<String> {
+        if self.tap.is_none() && !self.published.is_empty() {
+            vec![usernet::netdev_ip_param()]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -106,6 +151,21 @@ pub fn qemu_command_with(
     devices: &QemuDevices,
     args: &[String],
 ) -> Command {
+    qemu_command_with_env(qemu, image, memory_mib, kvm, devices, &[], args)
+}
+
+/// [`qemu_command_with`], the app's environment set to `env`.
+pub fn qemu_command_with_env(
+    qemu: &Path,
+    image: &Path,
+    memory_mib: u32,
+    kvm: bool,
+    devices: &QemuDevices,
+    env: &[EnvVar],
+    args: &[String],
+) -> Command {
+    let mut params = devices.kernel_params();
+    params.extend(guest_env::unikraft_params(env));
     let mut cmd = Command::new(qemu);
     cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-serial", "stdio", "-no-reboot"])
         .args(["-accel", if kvm { "kvm" } else { "tcg" }, "-cpu", "max"])
@@ -115,7 +175,7 @@ pub fn qemu_command_with(
         .arg(image)
         // QEMU passes the kernel's path as the first word, which Unikraft makes argv[0].
         .arg("-append")
-        .arg(kernel_command_line(None, &[], args))
+        .arg(kernel_command_line(None, &params, args))
         .args(["-device", &format!("isa-debug-exit,iobase={EXIT_PORT:#x},iosize=0x04")])
         .args(devices.args())
         .stdin(Stdio::null());
@@ -130,6 +190,8 @@ pub struct Qemu {
     pub memory_mib: u32,
     pub kvm: bool,
     pub devices: QemuDevices,
+    /// The app's environment.
+    pub env: Vec<EnvVar>,
 }
 
 impl Qemu {
@@ -149,13 +211,13 @@ impl Qemu {
                 }
             },
         };
-        Ok(Qemu { qemu, image: image.to_path_buf(), memory_mib, kvm, devices })
+        Ok(Qemu { qemu, image: image.to_path_buf(), memory_mib, kvm, devices, env: Vec::new() })
     }
 }
 
 impl Guest for Qemu {
     fn command(&self, args: &[String]) -> Command {
-        qemu_command_with(&self.qemu, &self.image, self.memory_mib, self.kvm, &self.devices, args)
+        qemu_command_with_env(&self.qemu, &self.image, self.memory_mib, self.kvm, &self.devices, &self.env, args)
     }
 
     fn exit(&self, status: ExitStatus, console: &str) -> GuestExit {
@@ -191,6 +253,44 @@ mod tests {
         // QEMU's own failure (status 1) is never "the app exited 0".
         assert!(matches!(decode_qemu_status(1, ""), GuestExit::NotReported(_)));
         assert!(matches!(decode_qemu_status(0, ""), GuestExit::NotReported(_)));
+    }
+
+    fn arg_strings(devices: &QemuDevices) -> Vec<String> {
+        devices.args().into_iter().map(|a| a.into_string().unwrap()).collect()
+    }
+
+    /// A19: a comma in a disk path or TAP name is doubled, as QEMU's option parser needs.
+    #[test]
+    fn user_values_in_comma_separated_options_are_escaped() {
+        let devices = QemuDevices {
+            tap: Some("t,ap".into()),
+            disk: Some("/tmp/a,b.img,readonly=on".into()),
+            ..QemuDevices::default()
+        };
+        let args = arg_strings(&devices);
+        assert_eq!(args[1], "file=/tmp/a,,b.img,,readonly=on,if=virtio,format=raw");
+        assert_eq!(args[3], "tap,id=n0,ifname=t,,ap,script=no,downscript=no");
+        // Bytes that are not UTF-8 pass through untouched.
+        let odd = OsStr::from_bytes(b"caf\xe9,x");
+        assert_eq!(qemu_option_value(odd).as_bytes(), b"caf\xe9,,x");
+    }
+
+    /// Published ports: the user netdev and the guest's address on the kernel command line,
+    /// before the app's `--`, with the environment.
+    #[test]
+    fn published_ports_use_user_networking_and_tell_the_guest_its_address() {
+        let devices = QemuDevices { published: vec!["8080:80".parse().unwrap()], ..QemuDevices::default() };
+        let args = arg_strings(&devices);
+        assert_eq!(args[0..2], ["-netdev", &usernet::netdev_arg(&devices.published)]);
+        assert!(args[3].starts_with("virtio-net-pci,netdev=n0,"), "{args:?}");
+        let env = vec!["GREETING=hi there".parse().unwrap()];
+        let cmd = qemu_command_with_env(Path::new("qemu"), Path::new("k"), 64, false, &devices, &env, &["--x".into()]);
+        let argv: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let append = &argv[argv.iter().position(|a| a == "-append").unwrap() + 1];
+        assert_eq!(append, r#"netdev.ip=10.0.2.15/24:10.0.2.2:10.0.2.3 "env.vars=GREETING=hi there" -- --x"#);
+        // A TAP gets no address from the runner: the network behind it is the user's.
+        let tap = QemuDevices { tap: Some("tap0".into()), ..QemuDevices::default() };
+        assert!(tap.kernel_params().is_empty());
     }
 
     /// The glue and this decoder agree on the port and the encoding's limit.

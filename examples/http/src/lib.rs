@@ -71,7 +71,9 @@ fn run() -> i32 {
     // refused: the client retries, as it would against Linux.
     stack.phy.set_port_quiet(port, true);
     let answers = Answers::new();
-    println!("http: listening on {}:{port} ({sockets} sockets, backlog {})", cidr.address, config.backlog);
+    // The address in use: netdev.ip (urunc, `cargo unikraft run -p`) replaces `--ipv4`.
+    let address = stack.iface.ipv4_addr().unwrap_or(cidr.address);
+    println!("http: listening on {address}:{port} ({sockets} sockets, backlog {})", config.backlog);
 
     executor::block_on(async {
         loop {

@@ -107,7 +107,8 @@ fn serve<D: BlockDevice>(
     );
     let handle = stack.sockets.add(socket);
     stack.sockets.get_mut::<udp::Socket>(handle).bind(port).map_err(|e| format!("cannot bind port {port}: {e}"))?;
-    println!("kv: listening on {}:{port}", cidr.address);
+    // The address in use: netdev.ip (urunc, `cargo unikraft run -p`) replaces `--ipv4`.
+    println!("kv: listening on {}:{port}", stack.iface.ipv4_addr().unwrap_or(cidr.address));
     let mut datagram = vec![0u8; 2048];
     executor::block_on(async {
         loop {

@@ -44,7 +44,8 @@ fn run() -> i32 {
         println!("udp-echo: cannot bind port {port}: {e}");
         return 1;
     }
-    println!("udp-echo: listening on {}:{port}", cidr.address);
+    // The address in use: netdev.ip (urunc, `cargo unikraft run -p`) replaces `--ipv4`.
+    println!("udp-echo: listening on {}:{port}", stack.iface.ipv4_addr().unwrap_or(cidr.address));
 
     // Allocated once: a datagram is copied here so the socket can be borrowed to reply.
     let mut datagram = vec![0u8; 64 * 1024];
