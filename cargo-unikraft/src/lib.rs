@@ -26,6 +26,7 @@ pub mod netns;
 pub mod oci;
 pub mod pipeline;
 pub mod plain_bin;
+pub mod plain_sockets;
 pub mod runner;
 pub mod solo5;
 pub mod sources;

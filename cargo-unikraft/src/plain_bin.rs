@@ -27,6 +27,9 @@ const GLUE: &[(&str, &str)] = &[
     ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
     ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
     ("no_socket.inc", include_str!("../../rt-unikraft/glue/no_socket.inc")),
+    ("netdev.c", include_str!("../../rt-unikraft/glue/netdev.c")),
+    ("blkdev.c", include_str!("../../rt-unikraft/glue/blkdev.c")),
+    ("socket.c", include_str!("../../rt-unikraft/glue/socket.c")),
     ("rt_glue.h", include_str!("../../rt-unikraft/glue/rt_glue.h")),
 ];
 
@@ -62,25 +65,37 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
     };
     let spec = AppSpec::from_cargo_metadata(name, &package["metadata"])
         .with_context(|| format!("in {}", manifest.display()))?;
-    if !spec.devices.is_empty() {
+    // A plain program reaches the network through std's sockets (the driver is linked
+    // beside it); it has no API for a block device.
+    if spec.devices.iter().any(|d| d != "net") || (!spec.devices.is_empty() && !spec.sockets) {
         bail!(
-            "{}: `devices` needs an app on this project's device core (a `unikraft` feature that enables \
-             `unikernel/unikraft`); a plain binary has no driver for them yet",
+            "{}: a plain binary reaches the network through std's sockets: `devices = [\"net\"]` needs \
+             `sockets = true`, and other devices need an app on this project's device core (a `unikraft` feature \
+             that enables `unikernel/unikraft`)",
             manifest.display()
         );
     }
     let target_dir = PathBuf::from(meta["target_directory"].as_str().context("no target directory")?);
     let unikraft_dir = target_dir.join("unikraft").join(&spec.name);
-    let glue_sources = write_glue(&unikraft_dir.join("glue"))?;
+    let mut glue_sources = write_glue(&unikraft_dir.join("glue"))?;
+    let mut extra_archives = Vec::new();
+    if spec.sockets {
+        // The socket driver's C side; each file stands in for what the kconfig lacks.
+        for file in ["netdev.c", "blkdev.c", "socket.c"] {
+            glue_sources.push(path_str(&unikraft_dir.join("glue").join(file))?);
+        }
+        extra_archives.push(path_str(&crate::plain_sockets::archive_path(&target_dir))?);
+    }
     let cargo_target_dir = target_dir.join("unikraft").join("cargo");
     let linker = std::env::current_exe().context("the path of this tool (it is cargo's linker for plain binaries)")?;
     let linked_bin = match bin {
         Some(bin) => LinkedBin {
             archive: path_str(&cargo_target_dir.join("release").join(bin))?,
             cargo: Some((format!("{LINKER_ENV}=1"), bin_cargo_args(manifest, bin, &cargo_target_dir, &linker)?)),
+            extra_archives,
         },
         // Only test harnesses will be linked (cargo unikraft test sets their archive).
-        None => LinkedBin { archive: String::new(), cargo: None },
+        None => LinkedBin { archive: String::new(), cargo: None, extra_archives },
     };
     let build = RustBuild {
         manifest_path: path_str(manifest)?,

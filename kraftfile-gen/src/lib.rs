@@ -140,6 +140,9 @@ pub struct LinkedBin {
     /// arguments after `cargo` that build the archive; `None` when the archive is built
     /// before make runs (test harnesses, whose file names cargo hashes).
     pub cargo: Option<(String, Vec<String>)>,
+    /// Archives linked beside the program, built by cargo-unikraft before make runs: the
+    /// socket driver of a plain binary with `sockets = true`.
+    pub extra_archives: Vec<String>,
 }
 
 /// The arguments after `cargo` that build the app's staticlib for Unikraft. The generated
@@ -362,8 +365,13 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
                  # which writes one archive for Unikraft's final link instead of a Linux executable.\n\
                  APP{upper}_RUST_ARCHIVE := {archive}\n\
                  UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
-                 {unwinder}{recipe}",
+                 {extra}{unwinder}{recipe}",
                 archive = bin.archive,
+                extra = bin
+                    .extra_archives
+                    .iter()
+                    .map(|a| format!("# Built by cargo-unikraft before make runs.\nUK_ALIBS-y += {a}\n\n"))
+                    .collect::<String>(),
             )
         }
     };

@@ -101,6 +101,7 @@ fn make_reads_back_every_path_and_argument() {
             .collect();
     let build = RustBuild {
         linked_bin: Some(LinkedBin {
+            extra_archives: Vec::new(),
             archive: archive.clone(),
             cargo: Some(("CARGO_UNIKRAFT_LINKER=1".to_string(), bin_args.clone())),
         }),

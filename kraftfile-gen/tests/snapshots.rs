@@ -122,6 +122,7 @@ fn a_plain_bin_links_the_archive_its_linker_wrote() {
     let mut build = build_of("plain");
     build.glue_sources = vec!["/src/target/unikraft/plain/glue/main.c".to_string()];
     build.linked_bin = Some(kraftfile_gen::LinkedBin {
+        extra_archives: Vec::new(),
         archive: "/src/target/unikraft/cargo/release/plain".to_string(),
         cargo: Some((
             "CARGO_UNIKRAFT_LINKER=1".to_string(),

@@ -42,6 +42,10 @@ pub mod net;
 #[cfg(any(feature = "sockets", test))]
 pub mod socket;
 
+// The driver linked beside a plain binary has no facade to provide the platform.
+#[cfg(all(feature = "standalone-sockets", not(test)))]
+shared_core::provide_platform!(Unikraft);
+
 use std::boxed::Box;
 use std::string::String;
 use std::sync::OnceLock;

@@ -133,7 +133,8 @@ fn harness_app(app: &App, harness: &Harness) -> Result<App> {
     fs::create_dir_all(&test_app.unikraft_dir)?;
     fs::copy(&harness.archive, &archive)
         .with_context(|| format!("copy {} to {}", harness.archive.display(), archive.display()))?;
-    test_app.build.linked_bin = Some(LinkedBin { archive: path_str(&archive)?, cargo: None });
+    test_app.build.linked_bin =
+        Some(LinkedBin { archive: path_str(&archive)?, cargo: None, extra_archives: Vec::new() });
     Ok(test_app)
 }
 

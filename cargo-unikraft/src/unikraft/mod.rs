@@ -125,6 +125,9 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     let build_dir = app.unikraft_dir.join(format!("build-{suffix}"));
     check_pinned_sources(app)?;
     write_app_dir(&app_dir, &generate(&app.spec, &app.build)?)?;
+    for archive in app.build.linked_bin.iter().flat_map(|bin| &bin.extra_archives) {
+        crate::plain_sockets::build(Path::new(archive))?;
+    }
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
     check_kconfig(&app_dir, &defconfig, sources)?;
     prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;

@@ -67,6 +67,7 @@ pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
 }
 
 fn build() -> Result<Net, String> {
+    write_etc_hosts();
     let nic = match crate::net::UkNet::open(0) {
         Ok(nic) => nic,
         Err(OpenError::NotFound(why)) => {
@@ -121,6 +122,15 @@ fn build() -> Result<Net, String> {
         net.stack.iface.ip_addrs().first().map_or(0, |c| c.prefix_len())
     );
     Ok(net)
+}
+
+/// Writes `/etc/hosts` with `localhost` for musl's resolver (std's `ToSocketAddrs` on
+/// "localhost:port"), unless the app's filesystem has one.
+fn write_etc_hosts() {
+    let path = std::path::Path::new("/etc/hosts");
+    if !path.exists() {
+        let _ = std::fs::create_dir_all("/etc").and_then(|()| std::fs::write(path, "127.0.0.1\tlocalhost\n"));
+    }
 }
 
 /// Writes `/etc/resolv.conf` for musl's resolver, unless the app's filesystem has one;
