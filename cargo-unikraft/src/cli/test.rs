@@ -133,8 +133,9 @@ fn harness_app(app: &App, harness: &Harness) -> Result<App> {
     fs::create_dir_all(&test_app.unikraft_dir)?;
     fs::copy(&harness.archive, &archive)
         .with_context(|| format!("copy {} to {}", harness.archive.display(), archive.display()))?;
-    test_app.build.linked_bin =
-        Some(LinkedBin { archive: path_str(&archive)?, cargo: None, extra_archives: Vec::new() });
+    // The crate's socket driver (sockets = true) goes into every harness's image too.
+    let extra_archives = app.build.linked_bin.as_ref().map(|b| b.extra_archives.clone()).unwrap_or_default();
+    test_app.build.linked_bin = Some(LinkedBin { archive: path_str(&archive)?, cargo: None, extra_archives });
     Ok(test_app)
 }
 

@@ -1,0 +1,255 @@
+//! Unmodified servers from the crate registry as unikernels: plain `fn main()` crates
+//! outside this workspace, with no dependency on this project and no change but
+//! `[package.metadata.unikraft] devices = ["net"], sockets = true`, run with
+//! `cargo unikraft run -p HOST:GUEST` (QEMU's user-mode networking: no root, no TAP), each
+//! on a different stack: `tiny_http` (std::net and threads), `axum` (tokio and hyper) and
+//! `smol` (async-io over epoll). Each answers a request, takes `wrk -c64` for 10 s with
+//! no socket error, and answers again. A plain program also talks to itself over
+//! 127.0.0.1 and `localhost` (TCP and UDP) in an image with no net device at all.
+//!
+//! They need the pinned sources and the crates from the registry; without the sources each
+//! test prints a `SKIP:` line (a failure with `UNIKERNEL_REQUIRE_SOURCES=1`), without `wrk`
+//! the load part is skipped with a line saying so.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-unikraft");
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
+
+/// Whether the Unikraft sources and QEMU are there; otherwise a SKIP line (a failure with
+/// `UNIKERNEL_REQUIRE_SOURCES=1`). Broken sources always fail.
+fn provisioned(test: &str) -> bool {
+    use cargo_unikraft::sources::Provisioning;
+    let why = match cargo_unikraft::sources::provisioning().unwrap() {
+        Provisioning::Broken(why) => panic!("{test}: {why}"),
+        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
+        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
+            skip(&format!("{test}: qemu-system-x86_64 is not installed"));
+            return false;
+        }
+        Provisioning::Ready(_) => return true,
+    };
+    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
+        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
+    }
+    skip(&format!("{test}: {why}"));
+    false
+}
+
+/// A crate under the system temp dir (reused between runs, so a rerun only relinks).
+fn write_crate(name: &str, dependencies: &str, main: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join("cargo-unikraft-plain-servers").join(name);
+    let manifest = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{dependencies}\n\
+         [package.metadata.unikraft]\ndevices = [\"net\"]\nsockets = true\n\n[workspace]\n"
+    );
+    for (path, body) in [("Cargo.toml", manifest.as_str()), ("src/main.rs", main)] {
+        let path = dir.join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        if fs::read_to_string(&path).ok().as_deref() != Some(body) {
+            fs::write(&path, body).unwrap();
+        }
+    }
+    assert!(!manifest.contains("unikernel"), "the crate must not depend on this project");
+    dir
+}
+
+fn tool(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(TOOL);
+    cmd.arg("unikraft").args(args).current_dir(dir);
+    cmd
+}
+
+fn show(out: &std::process::Output) -> String {
+    format!(
+        "--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A running `cargo unikraft run` in its own process group; killed with its guest on drop.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().expect("start the tool");
+        let (tx, lines) = channel();
+        for stream in
+            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Running { child, lines, seen: Vec::new() }
+    }
+
+    fn wait_for(&mut self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.contains(text) => return,
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line with `{text}` within {timeout:?}; output:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http_get(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the published port");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// Builds the server crate `dir` (before any timer), runs it with `-p PORT:8080`, and
+/// checks a request, `wrk -c64` for 10 s with no socket error, and a request after.
+fn serve_and_load(test: &str, dir: &Path, ready: &str, answer: &str) {
+    let build = tool(dir, &["run", "--no-boot"]).output().unwrap();
+    assert!(build.status.success(), "{test}: build failed\n{}", show(&build));
+    let port = free_port();
+    let mut run = Running::start(tool(dir, &["run", "-p", &format!("{port}:8080")]));
+    run.wait_for(ready, Duration::from_secs(120));
+    assert!(http_get(port).contains(answer), "{test}: no answer before the load");
+    match which::which("wrk") {
+        Err(_) => skip(&format!("{test}: wrk is not installed; the load part did not run")),
+        Ok(wrk) => {
+            let out = Command::new(wrk)
+                .args(["-t2", "-c64", "-d10s", "--timeout", "10s", &format!("http://127.0.0.1:{port}/")])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            println!("{test}: {}", text.lines().find(|l| l.contains("requests in")).unwrap_or("no count"));
+            assert!(out.status.success(), "{test}: wrk failed\n{}", show(&out));
+            assert!(!text.contains("Socket errors") && !text.contains("Non-2xx"), "{test}: errors under load:\n{text}");
+        }
+    }
+    assert!(http_get(port).contains(answer), "{test}: no answer after the load");
+}
+
+#[test]
+fn a_plain_program_talks_to_itself_over_loopback_with_no_net_device() {
+    let test = "a_plain_program_talks_to_itself_over_loopback_with_no_net_device";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned(test) {
+        return;
+    }
+    let dir = write_crate("plain-loopback", "", include_str!("plain_servers/loopback.rs"));
+    // No -p and no --tap: the image has its virtio-net driver but no device.
+    let out = tool(&dir, &["run"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("tcp over 127.0.0.1:"), "{}", show(&out));
+    assert!(stdout.contains(": hello"), "{}", show(&out));
+    assert!(stdout.contains("udp from 127.0.0.1:"), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback only") || stdout.contains("loopback only"));
+    assert_eq!(out.status.code(), Some(7), "{}", show(&out));
+}
+
+#[test]
+fn tiny_http_on_std_net_serves_through_a_published_port() {
+    let test = "tiny_http_on_std_net_serves_through_a_published_port";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned(test) {
+        return;
+    }
+    let dir = write_crate("srv-tiny-http", "tiny_http = \"0.12\"\n", include_str!("plain_servers/tiny_http.rs"));
+    serve_and_load(test, &dir, "tiny_http: listening", "hello from tiny_http");
+}
+
+#[test]
+fn axum_on_tokio_serves_through_a_published_port() {
+    let test = "axum_on_tokio_serves_through_a_published_port";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned(test) {
+        return;
+    }
+    let deps = "axum = \"0.8\"\ntokio = { version = \"1\", features = [\"rt-multi-thread\", \"macros\", \"net\"] }\n";
+    let dir = write_crate("srv-axum", deps, include_str!("plain_servers/axum.rs"));
+    serve_and_load(test, &dir, "axum: listening", "hello from axum");
+}
+
+#[test]
+fn smol_on_async_io_serves_through_a_published_port() {
+    let test = "smol_on_async_io_serves_through_a_published_port";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned(test) {
+        return;
+    }
+    let dir = write_crate("srv-smol", "smol = \"2\"\n", include_str!("plain_servers/smol.rs"));
+    serve_and_load(test, &dir, "smol: listening", "hello from smol");
+}
+
+#[test]
+fn cargo_unikraft_test_runs_tests_that_connect_to_themselves() {
+    let test = "cargo_unikraft_test_runs_tests_that_connect_to_themselves";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned(test) {
+        return;
+    }
+    let dir = write_crate("lib-loopback-tests", "", "fn main() {}\n");
+    let tests = r#"#[test]
+fn a_server_and_a_client_in_one_test() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4];
+        conn.read_exact(&mut buf).unwrap();
+        conn.write_all(&buf).unwrap();
+    });
+    let mut client = std::net::TcpStream::connect(("localhost", addr.port())).unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    client.read_exact(&mut back).unwrap();
+    server.join().unwrap();
+    assert_eq!(&back, b"ping");
+}
+"#;
+    let path = dir.join("tests/loopback.rs");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    if fs::read_to_string(&path).ok().as_deref() != Some(tests) {
+        fs::write(&path, tests).unwrap();
+    }
+    let out = tool(&dir, &["test"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test a_server_and_a_client_in_one_test ... ok"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
