@@ -88,10 +88,14 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
     }
     let cargo_target_dir = target_dir.join("unikraft").join("cargo");
     let linker = std::env::current_exe().context("the path of this tool (it is cargo's linker for plain binaries)")?;
+    let cargo_config = write_cargo_config(&unikraft_dir)?;
     let linked_bin = match bin {
         Some(bin) => LinkedBin {
             archive: path_str(&cargo_target_dir.join("release").join(bin))?,
-            cargo: Some((format!("{LINKER_ENV}=1"), bin_cargo_args(manifest, bin, &cargo_target_dir, &linker)?)),
+            cargo: Some((
+                format!("{LINKER_ENV}=1"),
+                bin_cargo_args(manifest, bin, &cargo_target_dir, &linker, &cargo_config)?,
+            )),
             extra_archives,
         },
         // Only test harnesses will be linked (cargo unikraft test sets their archive).
@@ -107,11 +111,35 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
     Ok(App { spec, build, unikraft_dir })
 }
 
+/// rustix (under async-io, polling, tempfile, ...) makes Linux system calls with the
+/// `syscall` instruction by default, which Unikraft does not take (the guest traps:
+/// invalid opcode); its documented `rustix_use_libc` cfg makes it call libc, which here is
+/// lib-musl. Given as cargo config so build scripts and proc macros agree.
+pub const RUSTIX_USE_LIBC: &str = r#"build.rustflags=["--cfg", "rustix_use_libc"]"#;
+
+/// Writes the cargo configuration of a plain binary's build ([`RUSTIX_USE_LIBC`]) into
+/// `dir`; returns its path.
+fn write_cargo_config(dir: &Path) -> Result<PathBuf> {
+    fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let path = dir.join("cargo-config.toml");
+    let body = "# Written by cargo-unikraft for the plain binary's build.\n[build]\nrustflags = [\"--cfg\", \"rustix_use_libc\"]\n";
+    if fs::read_to_string(&path).ok().as_deref() != Some(body) {
+        fs::write(&path, body).with_context(|| format!("write {}", path.display()))?;
+    }
+    Ok(path)
+}
+
 /// The arguments after `cargo` that link `bin` into an archive. `-C linker` goes to the
 /// final rustc call only (`cargo rustc ... -- FLAGS`), so build scripts and proc macros
 /// are linked as usual. Fat LTO and one codegen unit keep the image small (the linker
 /// sees only what the program reaches).
-pub fn bin_cargo_args(manifest: &Path, bin: &str, target_dir: &Path, linker: &Path) -> Result<Vec<String>> {
+pub fn bin_cargo_args(
+    manifest: &Path,
+    bin: &str,
+    target_dir: &Path,
+    linker: &Path,
+    cargo_config: &Path,
+) -> Result<Vec<String>> {
     Ok(vec![
         "rustc".into(),
         "--manifest-path".into(),
@@ -125,6 +153,9 @@ pub fn bin_cargo_args(manifest: &Path, bin: &str, target_dir: &Path, linker: &Pa
         "profile.release.lto=true".into(),
         "--config".into(),
         "profile.release.codegen-units=1".into(),
+        // A file: the value's brackets and quotes cannot go through Unikraft's make.
+        "--config".into(),
+        path_str(cargo_config)?,
         "--".into(),
         "-C".into(),
         format!("linker={}", path_str(linker)?),

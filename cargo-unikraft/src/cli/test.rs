@@ -99,6 +99,8 @@ fn build_harnesses(app: &App) -> Result<Vec<Harness>> {
         .arg(&target_dir)
         .arg("--config")
         .arg(format!("target.x86_64-unknown-linux-gnu.linker=\"{}\"", path_str(&linker)?))
+        .arg("--config")
+        .arg(crate::plain_bin::RUSTIX_USE_LIBC)
         .env(LINKER_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
