@@ -117,6 +117,8 @@ static struct {
 	uint16_t *tx_done;       /* slots the driver released after sending */
 	uint16_t tx_done_len;
 	int started;
+	/* Rust dropped the device (rtuk_net_close): it is never handed out again. */
+	int closed;
 	/*
 	 * Receive interrupts are armed and none has fired yet. The virtio driver only
 	 * allows rx_one once an interrupt has disarmed them (it re-arms them itself on
@@ -221,9 +223,9 @@ int rtuk_net_open(unsigned index, struct uk_netdev_info *info, uint8_t mac_out[6
 	dev = uk_netdev_get(index);
 	if (!dev)
 		return -ENODEV;
-	/* One device at a time: the glue's state is static. */
+	/* One device at a time: the glue's state is static. And once only (rtuk_net_close). */
 	if (rtuk_net.dev)
-		return -EBUSY;
+		return rtuk_net.closed ? -ESHUTDOWN : -EBUSY;
 	if (uk_netdev_state_get(dev) == UK_NETDEV_UNPROBED && uk_netdev_probe(dev) < 0)
 		return -EIO;
 	if (uk_netdev_state_get(dev) != UK_NETDEV_UNCONFIGURED)
@@ -266,7 +268,7 @@ int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t sl
 {
 	struct uk_alloc *a = uk_alloc_get_default();
 
-	if (!rtuk_net.dev || rtuk_net.base)
+	if (!rtuk_net.dev || rtuk_net.base || rtuk_net.closed)
 		return -EINVAL;
 	if (slots == 0 || slots > RTUK_NET_MAX_SLOTS)
 		return -EINVAL;
@@ -295,7 +297,7 @@ int rtuk_net_start(void)
 	struct uk_netdev_rxqueue_conf rxq = { 0 };
 	int rc;
 
-	if (!rtuk_net.base || rtuk_net.started)
+	if (!rtuk_net.base || rtuk_net.started || rtuk_net.closed)
 		return -EINVAL;
 	rxq.a = uk_alloc_get_default();
 	rxq.alloc_rxpkts = rtuk_alloc_rxpkts;
@@ -354,7 +356,7 @@ int rtuk_net_tx_frames(void)
 /* Lends `slot` to the driver for receiving. */
 int rtuk_net_post_rx(uint16_t slot)
 {
-	if (!rtuk_net.base || slot >= rtuk_net.slots ||
+	if (!rtuk_net.base || rtuk_net.closed || slot >= rtuk_net.slots ||
 	    rtuk_net.rx_free_len >= rtuk_net.slots)
 		return -EINVAL;
 	rtuk_net.rx_free[rtuk_net.rx_free_len++] = slot;
@@ -393,7 +395,7 @@ int rtuk_net_rx(struct rtuk_net_rx_frame *out)
 	struct uk_netbuf *nb = NULL;
 	int status;
 
-	if (!rtuk_net.started)
+	if (!rtuk_net.started || rtuk_net.closed)
 		return -EINVAL;
 	if (rtuk_net.rx_dropped) {
 		rtuk_net.rx_dropped--;
@@ -441,7 +443,7 @@ int rtuk_net_tx(uint16_t slot, uint16_t len)
 	struct uk_netbuf *nb;
 	int status;
 
-	if (!rtuk_net.started || slot >= rtuk_net.slots ||
+	if (!rtuk_net.started || rtuk_net.closed || slot >= rtuk_net.slots ||
 	    (size_t)rtuk_net.headroom + len > rtuk_net.stride)
 		return -EINVAL;
 	nb = &rtuk_net.nbs[slot];
@@ -463,6 +465,24 @@ int rtuk_net_tx_reclaim(uint16_t *out, int max)
 	while (n < max && rtuk_net.tx_done_len > 0)
 		out[n++] = rtuk_net.tx_done[--rtuk_net.tx_done_len];
 	return n;
+}
+
+/*
+ * Rust dropped its device. Unikraft 0.16.3 cannot stop a network device (uknetdev has no
+ * stop, no queue release), so the device keeps the receive buffers it was lent and writes
+ * into them by DMA whenever a frame arrives, for as long as the VM runs. So nothing it
+ * may touch is freed: Rust keeps the pool's memory (PacketPool::keep_memory_for_device,
+ * called before rtuk_net_attach), the glue keeps its netbufs. The device is marked closed:
+ * every later call but this one fails, and a later open gets -ESHUTDOWN, instead of
+ * lending the device a second pool. Its receive interrupt fires at most once more (the
+ * driver switches it off in its handler; only rx_one, which nobody calls now, re-arms it).
+ */
+int rtuk_net_close(void)
+{
+	if (!rtuk_net.dev || rtuk_net.closed)
+		return -EINVAL;
+	rtuk_net.closed = 1;
+	return 0;
 }
 
 /*
