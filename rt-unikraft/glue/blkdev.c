@@ -3,7 +3,7 @@
  * Unikraft's build. Requests are asynchronous: rtuk_blk_submit queues one (at most
  * RTUK_BLK_INFLIGHT at a time, each within the device's maximum sectors per request;
  * rt-unikraft/src/block.rs splits larger ones), rtuk_blk_poll collects completions.
- * Completion interrupts wake the executor's wait through rtuk_kick (glue/netdev.c).
+ * Completion interrupts wake the executor's wait (rtuk_kick_executor, glue/netdev.c).
  *
  * Dropping the Rust device gives it back (rtuk_blk_close) without stopping it:
  * Unikraft 0.16.3's virtio-blk cannot be restarted after uk_blkdev_stop, so the device
@@ -55,7 +55,7 @@ static void rtuk_blk_event(struct uk_blkdev *dev __unused, uint16_t queue __unus
 			   void *argp __unused)
 {
 	rtuk_blk.armed = 0;
-	rtuk_kick();
+	rtuk_kick_executor();
 }
 
 /* Opens device `index`; `out` gets Unikraft's own capability struct (see unikraft-sys). */

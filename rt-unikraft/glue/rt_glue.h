@@ -25,10 +25,19 @@ struct uk_blkdev_cap;
 
 /* ---- Device events (netdev.c; hosted.c has stand-ins) ---- */
 
-/* Sleeps until a device event or until `timeout_ns` has passed (0: only collects events). */
-void rtuk_wait(uint64_t timeout_ns);
-/* Makes the next rtuk_wait return at once. Safe from interrupt context. */
+/*
+ * One wake-up per waiter: the thread running shared-core's executor and the socket
+ * layer's network thread each sleep on their own, so one never uses up the other's.
+ * A wait returns at the first wake-up since its last return (several count as one), or
+ * after `timeout_ns` (0: at once).
+ */
+void rtuk_wait_executor(uint64_t timeout_ns);
+void rtuk_wait_net(uint64_t timeout_ns);
+/* Wakes every waiter (a network event: whoever drives the NIC looks). Safe from
+ * interrupt context. */
 void rtuk_kick(void);
+/* Wakes the executor only (a block completion). Safe from interrupt context. */
+void rtuk_kick_executor(void);
 
 /* ---- Network (netdev.c, no_netdev.inc) ---- */
 

@@ -108,10 +108,15 @@ macro_rules! glue_functions {
 }
 
 glue_functions! {
-    /// Sleeps until a device event or `timeout_ns` passes.
-    pub fn rtuk_wait(timeout_ns: u64);
-    /// Makes the next `rtuk_wait` return at once.
+    /// The executor's thread sleeps until a wake-up for it or `timeout_ns` passes.
+    pub fn rtuk_wait_executor(timeout_ns: u64);
+    /// The socket layer's network thread sleeps until a wake-up for it or `timeout_ns`.
+    pub fn rtuk_wait_net(timeout_ns: u64);
+    /// Wakes every waiter: their next (or current) wait returns at once.
     pub fn rtuk_kick();
+    /// Wakes the executor only (block completions; the C side calls it).
+    #[allow(dead_code)]
+    pub fn rtuk_kick_executor();
 
     pub fn rtuk_net_count() -> c_int;
     pub fn rtuk_net_open(index: c_uint, info: *mut uk_netdev_info, mac: *mut u8, mtu: *mut u16) -> c_int;

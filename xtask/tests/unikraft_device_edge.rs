@@ -157,3 +157,35 @@ fn a_dropped_block_device_leaves_no_device_writes_in_memory_the_app_got_back() {
     assert!(all.contains("block-drop: 0 bytes changed"), "{all}");
     assert!(all.contains("block-drop: open again: Ok(()), sector 0 is 0x55: true"), "{all}");
 }
+
+/// Finding A8: with sockets the network thread sleeps beside the executor. A block
+/// completion's wake-up used to be taken by whichever woke first, and a read then waited
+/// for the executor's idle timeout (1 s). Reads for 4 s while the host sends datagrams
+/// to the guest's UDP echo: none may take 200 ms.
+#[test]
+fn block_reads_beside_the_socket_thread_keep_their_wake_ups() {
+    let test = "block_reads_beside_the_socket_thread_keep_their_wake_ups";
+    let Some((_serial, manifest)) = ready_or_skip(test) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let disk = disk_of_0x55(dir.path());
+    let ns = Ns::new("ukde-lat");
+    let mut sender = None;
+    let lines = boot(&ns, &manifest, &disk, "block-latency", Duration::from_secs(120), |line| {
+        if line.contains("block-latency: echo ready") {
+            let script = "import socket, time\n\
+                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                 end = time.time() + 3.5\n\
+                 while time.time() < end:\n\
+                 \x20   s.sendto(b'ping', ('10.0.0.2', 7)); time.sleep(0.002)\n";
+            sender = Some(ns.command("python3").args(["-c", script]).stdout(Stdio::null()).spawn().unwrap());
+        }
+    });
+    if let Some(mut sender) = sender {
+        let _ = sender.wait();
+    }
+    let all = lines.join("\n");
+    let verdict = line_with(&lines, "block-latency: ");
+    let verdict = lines.iter().rev().find(|l| l.contains(" reads, ")).map_or(verdict, String::as_str);
+    eprintln!("{verdict}");
+    assert!(verdict.contains(" 0 over 200 ms"), "reads were held up:\n{all}");
+}
