@@ -558,3 +558,19 @@ fn a_device_that_never_finishes_keeps_the_buffers_of_its_chunks() {
     fake.borrow_mut().complete_all();
     assert_eq!(fake.borrow().running(), 0);
 }
+
+/// Finding A15: a read awaited under another executor (tokio, say) registered for the
+/// executor's wake-up that never came, and hung. It panics and says why instead.
+#[test]
+fn a_read_polled_by_another_executor_panics_instead_of_hanging() {
+    let (mut dev, _fake) = device();
+    let _turn = EXECUTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let mut buf = vec![0u8; 4 * SECTOR];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut read = core::pin::pin!(dev.read(0, &mut buf));
+        let _ = read.as_mut().poll(&mut Context::from_waker(core::task::Waker::noop()));
+    }));
+    let panic = outcome.expect_err("polling a read outside block_on must panic, not register a wake-up for nobody");
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("outside block_on") && msg.contains("tokio"), "{msg}");
+}
