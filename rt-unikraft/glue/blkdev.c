@@ -104,17 +104,23 @@ int rtuk_blk_open(unsigned index, struct uk_blkdev_cap *out)
 	return 0;
 }
 
-/* Collects finished requests (only allowed with the interrupt off, see `armed`). */
-static void rtuk_blk_collect(void)
+/* Frees the handles of abandoned requests the device has finished. */
+static void rtuk_blk_reap_abandoned(void)
 {
 	int slot;
 
-	if (!rtuk_blk.armed)
-		uk_blkdev_queue_finish_reqs(rtuk_blk.dev, 0);
 	for (slot = 0; slot < RTUK_BLK_INFLIGHT; slot++) {
 		if (rtuk_blk.busy[slot] == RTUK_BLK_ABANDONED && uk_blkreq_is_done(&rtuk_blk.reqs[slot]))
 			rtuk_blk.busy[slot] = RTUK_BLK_FREE;
 	}
+}
+
+/* Collects finished requests (only allowed with the interrupt off, see `armed`). */
+static void rtuk_blk_collect(void)
+{
+	if (!rtuk_blk.armed)
+		uk_blkdev_queue_finish_reqs(rtuk_blk.dev, 0);
+	rtuk_blk_reap_abandoned();
 }
 
 /* See rt_glue.h. */
@@ -149,7 +155,7 @@ int rtuk_blk_submit(int op, uint64_t sector, uint64_t nb, void *buf)
 
 	if (!rtuk_blk.started || !rtuk_blk.open)
 		return -ENODEV;
-	rtuk_blk_collect();
+	rtuk_blk_reap_abandoned();
 	for (slot = 0; slot < RTUK_BLK_INFLIGHT && rtuk_blk.busy[slot]; slot++)
 		;
 	if (slot == RTUK_BLK_INFLIGHT)
