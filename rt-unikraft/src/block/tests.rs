@@ -25,6 +25,8 @@ use shared_core::services::{OpenError, Platform};
 
 use super::*;
 
+mod flush;
+
 const MAX_WAITS: u32 = 10_000;
 
 std::thread_local! {
@@ -179,6 +181,8 @@ struct Fake {
     busy_next: u32,
     /// Chunks touching this sector fail.
     bad_sector: Option<u64>,
+    /// Flushes are refused with this errno (a device without a write cache: 95).
+    flush_refused: Option<i32>,
 }
 
 impl Fake {
@@ -190,6 +194,7 @@ impl Fake {
             log: Vec::new(),
             busy_next: 0,
             bad_sector: None,
+            flush_refused: None,
         }))
     }
 
@@ -242,6 +247,9 @@ impl Queue for FakeQueue {
         if fake.busy_next > 0 {
             fake.busy_next -= 1;
             return Submit::Busy;
+        }
+        if let (Kind::Flush, Some(errno)) = (kind, fake.flush_refused) {
+            return Submit::Failed(errno);
         }
         let Some(handle) = fake.slots.iter().position(Option::is_none) else { return Submit::Busy };
         fake.slots[handle] = Some(Req { kind, sector, sectors, buf, done: None });
