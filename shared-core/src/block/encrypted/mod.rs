@@ -18,8 +18,8 @@
 //!   sectors written in a group before the layer moved to another group or was reopened);
 //! * a read costs the data read (plus the metadata read when not cached);
 //! * memory: two metadata sectors, one group of ciphertext and one sector, allocated at
-//!   open (4.5 KiB at 512-byte sectors, 260 KiB at 4 KiB), plus up to five AES key
-//!   schedules.
+//!   open (5 KiB at 512-byte sectors, 260 KiB at 4 KiB; one more sector while pending
+//!   sectors are probed), plus up to five AES key schedules.
 //!
 //! **Keys** ([`keys`]). The user's 256-bit [`Key`] never encrypts anything itself.
 //! HKDF-SHA256 (RFC 5869) derives, with the disk's random 32-byte id (drawn at format,
