@@ -357,6 +357,7 @@ impl<Q: Queue> UkBlock<Q> {
                 }
                 let chunk = request.running.swap_remove(i);
                 match status {
+                    Status::Failed(errno) if kind == Kind::Flush && errno == libc::EOPNOTSUPP => {} // as above
                     Status::Failed(errno) => {
                         request.error.get_or_insert(BlockError::Io(format!("ukblkdev request failed: error {errno}")));
                     }
@@ -393,6 +394,12 @@ impl<Q: Queue> UkBlock<Q> {
                         queued_any = true;
                     }
                     Submit::Busy => break, // retry after completions (or the next wake-up)
+                    Submit::Failed(errno) if kind == Kind::Flush && errno == libc::EOPNOTSUPP => {
+                        // A device without a volatile cache (no VIRTIO_BLK_F_FLUSH) refuses
+                        // flushes with -ENOTSUP: its writes are durable when they complete,
+                        // so there is nothing to flush.
+                        request.submitted = 1;
+                    }
                     Submit::Failed(errno) => {
                         request.error = Some(BlockError::Io(format!("ukblkdev refused a request: error {errno}")));
                     }

@@ -25,6 +25,8 @@ use shared_core::services::{OpenError, Platform};
 
 use super::*;
 
+mod flush;
+
 const MAX_WAITS: u32 = 10_000;
 
 std::thread_local! {
@@ -192,6 +194,8 @@ struct Fake {
     complete_at_pause: Option<u32>,
     /// Chunks still running when the device was given back (`None`: not given back).
     running_at_close: Option<usize>,
+    /// Flushes are refused with this errno (a device without a write cache: 95).
+    flush_refused: Option<i32>,
 }
 
 impl Fake {
@@ -206,6 +210,7 @@ impl Fake {
             pauses: 0,
             complete_at_pause: None,
             running_at_close: None,
+            flush_refused: None,
         }))
     }
 
@@ -258,6 +263,9 @@ impl Queue for FakeQueue {
         if fake.busy_next > 0 {
             fake.busy_next -= 1;
             return Submit::Busy;
+        }
+        if let (Kind::Flush, Some(errno)) = (kind, fake.flush_refused) {
+            return Submit::Failed(errno);
         }
         let Some(handle) = fake.slots.iter().position(Option::is_none) else { return Submit::Busy };
         fake.slots[handle] = Some(Req { kind, sector, sectors, buf, done: None });
