@@ -37,7 +37,7 @@ int main(int argc, char *argv[], char *envp[])
 
 /*
  * Stand-ins for what the Rust archive calls on Unikraft: the platform clocks (from the
- * host), the glue's wait (a plain timed sleep), and no devices.
+ * host), the glue's waits (plain timed sleeps), and no devices.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -61,7 +61,7 @@ uint64_t ukplat_wall_clock(void)
 	return rtuk_clock(CLOCK_REALTIME);
 }
 
-void rtuk_wait(uint64_t timeout_ns)
+static void rtuk_sleep_for(uint64_t timeout_ns)
 {
 	struct timespec ts = { (time_t)(timeout_ns / 1000000000ULL),
 			       (long)(timeout_ns % 1000000000ULL) };
@@ -69,7 +69,21 @@ void rtuk_wait(uint64_t timeout_ns)
 	nanosleep(&ts, NULL);
 }
 
+void rtuk_wait_executor(uint64_t timeout_ns)
+{
+	rtuk_sleep_for(timeout_ns);
+}
+
+void rtuk_wait_net(uint64_t timeout_ns)
+{
+	rtuk_sleep_for(timeout_ns);
+}
+
 void rtuk_kick(void)
+{
+}
+
+void rtuk_kick_executor(void)
 {
 }
 

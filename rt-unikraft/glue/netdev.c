@@ -12,8 +12,9 @@
  *       frees the netbuf, whose destructor records the slot for rtuk_net_tx_reclaim.
  *
  * One netbuf struct per pool slot lives here (a slot is either on the RX or the TX side,
- * never both). Receive interrupts, and the executor's wait, go through one semaphore:
- * rtuk_wait sleeps on it until an event or the deadline.
+ * never both). The device edge's wake-ups are here too: receive interrupts (and block
+ * completions, glue/blkdev.c) end the waits of rtuk_wait_executor / rtuk_wait_net, one
+ * semaphore per waiter.
  *
  * Without uknetdev in the configuration the functions report that no device exists.
  */
@@ -28,53 +29,93 @@
 
 #if CONFIG_LIBUKLOCK_SEMAPHORE
 #include <uk/semaphore.h>
-static struct uk_semaphore rtuk_events;
 
 /*
- * The semaphore is initialised once, by a constructor: Unikraft runs constructors at
- * boot, before `main`, so before any device of ours exists and can interrupt. (It used
+ * One wake-up per waiter. Two threads may sleep here at once: the thread running
+ * shared-core's executor (rtuk_wait_executor: timers, block completions, a Stack it
+ * polls) and, with `sockets = true`, the socket layer's network thread (rtuk_wait_net).
+ * Each has its own semaphore, so neither can use up the other's wake-up. (They used to
+ * share one, and each wait drains its semaphore: a block completion taken by the network
+ * thread left the executor asleep until its timeout, up to a second.)
+ */
+static struct uk_semaphore rtuk_executor_events;
+static struct uk_semaphore rtuk_net_events;
+
+/*
+ * The semaphores are initialised once, by a constructor: Unikraft runs constructors at
+ * boot, before `main`, so before any device of ours exists and can interrupt. (They used
  * to be initialised on first use, from the thread's wait or from an interrupt handler,
  * whichever came first: an interrupt during the thread's initialisation had its wake-up
  * wiped out by it.) rt-unikraft/tests/glue_c.rs checks this on the host.
  */
 __attribute__((constructor)) static void rtuk_events_init(void)
 {
-	uk_semaphore_init(&rtuk_events, 0);
+	uk_semaphore_init(&rtuk_executor_events, 0);
+	uk_semaphore_init(&rtuk_net_events, 0);
 }
 
-/* Sleeps until a device event or `timeout_ns` passes (0: just collect events). */
-void rtuk_wait(uint64_t timeout_ns)
+/* Sleeps on `events` until a wake-up or `timeout_ns` passes (0: returns at once). */
+static void rtuk_sleep_on(struct uk_semaphore *events, uint64_t timeout_ns)
 {
 	if (timeout_ns == 0)
 		return;
-	if (uk_semaphore_down_to(&rtuk_events, timeout_ns) != __NSEC_MAX) {
-		/* Several events may have arrived: one wake-up drains them all. */
-		while (uk_semaphore_down_try(&rtuk_events))
+	if (uk_semaphore_down_to(events, timeout_ns) != __NSEC_MAX) {
+		/* Several wake-ups may have come: one return drains them all. */
+		while (uk_semaphore_down_try(events))
 			;
 	}
 }
 
-static void rtuk_signal(void)
+void rtuk_wait_executor(uint64_t timeout_ns)
 {
-	uk_semaphore_up(&rtuk_events);
+	rtuk_sleep_on(&rtuk_executor_events, timeout_ns);
+}
+
+void rtuk_wait_net(uint64_t timeout_ns)
+{
+	rtuk_sleep_on(&rtuk_net_events, timeout_ns);
+}
+
+void rtuk_kick_executor(void)
+{
+	uk_semaphore_up(&rtuk_executor_events);
+}
+
+/* Every waiter: a network event concerns whichever of them drives the NIC. */
+void rtuk_kick(void)
+{
+	uk_semaphore_up(&rtuk_executor_events);
+	uk_semaphore_up(&rtuk_net_events);
 }
 #else
 #include <time.h>
-void rtuk_wait(uint64_t timeout_ns)
+
+/* Without semaphores nothing can wake a waiter early: each wait sleeps its time out. */
+static void rtuk_sleep_for(uint64_t timeout_ns)
 {
 	struct timespec ts = { (time_t)(timeout_ns / 1000000000ULL),
 			       (long)(timeout_ns % 1000000000ULL) };
 	nanosleep(&ts, NULL);
 }
-#endif
 
-/* Makes the next rtuk_wait return at once: work was left for the next round. */
+void rtuk_wait_executor(uint64_t timeout_ns)
+{
+	rtuk_sleep_for(timeout_ns);
+}
+
+void rtuk_wait_net(uint64_t timeout_ns)
+{
+	rtuk_sleep_for(timeout_ns);
+}
+
+void rtuk_kick_executor(void)
+{
+}
+
 void rtuk_kick(void)
 {
-#if CONFIG_LIBUKLOCK_SEMAPHORE
-	rtuk_signal();
-#endif
 }
+#endif
 
 #if CONFIG_LIBUKNETDEV
 #include <uk/alloc.h>
@@ -117,6 +158,8 @@ static struct {
 	uint16_t *tx_done;       /* slots the driver released after sending */
 	uint16_t tx_done_len;
 	int started;
+	/* Rust dropped the device (rtuk_net_close): it is never handed out again. */
+	int closed;
 	/*
 	 * Receive interrupts are armed and none has fired yet. The virtio driver only
 	 * allows rx_one once an interrupt has disarmed them (it re-arms them itself on
@@ -192,9 +235,7 @@ static void rtuk_rx_event(struct uk_netdev *dev __unused, uint16_t queue __unuse
 			  void *argp __unused)
 {
 	rtuk_net.rx_armed = 0;
-#if CONFIG_LIBUKLOCK_SEMAPHORE
-	rtuk_signal();
-#endif
+	rtuk_kick();
 }
 
 int rtuk_net_count(void)
@@ -221,9 +262,9 @@ int rtuk_net_open(unsigned index, struct uk_netdev_info *info, uint8_t mac_out[6
 	dev = uk_netdev_get(index);
 	if (!dev)
 		return -ENODEV;
-	/* One device at a time: the glue's state is static. */
+	/* One device at a time: the glue's state is static. And once only (rtuk_net_close). */
 	if (rtuk_net.dev)
-		return -EBUSY;
+		return rtuk_net.closed ? -ESHUTDOWN : -EBUSY;
 	if (uk_netdev_state_get(dev) == UK_NETDEV_UNPROBED && uk_netdev_probe(dev) < 0)
 		return -EIO;
 	if (uk_netdev_state_get(dev) != UK_NETDEV_UNCONFIGURED)
@@ -266,7 +307,7 @@ int rtuk_net_attach(uint8_t *base, size_t stride, uint16_t headroom, uint16_t sl
 {
 	struct uk_alloc *a = uk_alloc_get_default();
 
-	if (!rtuk_net.dev || rtuk_net.base)
+	if (!rtuk_net.dev || rtuk_net.base || rtuk_net.closed)
 		return -EINVAL;
 	if (slots == 0 || slots > RTUK_NET_MAX_SLOTS)
 		return -EINVAL;
@@ -295,7 +336,7 @@ int rtuk_net_start(void)
 	struct uk_netdev_rxqueue_conf rxq = { 0 };
 	int rc;
 
-	if (!rtuk_net.base || rtuk_net.started)
+	if (!rtuk_net.base || rtuk_net.started || rtuk_net.closed)
 		return -EINVAL;
 	rxq.a = uk_alloc_get_default();
 	rxq.alloc_rxpkts = rtuk_alloc_rxpkts;
@@ -354,7 +395,7 @@ int rtuk_net_tx_frames(void)
 /* Lends `slot` to the driver for receiving. */
 int rtuk_net_post_rx(uint16_t slot)
 {
-	if (!rtuk_net.base || slot >= rtuk_net.slots ||
+	if (!rtuk_net.base || rtuk_net.closed || slot >= rtuk_net.slots ||
 	    rtuk_net.rx_free_len >= rtuk_net.slots)
 		return -EINVAL;
 	rtuk_net.rx_free[rtuk_net.rx_free_len++] = slot;
@@ -393,7 +434,7 @@ int rtuk_net_rx(struct rtuk_net_rx_frame *out)
 	struct uk_netbuf *nb = NULL;
 	int status;
 
-	if (!rtuk_net.started)
+	if (!rtuk_net.started || rtuk_net.closed)
 		return -EINVAL;
 	if (rtuk_net.rx_dropped) {
 		rtuk_net.rx_dropped--;
@@ -441,7 +482,7 @@ int rtuk_net_tx(uint16_t slot, uint16_t len)
 	struct uk_netbuf *nb;
 	int status;
 
-	if (!rtuk_net.started || slot >= rtuk_net.slots ||
+	if (!rtuk_net.started || rtuk_net.closed || slot >= rtuk_net.slots ||
 	    (size_t)rtuk_net.headroom + len > rtuk_net.stride)
 		return -EINVAL;
 	nb = &rtuk_net.nbs[slot];
@@ -463,6 +504,24 @@ int rtuk_net_tx_reclaim(uint16_t *out, int max)
 	while (n < max && rtuk_net.tx_done_len > 0)
 		out[n++] = rtuk_net.tx_done[--rtuk_net.tx_done_len];
 	return n;
+}
+
+/*
+ * Rust dropped its device. Unikraft 0.16.3 cannot stop a network device (uknetdev has no
+ * stop, no queue release), so the device keeps the receive buffers it was lent and writes
+ * into them by DMA whenever a frame arrives, for as long as the VM runs. So nothing it
+ * may touch is freed: Rust keeps the pool's memory (PacketPool::keep_memory_for_device,
+ * called before rtuk_net_attach), the glue keeps its netbufs. The device is marked closed:
+ * every later call but this one fails, and a later open gets -ESHUTDOWN, instead of
+ * lending the device a second pool. Its receive interrupt fires at most once more (the
+ * driver switches it off in its handler; only rx_one, which nobody calls now, re-arms it).
+ */
+int rtuk_net_close(void)
+{
+	if (!rtuk_net.dev || rtuk_net.closed)
+		return -EINVAL;
+	rtuk_net.closed = 1;
+	return 0;
 }
 
 /*

@@ -25,10 +25,19 @@ struct uk_blkdev_cap;
 
 /* ---- Device events (netdev.c; hosted.c has stand-ins) ---- */
 
-/* Sleeps until a device event or until `timeout_ns` has passed (0: only collects events). */
-void rtuk_wait(uint64_t timeout_ns);
-/* Makes the next rtuk_wait return at once. Safe from interrupt context. */
+/*
+ * One wake-up per waiter: the thread running shared-core's executor and the socket
+ * layer's network thread each sleep on their own, so one never uses up the other's.
+ * A wait returns at the first wake-up since its last return (several count as one), or
+ * after `timeout_ns` (0: at once).
+ */
+void rtuk_wait_executor(uint64_t timeout_ns);
+void rtuk_wait_net(uint64_t timeout_ns);
+/* Wakes every waiter (a network event: whoever drives the NIC looks). Safe from
+ * interrupt context. */
 void rtuk_kick(void);
+/* Wakes the executor only (a block completion). Safe from interrupt context. */
+void rtuk_kick_executor(void);
 
 /* ---- Network (netdev.c, no_netdev.inc) ---- */
 
@@ -88,6 +97,10 @@ int rtuk_net_post_rx(uint16_t slot);
 int rtuk_net_rx(struct rtuk_net_rx_frame *out);
 int rtuk_net_tx(uint16_t slot, uint16_t len);
 int rtuk_net_tx_reclaim(uint16_t *out, int max);
+/* The device was dropped. Unikraft 0.16.3 cannot stop a network device, so it keeps
+ * writing into the receive buffers it holds: the caller must keep the pool's memory for
+ * good. Every later call fails, and a later rtuk_net_open gets -ESHUTDOWN. */
+int rtuk_net_close(void);
 
 /* rtuk_net_einfo kinds: the IPv4 settings the platform gave the open device (Unikraft's
  * `netdev.ip=<cidr>:<gw>:<dns>` kernel parameter, as urunc passes it). */
@@ -109,9 +122,15 @@ int rtuk_net_einfo(int kind, char *buf, size_t len);
 #define RTUK_BLK_RUNNING 0
 #define RTUK_BLK_DONE 1
 
+/* Opens device `index`, or opens again the one a rtuk_blk_close gave back (it stays
+ * started: virtio-blk cannot be restarted after a stop in 0.16.3). -EBUSY while open. */
 int rtuk_blk_open(unsigned index, struct uk_blkdev_cap *out);
 int rtuk_blk_submit(int op, uint64_t sector, uint64_t nb, void *buf);
 int rtuk_blk_poll(int handle);
+/* Gives the device back. Requests still running are abandoned: their handles are freed
+ * once the device finishes them, and their buffers must stay valid until then (the
+ * caller keeps them for good). */
+int rtuk_blk_close(void);
 
 /* ---- Sockets (socket.c calls these Rust functions; rt-unikraft/src/socket/) ---- */
 

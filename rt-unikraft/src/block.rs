@@ -22,12 +22,24 @@
 //! length: a retried read fills its own buffer, a retried write writes its own bytes. A
 //! poll with other arguments while a request runs is treated as a cancel too.
 //!
+//! # Dropping the device
+//!
+//! The device writes a read chunk's data into its bounce buffer by DMA whenever it
+//! finishes it, so a bounce buffer is never freed while its chunk is in the device.
+//! Dropping a `UkBlock` first waits, up to [`DROP_WAIT`], for the chunks still in the
+//! device (cancelled requests' orphans included) to finish; a chunk that has not finished
+//! by then keeps its bounce buffer for good (a deliberate leak, at most
+//! [`MAX_IN_FLIGHT`] × 64 KiB, reported on the console). Then the device is given back
+//! ([`Queue::close`]) still started, and a later [`UkBlock::open`] gets it again:
+//! Unikraft 0.16.3's virtio-blk cannot be restarted once stopped.
+//!
 //! The state machine talks to the device through [`Queue`] ([`Glue`] on Unikraft), so
 //! its unit tests run on the host against a scripted queue.
 
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll};
+use core::time::Duration;
 use std::alloc::Layout;
 use std::format;
 use std::vec::Vec;
@@ -42,6 +54,9 @@ use crate::glue;
 pub const MAX_IN_FLIGHT: usize = 8;
 /// Largest chunk, in bytes, whatever the device allows (bounds the bounce buffers).
 const MAX_CHUNK_BYTES: usize = 64 * 1024;
+/// How long dropping a device waits for its chunks still in the device (see the module
+/// docs). A healthy virtio disk finishes a chunk in well under a millisecond.
+pub const DROP_WAIT: Duration = Duration::from_secs(1);
 
 /// What a chunk asks the device to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +98,13 @@ pub trait Queue {
     fn submit(&mut self, kind: Kind, sector: u64, sectors: u64, buf: *mut u8) -> Submit;
     /// Collects completions and reports on `handle`.
     fn poll(&mut self, handle: i32) -> Status;
+    /// Waits a little for completions (while a dropped device waits for its chunks).
+    fn pause(&mut self) {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    /// Gives the device back when its `UkBlock` is dropped; chunks still queued are
+    /// abandoned (their buffers stay allocated).
+    fn close(&mut self) {}
 }
 
 /// The ukblkdev queue of glue/blkdev.c.
@@ -114,12 +136,20 @@ impl Queue for Glue {
             other => Status::Failed(other), // not in the ABI: treated as a failure
         }
     }
+
+    fn close(&mut self) {
+        // SAFETY: plain call. The buffers of chunks still running are never freed
+        // (UkBlock's Drop leaks them), so the device may finish them whenever it likes.
+        unsafe { glue::rtuk_blk_close() };
+    }
 }
 
 /// An aligned buffer owned by the device.
 struct Bounce {
     ptr: *mut u8,
     layout: Layout,
+    /// Given up to a chunk the device may still finish: never freed.
+    leaked: bool,
 }
 
 impl Bounce {
@@ -130,7 +160,7 @@ impl Bounce {
         if ptr.is_null() {
             std::alloc::handle_alloc_error(layout);
         }
-        Bounce { ptr, layout }
+        Bounce { ptr, layout, leaked: false }
     }
 
     fn slice_mut(&mut self, len: usize) -> &mut [u8] {
@@ -141,7 +171,11 @@ impl Bounce {
 
 impl Drop for Bounce {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
+        if self.leaked {
+            return;
+        }
+        // SAFETY: allocated in `new` with this layout; no chunk in the device uses it
+        // (UkBlock's Drop marks those `leaked`).
         unsafe { std::alloc::dealloc(self.ptr, self.layout) };
     }
 }
@@ -194,6 +228,8 @@ pub struct UkBlock<Q: Queue = Glue> {
     orphans: Vec<Chunk>,
     /// Waits for the backend's next wake-up while chunks run.
     waiter: Option<WaitIo>,
+    /// How long a drop waits for chunks still in the device ([`DROP_WAIT`]).
+    drop_wait: Duration,
 }
 
 impl UkBlock<Glue> {
@@ -245,6 +281,7 @@ impl<Q: Queue> UkBlock<Q> {
             request: None,
             orphans: Vec::new(),
             waiter: None,
+            drop_wait: DROP_WAIT,
         }
     }
 
@@ -320,6 +357,7 @@ impl<Q: Queue> UkBlock<Q> {
                 }
                 let chunk = request.running.swap_remove(i);
                 match status {
+                    Status::Failed(errno) if kind == Kind::Flush && errno == libc::EOPNOTSUPP => {} // as above
                     Status::Failed(errno) => {
                         request.error.get_or_insert(BlockError::Io(format!("ukblkdev request failed: error {errno}")));
                     }
@@ -356,6 +394,12 @@ impl<Q: Queue> UkBlock<Q> {
                         queued_any = true;
                     }
                     Submit::Busy => break, // retry after completions (or the next wake-up)
+                    Submit::Failed(errno) if kind == Kind::Flush && errno == libc::EOPNOTSUPP => {
+                        // A device without a volatile cache (no VIRTIO_BLK_F_FLUSH) refuses
+                        // flushes with -ENOTSUP: its writes are durable when they complete,
+                        // so there is nothing to flush.
+                        request.submitted = 1;
+                    }
                     Submit::Failed(errno) => {
                         request.error = Some(BlockError::Io(format!("ukblkdev refused a request: error {errno}")));
                     }
@@ -376,6 +420,34 @@ impl<Q: Queue> UkBlock<Q> {
                 return Poll::Pending;
             }
         }
+    }
+}
+
+impl<Q: Queue> Drop for UkBlock<Q> {
+    /// Frees no bounce buffer the device may still write: see the module docs.
+    fn drop(&mut self) {
+        self.cancel();
+        let start = std::time::Instant::now();
+        loop {
+            self.collect_orphans();
+            if self.orphans.is_empty() || start.elapsed() >= self.drop_wait {
+                break;
+            }
+            self.queue.pause();
+        }
+        if !self.orphans.is_empty() {
+            std::eprintln!(
+                "rt-unikraft: warning: a block device was dropped with {} request(s) still running after {} ms; \
+                 their buffers ({} bytes each) are kept for the device",
+                self.orphans.len(),
+                self.drop_wait.as_millis(),
+                self.chunk_bytes
+            );
+        }
+        for chunk in self.orphans.drain(..) {
+            self.bounces[chunk.bounce].leaked = true;
+        }
+        self.queue.close();
     }
 }
 

@@ -112,10 +112,15 @@ macro_rules! glue_functions {
 }
 
 glue_functions! {
-    /// Sleeps until a device event or `timeout_ns` passes.
-    pub fn rtuk_wait(timeout_ns: u64);
-    /// Makes the next `rtuk_wait` return at once.
+    /// The executor's thread sleeps until a wake-up for it or `timeout_ns` passes.
+    pub fn rtuk_wait_executor(timeout_ns: u64);
+    /// The socket layer's network thread sleeps until a wake-up for it or `timeout_ns`.
+    pub fn rtuk_wait_net(timeout_ns: u64);
+    /// Wakes every waiter: their next (or current) wait returns at once.
     pub fn rtuk_kick();
+    /// Wakes the executor only (block completions; the C side calls it).
+    #[allow(dead_code)]
+    pub fn rtuk_kick_executor();
 
     pub fn rtuk_net_count() -> c_int;
     pub fn rtuk_net_open(index: c_uint, info: *mut uk_netdev_info, mac: *mut u8, mtu: *mut u16) -> c_int;
@@ -129,10 +134,14 @@ glue_functions! {
     pub fn rtuk_net_tx_reclaim(out: *mut u16, max: c_int) -> c_int;
     /// The platform's IPv4 setting `kind` for the open device, copied into `buf`.
     pub fn rtuk_net_einfo(kind: c_int, buf: *mut c_char, len: usize) -> c_int;
+    /// The device was dropped; it keeps the pool's receive buffers (see rt_glue.h).
+    pub fn rtuk_net_close() -> c_int;
 
     pub fn rtuk_blk_open(index: c_uint, cap: *mut uk_blkdev_cap) -> c_int;
     pub fn rtuk_blk_submit(op: c_int, sector: u64, sectors: u64, buf: *mut c_void) -> c_int;
     pub fn rtuk_blk_poll(handle: c_int) -> c_int;
+    /// Gives the device back; running requests are abandoned (their buffers kept).
+    pub fn rtuk_blk_close() -> c_int;
 
     /// Sets poll events on a socket file (`posix_sock_event_set`). The socket layer uses
     /// `assign` (it always knows the whole set); set and clear complete the helpers.

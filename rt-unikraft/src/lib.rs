@@ -127,15 +127,16 @@ impl Platform for Unikraft {
     }
 
     fn wait_until(deadline_ns: Option<u64>) {
-        // Blocks in the scheduler until a device interrupt (uknetdev receive) or the
-        // deadline: an idle guest halts its vCPU.
+        // Blocks in the scheduler until a device interrupt (uknetdev receive, ukblkdev
+        // completion), a kick, or the deadline: an idle guest halts its vCPU.
         let left = match deadline_ns {
             Some(deadline) => deadline.saturating_sub(Self::monotonic_ns()),
             None => IDLE_SLEEP_NS,
         };
         if left > 0 {
-            // SAFETY: plain call.
-            unsafe { glue::rtuk_wait(left) };
+            // SAFETY: plain call. The executor's own wake-up: the socket layer's network
+            // thread, if any, sleeps on another one (glue/netdev.c).
+            unsafe { glue::rtuk_wait_executor(left) };
         }
     }
 

@@ -24,6 +24,18 @@
 //! [`UkNet::lost_buffers`], and another buffer is posted in its place. The length the
 //! driver reports counts the virtio-net header; [`crate::frame`] works out the frame's
 //! real length and completes partial checksums.
+//!
+//! # Dropping the device
+//!
+//! Unikraft 0.16.3 cannot stop a network device: uknetdev has no stop and no queue
+//! release. Once started, the device holds receive buffers from the packet pool and
+//! writes into them by DMA whenever a frame arrives, for as long as the VM runs, whatever
+//! happens to the `UkNet` or the `Stack` around it. So the pool's memory is never freed:
+//! before lending the first slot the device calls
+//! [`PacketPool::keep_memory_for_device`](shared_core::net::PacketPool::keep_memory_for_device),
+//! a deliberate leak of one pool (512 KiB by default) per boot. Dropping the `UkNet` tells
+//! the glue (`rtuk_net_close`), and a later [`UkNet::open`] is refused with a message,
+//! rather than lending the device a second pool.
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use std::boxed::Box;
@@ -113,6 +125,8 @@ pub struct UkNet {
     rx_target: usize,
     /// Scratch for reclaimed TX slots, allocated once.
     reclaimed: Box<[u16]>,
+    /// The memory of the pool the device started on: the only one it may lend slots of.
+    pool_base: usize,
 }
 
 impl UkNet {
@@ -136,6 +150,13 @@ impl UkNet {
         if rc == -libc::ENODEV {
             return Err(OpenError::NotFound(std::format!(
                 "Unikraft has {count} network device(s); there is no device {index}"
+            )));
+        }
+        if rc == -libc::ESHUTDOWN {
+            return Err(OpenError::Failed(std::format!(
+                "network device {index} cannot be opened again: it was opened and dropped before, and Unikraft \
+                 cannot stop a network device, so rt-unikraft drives it once per boot (keep the Stack for the \
+                 program's lifetime)"
             )));
         }
         if rc == -libc::EBUSY {
@@ -177,6 +198,7 @@ impl UkNet {
             rx_lent: 0,
             rx_target: 0,
             reclaimed: std::vec![0u16; 0].into_boxed_slice(),
+            pool_base: 0,
         })
     }
 
@@ -196,6 +218,13 @@ impl UkNet {
     /// set up.
     fn start(&mut self, ctx: &mut RingContext<'_>) {
         if self.started {
+            // Slot ids and the driver's buffers belong to the pool the device started on.
+            assert!(
+                ctx.pool.raw_layout().0 as usize == self.pool_base,
+                "rt-unikraft: network device {} was moved to another packet pool after it started; it only \
+                 lends the buffers of its first one",
+                self.index
+            );
             return;
         }
         if let Err(why) = self.try_start(ctx) {
@@ -215,9 +244,15 @@ impl UkNet {
         let headroom = u16::try_from(headroom).map_err(|_| std::format!("a headroom of {headroom} bytes"))?;
         // What the driver accepts, so that it never receives a frame it would reject.
         self.rx_len = ctx.pool.slot_size().min(RTUK_NET_MAX_FRAME);
-        // SAFETY: the pool's memory outlives the device (both live in the same RingPhy,
-        // and the driver only touches slots lent to it, whose ids are parked in `lent`).
-        // `slots` and `rx_len` fit in u16 (checked above; RTUK_NET_MAX_FRAME < 65536).
+        // The device may write into lent buffers until the VM ends (see the module docs).
+        ctx.pool.keep_memory_for_device();
+        self.pool_base = base as usize;
+        // SAFETY: the pool's memory is never freed from here on (kept for the device just
+        // above), and never moves. While this UkNet lives, the driver only touches slots
+        // lent to it, whose ids are parked in `lent`, and `start` refuses any other pool;
+        // after it is dropped the slots still lent stay the device's for good, since
+        // nothing frees their memory. `slots` and `rx_len` fit in u16 (checked above;
+        // RTUK_NET_MAX_FRAME < 65536).
         let rc = unsafe { glue::rtuk_net_attach(base, stride, headroom, slots as u16, self.rx_len as u16) };
         if rc < 0 {
             return Err(std::format!("the glue refused the packet pool: {}", errno_text(rc)));
@@ -330,6 +365,15 @@ impl UkNet {
                 ctx.pool.free(id);
             }
         }
+    }
+}
+
+impl Drop for UkNet {
+    fn drop(&mut self) {
+        // The device cannot be stopped, only given up: its pool's memory stays allocated
+        // (kept at start), and the glue refuses a later open (see the module docs).
+        // SAFETY: plain call; nothing is passed.
+        unsafe { glue::rtuk_net_close() };
     }
 }
 

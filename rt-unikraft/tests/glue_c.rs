@@ -1,8 +1,10 @@
 //! The C glue's own logic, compiled and run on the host with the host's C compiler.
 //!
 //! - `events_test.c`: glue/netdev.c's device events (compiled without uknetdev, against
-//!   the Unikraft stand-ins in `tests/c/mock/`): the event semaphore is initialised once,
-//!   before `main`, and an interrupt at the thread's first wait is not lost.
+//!   the Unikraft stand-ins in `tests/c/mock/`): the event semaphores are initialised
+//!   once, before `main`; an interrupt at the thread's first wait is not lost; the
+//!   executor and the network thread each get their own wake-up (one never takes the
+//!   other's), and a block completion wakes the executor only.
 //! - `netdev_test.c`: glue/netdev.c's receive path (compiled with uknetdev, against
 //!   stand-ins for its headers) driven as rt-unikraft's Rust drives it, over a scripted
 //!   device that behaves as Unikraft 0.16.3's virtio-net driver and QEMU do: receive
@@ -57,12 +59,13 @@ fn compile_and_run(test: &str, sources: &[PathBuf], includes: &[PathBuf], flags:
 }
 
 #[test]
-fn an_interrupt_at_the_first_wait_is_not_lost_and_the_semaphore_is_set_up_once_before_main() {
+fn an_interrupt_at_the_first_wait_is_not_lost_and_each_waiter_has_its_own_wake_up() {
     let glue = crate_dir().join("glue");
     let c = crate_dir().join("tests/c");
     let out =
         compile_and_run("events", &[c.join("events_test.c"), glue.join("netdev.c")], &[c.join("mock"), glue], &[]);
     assert!(out.contains("ok the first wait saw the interrupt's wake-up"), "{out}");
+    assert!(out.contains("ok the network thread still has its wake-up after the executor took its own"), "{out}");
 }
 
 #[test]

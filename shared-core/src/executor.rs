@@ -20,8 +20,14 @@
 //! * while [`block_on`] runs, it owns the executor for its thread (identified by the
 //!   backend's [`services::thread_id`]); [`spawn`], [`sleep_until`], [`wait_io`] or a second
 //!   `block_on` from any other thread panics with a message that says so;
-//! * every access to the state also holds an "in use" flag, so two threads that touch it
-//!   at once, with no `block_on` running, get the same panic instead of a data race.
+//! * [`spawn`], and a poll of a [`Sleep`] or [`WaitIo`] that is not complete yet, panic
+//!   outside `block_on` too: polled by another executor (tokio, say), nothing would ever
+//!   wake them, and they would hang. So do the device futures built on them (rt-unikraft's
+//!   `UkBlock` reads and writes, the encrypted layer over it, the `Stack`'s waits);
+//! * every access to the state holds an "in use" flag, taken *before* the owner is
+//!   checked, and `block_on` takes it too while it claims the executor: a thread cannot
+//!   pass the check and then find that another thread's `block_on` started meanwhile.
+//!   Two threads that touch the state at once get a panic instead of a data race.
 //!
 //! Using it from one thread after another (a `block_on` on thread A, then one on thread
 //! B) is fine. On std backends, other threads talk to the executor's thread through
@@ -51,11 +57,14 @@ struct SingleThreaded {
     in_use: AtomicBool,
     owner: AtomicUsize,
 }
-// SAFETY: `state` is only borrowed through `with_state`, which takes `in_use` with an
-// atomic swap first and panics when it is already set, so no two threads ever borrow the
-// RefCell at once. Its non-`Send` content (spawned futures) is only added and polled on
-// the owning thread: `with_state` panics on any other thread while a `block_on` runs, and
-// `spawn` outside `block_on` panics, so a future never moves to another thread.
+// SAFETY: `state` is only borrowed while `in_use` is held (`enter`, `Owner::claim`,
+// `Owner::drop`), which is taken with an atomic swap that panics when it was already set,
+// so no two threads ever borrow the RefCell at once. Its non-`Send` content (spawned
+// futures, wakers) is only added on the owning thread: `spawn` checks, while holding the
+// flag, that the caller's own `block_on` owns the executor, and `block_on` sets the owner
+// only while holding the flag, so no check can go stale before its use. The owner's
+// `block_on` polls them and, on its way out, drops what is left (waiting out another
+// thread's brief hold of the flag), so a future never moves to another thread.
 unsafe impl Sync for SingleThreaded {}
 
 const SINGLE_THREADED: &str = "shared_core::executor is single-threaded: it was used from two threads at \
@@ -84,15 +93,45 @@ impl Drop for InUse {
     }
 }
 
-fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
-    let owner = STATE.owner.load(Ordering::Acquire);
-    if owner != 0 && owner != services::thread_id() {
-        panic!("{SINGLE_THREADED} (block_on is running on another thread)");
-    }
+/// Who may use the state in [`enter`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Any thread while no `block_on` runs, and the owner's thread while one does.
+    NoOtherOwner,
+    /// Only the thread whose `block_on` runs; `panic` says why not, when it does not.
+    Owner { panic: &'static str },
+}
+
+/// Takes the "in use" flag, then checks the owner: the order that leaves no window
+/// between the check and the use (see `SingleThreaded`).
+fn enter(need: Need) -> InUse {
     if STATE.in_use.swap(true, Ordering::Acquire) {
         panic!("{SINGLE_THREADED} (its state is in use right now)");
     }
-    let _in_use = InUse;
+    let in_use = InUse;
+    #[cfg(test)]
+    tests::hook_after_taking_the_flag();
+    let owner = STATE.owner.load(Ordering::Acquire);
+    let me = services::thread_id();
+    if owner != 0 && owner != me {
+        drop(in_use);
+        panic!("{SINGLE_THREADED} (block_on is running on another thread)");
+    }
+    if let Need::Owner { panic } = need {
+        if owner != me {
+            drop(in_use);
+            panic!("{panic}");
+        }
+    }
+    in_use
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    state_for(Need::NoOtherOwner, f)
+}
+
+fn state_for<R>(need: Need, f: impl FnOnce(&mut State) -> R) -> R {
+    let _in_use = enter(need);
     let mut guard = STATE.state.borrow_mut();
     f(guard.get_or_insert_with(State::default))
 }
@@ -105,7 +144,11 @@ impl Owner {
     fn claim() -> Owner {
         let me = services::thread_id();
         assert_ne!(me, 0, "the backend's thread_id must not be 0");
-        match STATE.owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+        // Under the flag, so no other thread is between its owner check and its use.
+        let in_use = enter(Need::NoOtherOwner);
+        let claimed = STATE.owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire);
+        drop(in_use);
+        match claimed {
             Ok(_) => Owner,
             Err(owner) if owner == me => panic!("block_on called from inside block_on"),
             Err(_) => panic!("{SINGLE_THREADED} (block_on is running on another thread)"),
@@ -115,17 +158,23 @@ impl Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        // Leave nothing behind for the next block_on: dropped tasks' timers are gone too.
-        // (Never a second panic while unwinding: skipped if another thread holds the state.)
-        let mut left = (Vec::new(), Vec::new());
-        if !STATE.in_use.swap(true, Ordering::Acquire) {
-            let _in_use = InUse;
-            if let Some(s) = STATE.state.borrow_mut().as_mut() {
-                left = (core::mem::take(&mut s.spawned), core::mem::take(&mut s.io_waiters));
-            }
+        // Leave nothing behind for the next block_on (which may run on another thread):
+        // spawned futures are dropped here, on their own thread. Another thread can hold
+        // the flag only for its owner check, which fails and lets go at once (it never
+        // blocks or yields while holding it), so waiting for it ends; no panic here, so
+        // never a second one while unwinding.
+        while STATE.in_use.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
         }
-        drop(left);
+        let in_use = InUse;
+        let left = STATE
+            .state
+            .borrow_mut()
+            .as_mut()
+            .map(|s| (core::mem::take(&mut s.spawned), core::mem::take(&mut s.io_waiters)));
         STATE.owner.store(0, Ordering::Release);
+        drop(in_use);
+        drop(left);
     }
 }
 
@@ -217,13 +266,22 @@ fn fire_due_timers(now: u64) -> bool {
 /// Outside a `block_on` (the future could otherwise be polled later by another thread's
 /// `block_on`), and on a thread other than the one running `block_on`.
 pub fn spawn(future: impl Future<Output = ()> + 'static) {
-    with_state(|s| {
-        assert!(
-            STATE.owner.load(Ordering::Acquire) != 0,
-            "shared_core::executor::spawn called outside block_on: spawn from a task that block_on runs"
-        );
-        s.spawned.push(Box::pin(future))
-    });
+    let panic = "shared_core::executor::spawn called outside block_on: spawn from a task that block_on runs";
+    state_for(Need::Owner { panic }, |s| s.spawned.push(Box::pin(future)));
+}
+
+/// Why a shared-core future that needs a wake-up panics outside `block_on`.
+macro_rules! polled_outside_block_on {
+    ($what:literal) => {
+        concat!(
+            "shared_core::executor: ",
+            $what,
+            " polled outside block_on: shared-core's futures (sleep, wait_io, and the device I/O built on \
+             them, such as rt-unikraft's block reads) only complete under shared_core::executor::block_on, \
+             never under another executor (tokio, ...), where nothing would ever wake them; run them with \
+             block_on, or use that executor's own timers and I/O"
+        )
+    };
 }
 
 /// Completes at or after the monotonic time `deadline_ns`.
@@ -257,13 +315,14 @@ impl Future for Sleep {
             return Poll::Ready(());
         }
         let deadline = self.deadline_ns;
+        let need = Need::Owner { panic: polled_outside_block_on!("a sleep (executor::sleep_until, sleep_ms, ...)") };
         let key = *self.timer.get_or_insert_with(|| {
-            with_state(|s| {
+            state_for(need, |s| {
                 s.next_timer_id += 1;
                 (deadline, s.next_timer_id)
             })
         });
-        with_state(|s| s.timers.insert(key, cx.waker().clone()));
+        state_for(need, |s| s.timers.insert(key, cx.waker().clone()));
         Poll::Pending
     }
 }
@@ -295,13 +354,16 @@ impl Future for WaitIo {
         if self.generation.is_some_and(|g| current > g) {
             return Poll::Ready(());
         }
+        // Registered first, so a poll outside block_on panics as wait_io's own (a waiter
+        // left when the sleep below is due only wakes its task once more).
+        let need = Need::Owner { panic: polled_outside_block_on!("executor::wait_io (device I/O)") };
+        state_for(need, |s| s.io_waiters.push(cx.waker().clone()));
         if let Some(sleep) = self.sleep.as_mut() {
             if Pin::new(sleep).poll(cx).is_ready() {
                 return Poll::Ready(());
             }
         }
         self.generation = Some(current);
-        with_state(|s| s.io_waiters.push(cx.waker().clone()));
         Poll::Pending
     }
 }
@@ -339,6 +401,24 @@ mod tests {
     use crate::test_platform::{self, WAITS};
     use alloc::rc::Rc;
     use core::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    std::thread_local! {
+        /// Set on a thread whose every entry to the state should linger after taking the
+        /// flag, where the owner check happens: the widest race window there is.
+        static LINGER_IN_ENTER: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Set while a lingering thread is inside that window.
+    static LINGERING: AtomicBool = AtomicBool::new(false);
+
+    /// Called by `enter` between taking the flag and checking the owner.
+    pub(super) fn hook_after_taking_the_flag() {
+        if LINGER_IN_ENTER.with(Cell::get) {
+            LINGERING.store(true, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 
     #[test]
     fn sleeps_wait_in_the_backend_until_the_deadline() {
@@ -489,5 +569,86 @@ mod tests {
         block_on(wait_io(None));
         block_on(wait_io(Some(start + 3_000_000)));
         assert!(services::monotonic_ns() >= start);
+    }
+
+    /// Finding A14: `spawn` used to check the owner before taking the flag, and `block_on`
+    /// claimed without the flag. So a spawn from thread B could pass its check while no
+    /// block_on ran, thread A's block_on could start, and B's (non-Send) future would end
+    /// up polled by A. Here B's spawn lingers right after it takes the flag, and A starts
+    /// a block_on meanwhile: B's spawn must fail, and A must never poll B's future.
+    #[test]
+    fn a_spawn_racing_a_starting_block_on_never_reaches_it() {
+        use std::sync::atomic::AtomicU32;
+        static POLLED: AtomicU32 = AtomicU32::new(0);
+        let _guard = test_platform::lock();
+        LINGERING.store(false, Ordering::SeqCst);
+        let b_done = Arc::new(AtomicBool::new(false));
+        let racer = std::thread::spawn({
+            let b_done = b_done.clone();
+            move || {
+                LINGER_IN_ENTER.with(|l| l.set(true));
+                let spawned = catch_unwind(|| {
+                    spawn(async {
+                        POLLED.fetch_add(1, Ordering::SeqCst);
+                    })
+                });
+                b_done.store(true, Ordering::SeqCst);
+                spawned.is_ok()
+            }
+        });
+        while !LINGERING.load(Ordering::SeqCst) && !b_done.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if LINGERING.load(Ordering::SeqCst) {
+            // B is inside its check: start a block_on that outlives B's spawn.
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                block_on(async {
+                    while !b_done.load(Ordering::SeqCst) {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    yield_now().await;
+                    yield_now().await;
+                })
+            }));
+        }
+        let spawned = racer.join().unwrap();
+        assert!(!spawned, "a spawn from a thread without block_on was accepted");
+        assert_eq!(POLLED.load(Ordering::SeqCst), 0, "block_on polled another thread's future");
+        assert_eq!(block_on(async { 3 }), 3, "the executor is usable afterwards");
+    }
+
+    /// Polls `future` once with a waker that goes nowhere, as another executor would.
+    fn poll_elsewhere<F: Future>(future: F) -> Poll<F::Output> {
+        let mut future = core::pin::pin!(future);
+        future.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    /// Finding A15: a shared-core future under another executor (tokio, say) registered a
+    /// waker nothing would ever wake, and hung. Now it panics and says why.
+    #[test]
+    fn sleeps_and_io_waits_polled_by_another_executor_panic_instead_of_hanging() {
+        let _guard = test_platform::lock();
+        let sleep_msg = panic_on_a_thread(|| {
+            let _ = poll_elsewhere(sleep_ms(10));
+        })
+        .expect("a sleep outside block_on");
+        let wait_msg = panic_on_a_thread(|| {
+            let _ = poll_elsewhere(wait_io(None));
+        })
+        .expect("a wait_io outside block_on");
+        let timed_msg = panic_on_a_thread(|| {
+            let _ = poll_elsewhere(wait_io(Some(services::monotonic_ns() + 1_000_000)));
+        })
+        .expect("a timed wait_io outside block_on");
+        for msg in [&sleep_msg, &wait_msg, &timed_msg] {
+            assert!(msg.contains("outside block_on") && msg.contains("tokio"), "{msg}");
+        }
+        assert!(sleep_msg.contains("a sleep"), "{sleep_msg}");
+        assert!(wait_msg.contains("wait_io") && timed_msg.contains("wait_io"), "{wait_msg} / {timed_msg}");
+        // A sleep already due completes anywhere: it needs no wake-up.
+        assert!(poll_elsewhere(sleep_until(0)).is_ready());
+        // The panics left nothing behind.
+        block_on(sleep_ms(1));
+        assert_eq!(with_state(|s| s.timers.len() + s.io_waiters.len()), 0);
     }
 }

@@ -38,8 +38,19 @@ impl Platform for TestPlatform {
     fn wall_clock_ns() -> u64 {
         1_700_000_000_000_000_000 + Self::monotonic_ns()
     }
+    /// Different bytes on every call (a SplitMix64 stream seeded by a call counter), so
+    /// tests see what random ids and sessions give: distinct values, reproducibly.
     fn fill_random(buf: &mut [u8]) {
-        buf.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        for (k, chunk) in buf.chunks_mut(8).enumerate() {
+            // Call n's k-th word: never another call's (n below 2^32, k below 2^32).
+            let mut z = (call << 32 | k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
     }
     fn console_write(bytes: &[u8]) {
         use std::io::Write;

@@ -5,6 +5,12 @@
 //! other. An end is a plain smoltcp [`phy::Device`] (for a peer interface), or, through
 //! [`WireEnd::into_net_device`], a [`NetDevice`] that goes through the production ring path
 //! ([`RingPhy`](crate::net::RingPhy), the pool) as a backend's device does.
+//!
+//! [`FaultDisk`] is a block device with a volatile write cache that a test stops at any
+//! request, crashes with any subset of the cached writes landed, and tears.
+
+mod fault_disk;
+pub use fault_disk::{CachedWrite, FaultDisk, FaultOp, Stop, Tear};
 
 use alloc::collections::VecDeque;
 use alloc::rc::Rc;

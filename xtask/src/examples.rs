@@ -17,6 +17,7 @@ pub const EXAMPLES: &[(&str, bool)] = &[
     ("tokio-http", true),
     ("kv", true),
     ("tunnel-echo", true),
+    ("block-bench", false),
 ];
 
 /// Examples written against `std::net`: on unix they use the host's sockets (no TAP);

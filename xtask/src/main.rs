@@ -2,13 +2,14 @@
 //!
 //! * `cargo xtask run [--backend unix] [--example hello] [-- boot args]`
 //! * `cargo xtask conformance --backend unix|hosted-musl|unikraft|solo5`
-//! * `cargo xtask bench-unikraft | bench-runtime | bench-net`
+//! * `cargo xtask bench-unikraft | bench-runtime | bench-net | bench-block`
 //! * `kraft-run`, `kraft-gen`, `oci`, `solo5-run`, `fetch`, `doctor`: `cargo unikraft run`, `gen`, `oci`,
 //!   `run --target solo5/...`, `fetch` and `doctor`, with `--example NAME` for this
 //!   repository's examples.
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_block;
 mod bench_plain;
 mod bench_sockets;
 mod conformance;
@@ -95,6 +96,15 @@ enum Cmd {
     /// the http example on shared-core's smoltcp API and tokio-http on unix (wrk: requests/s,
     /// CPU per request), and a TCP bulk echo (needs root and wrk).
     BenchSockets,
+    /// Benchmark of the encrypted block layer: throughput against the plain device in 4 KiB
+    /// requests, sequential and random, printed with the ratios (examples/block-bench).
+    BenchBlock {
+        #[arg(long, value_enum, default_value = "unix")]
+        backend: Backend,
+        /// Random requests per pass.
+        #[arg(long, default_value_t = 512)]
+        requests: u64,
+    },
     /// `cargo unikraft doctor`.
     Doctor,
     /// Run the conformance app on a backend and check its report.
@@ -204,6 +214,7 @@ fn real_main() -> Result<u8> {
         Cmd::BenchRuntime => bench::bench_runtime(),
         Cmd::BenchNet => bench::bench_net(),
         Cmd::BenchSockets => bench_sockets::bench_sockets(),
+        Cmd::BenchBlock { backend, requests } => bench_block::bench_block(backend, requests),
         Cmd::Sources => {
             let found = cargo_unikraft::sources::provisioned()?;
             println!("unikraft={}", found.unikraft.display());

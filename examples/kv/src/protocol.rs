@@ -5,6 +5,7 @@
 //! GET <key>           -> VALUE <value> | NOTFOUND
 //! DEL <key>           -> OK | NOTFOUND
 //! KEYS                -> KEYS <n> <key> <key> ...
+//! GEN                 -> GEN <n>         (the store's generation: see --min-generation)
 //! anything else       -> ERR <why>
 //! ```
 //!
@@ -63,7 +64,8 @@ pub async fn handle<D: BlockDevice>(store: &mut Store<D>, request: &[u8]) -> Str
             }
             reply
         }
+        "GEN" if rest.is_empty() => format!("GEN {}", store.generation()),
         "GET" | "DEL" => format!("ERR a key is 1..={MAX_KEY} bytes without whitespace"),
-        _ => String::from("ERR expected PUT <key> <value>, GET <key>, DEL <key> or KEYS"),
+        _ => String::from("ERR expected PUT <key> <value>, GET <key>, DEL <key>, KEYS or GEN"),
     }
 }

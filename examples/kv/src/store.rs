@@ -10,10 +10,12 @@
 //!
 //! Generation g lives in header g % 2 and area g % 2. A save writes the next generation's
 //! area, flushes, then its header, and flushes again, so a crash at any point leaves the
-//! previous generation whole: loading takes the valid header with the highest generation
-//! (a header torn by the crash fails to authenticate on the encrypted layer, or has no
-//! magic, and is passed over). An area holds `count (u32)` then, per entry, `key length
-//! (u16), key, value length (u16), value`.
+//! previous generation whole: loading takes the header with the highest generation. The
+//! encrypted layer below leaves a sector whose write a crash cut old or new, never
+//! unreadable, so a header that does not read, or reads as something other than a header
+//! or a never-written (all-zero) sector, was changed behind kv's back: loading fails with
+//! that error rather than fall back to an older generation. An area holds `count (u32)`
+//! then, per entry, `key length (u16), key, value length (u16), value`.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -36,6 +38,9 @@ pub enum StoreError {
     Corrupt(&'static str),
     /// The map no longer fits one area.
     Full { need: usize, room: usize },
+    /// The newest saved generation is older than the one the operator says was reached:
+    /// the device was put back to an older copy (or is another store).
+    RolledBack { generation: u64, min: u64 },
 }
 
 impl fmt::Display for StoreError {
@@ -45,6 +50,10 @@ impl fmt::Display for StoreError {
             StoreError::TooSmall(sectors) => write!(f, "{sectors} sectors are too few for the store"),
             StoreError::Corrupt(why) => write!(f, "the saved map is corrupt: {why}"),
             StoreError::Full { need, room } => write!(f, "store full: the map needs {need} B, an area holds {room} B"),
+            StoreError::RolledBack { generation, min } => write!(
+                f,
+                "the store is at generation {generation}, older than --min-generation={min}: the disk was rolled back to an older copy (or is another store)"
+            ),
         }
     }
 }
@@ -76,13 +85,21 @@ impl<D: BlockDevice> Store<D> {
         let mut newest: Option<(u64, usize)> = None;
         let mut sector = vec![0u8; ss];
         for header in 0..2 {
-            // A header that does not read back (torn by a crash) is passed over.
-            if device.read(header, &mut sector).await.is_err() || &sector[..8] != MAGIC {
-                continue;
+            // A read error (an integrity error: tampering) ends the load: passing over the
+            // header would serve an older generation as if it were the newest.
+            device.read(header, &mut sector).await?;
+            if sector.iter().all(|&b| b == 0) {
+                continue; // never written
+            }
+            if &sector[..8] != MAGIC {
+                return Err(StoreError::Corrupt("a header sector holds something else"));
             }
             let generation = u64::from_le_bytes(sector[8..16].try_into().expect("8 bytes"));
             let len = u32::from_le_bytes(sector[16..20].try_into().expect("4 bytes")) as usize;
-            if generation % 2 == header && newest.is_none_or(|(g, _)| generation > g) {
+            if generation % 2 != header {
+                return Err(StoreError::Corrupt("a header's generation is in the other header's place"));
+            }
+            if newest.is_none_or(|(g, _)| generation > g) {
                 newest = Some((generation, len));
             }
         }
@@ -97,6 +114,11 @@ impl<D: BlockDevice> Store<D> {
             store.generation = generation;
         }
         Ok(store)
+    }
+
+    /// The generation of the last save (0: never saved). Each save adds one.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     fn area_start(&self, generation: u64) -> u64 {

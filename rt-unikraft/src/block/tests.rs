@@ -25,6 +25,8 @@ use shared_core::services::{OpenError, Platform};
 
 use super::*;
 
+mod flush;
+
 const MAX_WAITS: u32 = 10_000;
 
 std::thread_local! {
@@ -146,11 +148,18 @@ impl<F: Future> Future for Watchdog<'_, F> {
     }
 }
 
-/// Polls `future` once outside the executor (its wake-ups go nowhere) and drops it.
-fn poll_once_and_drop<F: Future>(future: F) -> bool {
+/// Runs `f` once inside `block_on`, with the executor's context, as a task's poll would
+/// (shared-core's waits panic outside `block_on`).
+fn in_block_on<R>(f: impl FnOnce(&mut Context<'_>) -> R) -> R {
     let _turn = EXECUTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let mut f = Some(f);
+    block_on(core::future::poll_fn(|cx| Poll::Ready((f.take().expect("polled once"))(cx))))
+}
+
+/// Polls `future` once (on the executor, which never polls it again) and drops it.
+fn poll_once_and_drop<F: Future>(future: F) -> bool {
     let mut future = core::pin::pin!(future);
-    future.as_mut().poll(&mut Context::from_waker(core::task::Waker::noop())).is_pending()
+    in_block_on(|cx| future.as_mut().poll(cx).is_pending())
 }
 
 const SECTOR: usize = 512;
@@ -179,6 +188,14 @@ struct Fake {
     busy_next: u32,
     /// Chunks touching this sector fail.
     bad_sector: Option<u64>,
+    /// How often a dropped device paused to wait for its chunks.
+    pauses: u32,
+    /// The pause at which every running chunk completes (`None`: never).
+    complete_at_pause: Option<u32>,
+    /// Chunks still running when the device was given back (`None`: not given back).
+    running_at_close: Option<usize>,
+    /// Flushes are refused with this errno (a device without a write cache: 95).
+    flush_refused: Option<i32>,
 }
 
 impl Fake {
@@ -190,6 +207,10 @@ impl Fake {
             log: Vec::new(),
             busy_next: 0,
             bad_sector: None,
+            pauses: 0,
+            complete_at_pause: None,
+            running_at_close: None,
+            flush_refused: None,
         }))
     }
 
@@ -243,6 +264,9 @@ impl Queue for FakeQueue {
             fake.busy_next -= 1;
             return Submit::Busy;
         }
+        if let (Kind::Flush, Some(errno)) = (kind, fake.flush_refused) {
+            return Submit::Failed(errno);
+        }
         let Some(handle) = fake.slots.iter().position(Option::is_none) else { return Submit::Busy };
         fake.slots[handle] = Some(Req { kind, sector, sectors, buf, done: None });
         fake.log.push(Event::Submitted { handle: handle as i32, kind, sector });
@@ -259,6 +283,19 @@ impl Queue for FakeQueue {
                 status
             }
         }
+    }
+
+    fn pause(&mut self) {
+        let mut fake = self.0.borrow_mut();
+        fake.pauses += 1;
+        if fake.complete_at_pause == Some(fake.pauses) {
+            fake.complete_all();
+        }
+    }
+
+    fn close(&mut self) {
+        let mut fake = self.0.borrow_mut();
+        fake.running_at_close = Some(fake.running());
     }
 }
 
@@ -288,14 +325,12 @@ fn a_retried_read_is_not_resumed_from_the_cancelled_one() {
     let want = fake.borrow().disk[..16 * SECTOR].to_vec();
     let mut first = vec![0u8; 16 * SECTOR];
     let mut read = Box::pin(dev.read(0, &mut first));
-    let waker = core::task::Waker::noop();
-    {
-        let _turn = EXECUTOR.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(read.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    in_block_on(|cx| {
+        assert!(read.as_mut().poll(cx).is_pending());
         fake.borrow_mut().complete_all();
         // Collects 8 sectors into `first` and queues the other 8.
-        assert!(read.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
-    }
+        assert!(read.as_mut().poll(cx).is_pending());
+    });
     drop(read);
     assert!(first[..8 * SECTOR] == want[..8 * SECTOR]);
 
@@ -312,13 +347,11 @@ fn a_retried_write_writes_its_own_bytes() {
     let (mut dev, fake) = device();
     let old = vec![0xaa; 16 * SECTOR];
     let mut write = Box::pin(dev.write(4, &old));
-    let waker = core::task::Waker::noop();
-    {
-        let _turn = EXECUTOR.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(write.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    in_block_on(|cx| {
+        assert!(write.as_mut().poll(cx).is_pending());
         fake.borrow_mut().complete_all();
-        assert!(write.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
-    }
+        assert!(write.as_mut().poll(cx).is_pending());
+    });
     drop(write);
     let submitted_before = fake.borrow().log.len();
 
@@ -377,11 +410,7 @@ fn every_pending_arranges_a_wake_up() {
 fn other_arguments_while_a_request_runs_start_a_new_request() {
     let (mut dev, fake) = device();
     let mut a = vec![0u8; 8 * SECTOR];
-    let waker = core::task::Waker::noop();
-    {
-        let _turn = EXECUTOR.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(dev.poll_read(&mut Context::from_waker(waker), 0, &mut a).is_pending());
-    }
+    in_block_on(|cx| assert!(dev.poll_read(cx, 0, &mut a).is_pending()));
     let mut b = vec![0u8; 8 * SECTOR];
     run(completes_all(&fake), core::future::poll_fn(|cx| dev.poll_read(cx, 8, &mut b))).unwrap();
     assert!(b[..] == fake.borrow().disk[8 * SECTOR..16 * SECTOR], "b does not hold the disk\'s bytes");
@@ -501,4 +530,55 @@ fn random_schedules_agree_with_a_model_disk() {
     };
     run(interrupt, body);
     assert_idle(&dev);
+}
+
+/// Starts a 16-sector read (8 chunks in the device), gives it up, and drops the device.
+fn drop_with_chunks_in_the_device(fake: &Rc<RefCell<Fake>>, mut dev: UkBlock<FakeQueue>) -> Vec<u8> {
+    let mut buf = vec![0u8; 16 * SECTOR];
+    assert!(poll_once_and_drop(dev.read(0, &mut buf)));
+    assert_eq!(fake.borrow().running(), MAX_IN_FLIGHT, "the read's chunks are in the device");
+    drop(dev);
+    buf
+}
+
+/// The device writes a read chunk's data into its bounce buffer whenever it finishes it:
+/// dropping the UkBlock must not free that buffer first (it used to, at once).
+#[test]
+fn dropping_the_device_waits_for_its_chunks_before_freeing_their_buffers() {
+    let (dev, fake) = device();
+    fake.borrow_mut().complete_at_pause = Some(3);
+    drop_with_chunks_in_the_device(&fake, dev);
+    let fake = fake.borrow();
+    assert_eq!(fake.pauses, 3, "the drop waited for the device, and no longer than needed");
+    assert_eq!(fake.running_at_close, Some(0), "the device was given back with every chunk finished");
+}
+
+/// A device that never finishes: the drop gives up after its wait and keeps the buffers,
+/// so the device may still write into them (here it does, after the drop).
+#[test]
+fn a_device_that_never_finishes_keeps_the_buffers_of_its_chunks() {
+    let (mut dev, fake) = device();
+    dev.drop_wait = core::time::Duration::from_millis(20);
+    drop_with_chunks_in_the_device(&fake, dev);
+    assert!(fake.borrow().pauses > 0);
+    assert_eq!(fake.borrow().running_at_close, Some(MAX_IN_FLIGHT), "given back with its chunks abandoned");
+    // The late DMA: sound only because the bounce buffers were kept.
+    fake.borrow_mut().complete_all();
+    assert_eq!(fake.borrow().running(), 0);
+}
+
+/// Finding A15: a read awaited under another executor (tokio, say) registered for the
+/// executor's wake-up that never came, and hung. It panics and says why instead.
+#[test]
+fn a_read_polled_by_another_executor_panics_instead_of_hanging() {
+    let (mut dev, _fake) = device();
+    let _turn = EXECUTOR.lock().unwrap_or_else(|e| e.into_inner());
+    let mut buf = vec![0u8; 4 * SECTOR];
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut read = core::pin::pin!(dev.read(0, &mut buf));
+        let _ = read.as_mut().poll(&mut Context::from_waker(core::task::Waker::noop()));
+    }));
+    let panic = outcome.expect_err("polling a read outside block_on must panic, not register a wake-up for nobody");
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("outside block_on") && msg.contains("tokio"), "{msg}");
 }

@@ -165,7 +165,7 @@ fn run() {
             std::thread::yield_now();
         } else {
             // SAFETY: plain call; blocks this thread only.
-            unsafe { glue::rtuk_wait(wait) };
+            unsafe { glue::rtuk_wait_net(wait) };
         }
     }
 }

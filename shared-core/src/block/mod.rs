@@ -47,8 +47,10 @@ pub enum BlockError {
     ReadOnly,
     /// The device reported an error; the text says what.
     Io(alloc::string::String),
-    /// Sector `lba` failed authentication ([`encrypted`]): its bytes were changed, moved
-    /// or torn by a crash since they were written, or written with another key. The
+    /// Sector `lba` failed authentication ([`encrypted`]): its bytes or its metadata were
+    /// changed, moved or copied from elsewhere behind the layer's back (tampering, or a
+    /// failing medium). Never the result of a crash or a cancelled write (those leave a
+    /// sector old or new), unless the device tore a single sector inside itself. The
     /// read's buffer is zeroed, never filled with unauthenticated bytes.
     Integrity {
         /// The (logical) sector that failed.
@@ -68,7 +70,7 @@ impl core::fmt::Display for BlockError {
             BlockError::ReadOnly => write!(f, "device is read-only"),
             BlockError::Io(why) => write!(f, "I/O error: {why}"),
             BlockError::Integrity { lba } => {
-                write!(f, "sector {lba} failed authentication (tampered with, torn by a crash, or another key)")
+                write!(f, "sector {lba} failed authentication (changed behind the encrypted layer: tampering or a failing disk)")
             }
         }
     }

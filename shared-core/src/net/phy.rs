@@ -30,7 +30,11 @@ impl Default for RingConfig {
     }
 }
 
+/// Fields drop in declaration order: the device first, so a device that stops its
+/// hardware (or keeps the pool's memory, [`PacketPool::keep_memory_for_device`]) does so
+/// while the pool it lent buffers from still exists.
 struct Shared<D: ?Sized> {
+    device: Box<D>,
     pool: PacketPool,
     rx: FrameRing,
     tx: FrameRing,
@@ -38,7 +42,6 @@ struct Shared<D: ?Sized> {
     /// Where a frame goes when no slot is free: smoltcp's token must still be consumed.
     /// Allocated once, so dropping a frame never allocates either.
     scratch: Box<[u8]>,
-    device: Box<D>,
     /// Whether the receive ring was refilled since the last flush. smoltcp's `poll`
     /// keeps taking frames while the device yields them; under a flood that would never
     /// end, so each poll round gets one refill (one batch), like a NAPI budget.

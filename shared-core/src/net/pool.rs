@@ -69,6 +69,9 @@ pub struct PacketPool {
     exhausted: u64,
     /// Stamped on every [`SlotId`] this pool hands out.
     id: PoolId,
+    /// Set by [`keep_memory_for_device`](Self::keep_memory_for_device): the memory is
+    /// never freed, because a device may still write into it.
+    kept_for_device: bool,
 }
 
 impl PacketPool {
@@ -97,6 +100,7 @@ impl PacketPool {
             in_use: vec![false; slots].into_boxed_slice(),
             exhausted: 0,
             id: PoolId::next(),
+            kept_for_device: false,
         }
     }
 
@@ -169,6 +173,24 @@ impl PacketPool {
         (self.memory.as_ptr(), self.stride, self.headroom)
     }
 
+    /// Keeps the slots' memory allocated for as long as the program runs, also after the
+    /// pool is dropped (a deliberate leak of [`raw_layout`](Self::raw_layout)'s bytes).
+    ///
+    /// For a device that lends slots to hardware it cannot stop: Unikraft 0.16.3 has no
+    /// way to stop a network device, so its receive descriptors keep pointing into the
+    /// slots lent to it, and the device writes there by DMA whenever a frame arrives,
+    /// after the stack that owned the pool is gone too. Freed, that memory would be handed
+    /// to the next allocation and overwritten under it. The device calls this before it
+    /// lends the first slot; the bookkeeping (free list, flags) is still freed.
+    pub fn keep_memory_for_device(&mut self) {
+        self.kept_for_device = true;
+    }
+
+    /// Whether [`keep_memory_for_device`](Self::keep_memory_for_device) was called.
+    pub fn memory_kept_for_device(&self) -> bool {
+        self.kept_for_device
+    }
+
     /// Device-only bytes before each buffer.
     pub fn headroom(&self) -> usize {
         self.headroom
@@ -204,6 +226,10 @@ impl PacketPool {
 
 impl Drop for PacketPool {
     fn drop(&mut self) {
+        if self.kept_for_device {
+            // A device may still write here (see `keep_memory_for_device`): leaked.
+            return;
+        }
         // SAFETY: `memory` was allocated in `with_headroom` with exactly this layout.
         unsafe { alloc::alloc::dealloc(self.memory.as_ptr(), self.layout) };
     }

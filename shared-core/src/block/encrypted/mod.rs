@@ -1,4 +1,6 @@
-//! An authenticated encryption layer over any block device: AES-256-GCM per sector.
+//! An authenticated encryption layer over any block device: AES-256-GCM per sector, with
+//! per-disk keys, an authenticated header, and writes that a crash or a dropped future
+//! leaves old or new.
 //!
 //! [`Encrypted<D>`] is a [`BlockDevice`] over a `D: BlockDevice`, so it stacks with the
 //! other layers in both orders (an encrypted [`Partition`](super::mbr::Partition), or a
@@ -6,111 +8,115 @@
 //! bytes, so an MBR or a file system fits above); the nonces and tags live in metadata
 //! sectors next to the data ([`layout`] has the picture):
 //!
-//! * one header sector, then groups of one metadata sector + K data sectors, K = sector
-//!   size / 32 (16 for 512-byte sectors: the layer offers 16/17 of the device, 94 %; 128
-//!   for 4 KiB sectors: 99.2 %);
-//! * a write of n sectors inside one group costs n data writes plus one metadata write
-//!   (and one metadata read when that metadata sector is not the one cached);
+//! * one header sector, then groups of two metadata sectors (two copies) + K data
+//!   sectors, K = (sector size − 40) / 65: 7 for 512-byte sectors (the layer offers 7/9
+//!   of the device, 78 %), 62 for 4 KiB sectors (62/64, 97 %);
+//! * a write of n sectors inside one group costs one metadata write, two flushes (one
+//!   only when data was written since the last) and one data write, plus a metadata read
+//!   (both copies in one request) when that group is not the one cached, plus a read of
+//!   the n old sectors when the metadata does not say which slot matches them (the last
+//!   sectors written in a group before the layer moved to another group or was reopened);
 //! * a read costs the data read (plus the metadata read when not cached);
-//! * memory: one metadata sector and one group of ciphertext, allocated at open (8.5 KiB
-//!   at 512-byte sectors, 516 KiB at 4 KiB), plus the AES key schedule.
+//! * memory: two metadata sectors, one group of ciphertext and one sector, allocated at
+//!   open (5 KiB at 512-byte sectors, 260 KiB at 4 KiB; one more sector while pending
+//!   sectors are probed), plus up to five AES key schedules.
 //!
-//! **Nonces never repeat under one key.** A nonce is `epoch | salt | counter`. The epoch
-//! counts write sessions and is stored in the header: before the first write after
-//! [`open`](Encrypted::open), the layer writes the header with epoch + 1 and flushes it,
-//! so an epoch is durable before any nonce with it reaches the disk, and a reboot (or a
-//! crash at any point) starts above every epoch ever used. Within an epoch the counter
-//! is in memory and only goes up, one per sector written; it is never read back from the
-//! disk, so a torn write (data without its metadata, or the reverse) cannot make it
-//! repeat. After 2³² writes in one epoch the next write starts a new epoch. The salt
-//! (4 random bytes drawn at each epoch) only matters if the disk is rolled back to an
-//! older image, which would let an epoch be used twice: two uses then also need the same
-//! salt (probability 2⁻³²). Epoch 0 is never used for data: its nonce 0 is the key check.
-//! One writer at a time: two layers open on the same device at once would start from the
-//! same header epoch, and only their salts would keep their nonces apart.
+//! **Keys** ([`keys`]). The user's 256-bit [`Key`] never encrypts anything itself.
+//! HKDF-SHA256 (RFC 5869) derives, with the disk's random 32-byte id (drawn at format,
+//! stored in the header) as salt, one key per purpose: the key check, the header's
+//! HMAC-SHA256 key, the metadata's HMAC-SHA256 key, and per write session an AES-256-GCM
+//! key (`info` = a label ‖ the session's id). So one key on several disks gives unrelated
+//! keys (the key checks differ: disks are not linkable by them). `Key` and the derived
+//! keys are wiped when dropped; `Key` is not `Clone`.
 //!
-//! **Integrity.** Each sector's tag covers its ciphertext, the disk id (random at
-//! format) and its logical sector number, so a flipped bit, a sector moved to another
-//! place or copied from another disk fails authentication, and the read returns
-//! [`BlockError::Integrity`] with its buffer zeroed, never the bytes. A sector torn by a
-//! crash fails the same way. Not covered: replaying an older version of the same sector
-//! together with its metadata entry (freshness would need a hash tree over the disk).
+//! **Nonces never repeat under one key, whatever the disk says.** A write session is the
+//! time from the first write after [`open`](Encrypted::open) (or [`format`](Encrypted::format))
+//! to the layer's drop; it draws a random 96-bit id from
+//! [`services::fill_random`](crate::services::fill_random), its key is derived from it,
+//! and its sector writes use the nonces `0⁶⁴ ‖ counter` with an in-memory counter that
+//! only goes up (after 2³² − 1 sectors a new session starts). Nothing about nonces is
+//! read from the disk, so neither a rolled-back header nor a rolled-back disk can make
+//! one repeat. A (key, nonce) pair repeats only if two sessions of one disk draw the
+//! same 96-bit id: with s sessions in the disk's life the probability is at most
+//! s² / 2⁹⁷ (10⁶ sessions: below 2⁻⁵⁷; 2³² sessions: 2⁻³³). Different disks have
+//! different keys (their 256-bit ids collide with probability s_disks² / 2²⁵⁷). Each
+//! session key encrypts at most 2³² sectors, inside AES-GCM's limits. This rests on
+//! `fill_random` being unpredictable: rt-unix and rt-unikraft call `getrandom` (the
+//! host kernel's; Unikraft's random library), rt-solo5 reads RDRAND.
 //!
-//! **Format and open.** [`format`](Encrypted::format) writes a header and encrypted zeros
-//! over the whole device, so every sector always holds an authenticated ciphertext and a
-//! fresh device reads as zeros; an all-zero metadata entry is tampering, not "unwritten".
-//! [`open`](Encrypted::open) checks the header and the key (a wrong key is
-//! [`EncryptedError::WrongKey`], not a stream of integrity errors).
+//! **Integrity.** Each sector's tag covers its ciphertext and its logical sector number
+//! under its session key (which belongs to this disk), so a flipped bit, a sector moved
+//! to another place or copied from another disk fails authentication, and the read
+//! returns [`BlockError::Integrity`] with its buffer zeroed, never the bytes. Each
+//! metadata sector carries an HMAC over its group number, its slots, its states and its
+//! generation; the header an HMAC over its fields (a changed header is
+//! [`EncryptedError::HeaderTampered`] at open). Not covered: putting back an older
+//! version of a whole group (its data and both metadata copies) or of the whole disk:
+//! freshness needs something the disk cannot rewrite (a hash tree rooted outside it, or
+//! an application generation kept elsewhere: kv's `--min-generation`).
+//!
+//! **Cancellation and crashes.** Each sector has two slots; a write seals the new
+//! ciphertext into the slot that does not match the data on the disk and marks the
+//! sector *pending*, writes that metadata (to the older copy, with generation + 1),
+//! flushes, then writes the data. Before a metadata write, data written since the last
+//! flush is flushed, so metadata never claims a slot whose data might not be durable.
+//! So at every step, on the disk, each sector's data matches its current slot, or it is
+//! pending and matches one of its two slots: a write dropped at any await point (the
+//! caller's timeout, `select!`) or cut by a crash leaves each sector with its old or its
+//! new contents, and the next write of a pending sector first reads it to learn which.
+//! A metadata write torn by a crash fails its HMAC and the other copy (one write older,
+//! which does not know the write being made, whose data was not written yet) is used:
+//! no sector is lost, including sectors that were not being written.
+//! [`metadata_fallbacks`](Encrypted::metadata_fallbacks) counts those. So
+//! `BlockError::Integrity` never comes from a crash or a cancellation: it means the disk
+//! was changed behind the layer's back (or the medium decayed). Assumed: a device writes
+//! one sector atomically (what virtio-blk and NVMe devices promise at their logical
+//! block size); a data sector torn inside itself reads as `Integrity`, not old or new.
+//! Data a write left unflushed may be lost by a crash, as on any disk (call `flush`).
+//!
+//! **Format and open.** [`format`](Encrypted::format) clears the old header, writes
+//! encrypted zeros over the whole device (so every sector always holds an authenticated
+//! ciphertext and a fresh device reads as zeros), then the header: a format cut short
+//! is [`EncryptedError::NotFormatted`]. [`open`](Encrypted::open) checks the version (the
+//! earlier version 1 is refused by name), the key (a wrong key is
+//! [`EncryptedError::WrongKey`], not a stream of integrity errors), the header's MAC and
+//! the geometry. One writer at a time: two layers open on one device would each keep
+//! their own idea of the metadata.
 //!
 //! **The key** is 32 bytes ([`Key`]): from a boot argument (`Key` is a
 //! [`FromArg`](crate::bootargs::FromArg), 64 hex digits: `--block-key=00ff...`) or, for a
 //! build-time secret, `Key::from_hex(env!("APP_BLOCK_KEY"))` in the app. A boot argument
 //! is visible to whoever starts the VM; a build-time key to whoever has the image.
 
+mod ciphers;
+mod keys;
 mod layout;
 mod request;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 use core::task::{Context, Poll};
 
 use super::{check_request, BlockDevice, BlockError, BlockExt, BlockInfo};
+use ciphers::Ciphers;
+use keys::DiskKeys;
+pub use keys::Key;
 pub use layout::Geometry;
-use layout::{Header, HeaderError, NonceParts, DISK_ID, TAG};
+use layout::{Header, HeaderError, DISK_ID, HEADER_SIGNED, MAC};
 use request::Step;
-
-/// A 256-bit AES key. `Debug` does not show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key([u8; 32]);
-
-impl Key {
-    /// The key of these bytes.
-    pub const fn new(bytes: [u8; 32]) -> Key {
-        Key(bytes)
-    }
-
-    /// Parses 64 hex digits (either case).
-    pub fn from_hex(hex: &str) -> Option<Key> {
-        let hex = hex.as_bytes();
-        if hex.len() != 64 {
-            return None;
-        }
-        let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-        let mut key = [0u8; 32];
-        for (i, byte) in key.iter_mut().enumerate() {
-            *byte = digit(hex[2 * i])? << 4 | digit(hex[2 * i + 1])?;
-        }
-        Some(Key(key))
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Key(..)")
-    }
-}
-
-impl crate::bootargs::FromArg for Key {
-    fn expected() -> alloc::string::String {
-        "64 hex digits (a 256-bit AES key)".into()
-    }
-    fn from_arg(value: &str) -> Option<Self> {
-        Key::from_hex(value)
-    }
-}
 
 /// Why an encrypted device could not be formatted or opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncryptedError {
     /// The device below failed.
     Block(BlockError),
-    /// Its sectors are too small (under 512 bytes or not a multiple of 32) or too few (a
-    /// header and one group: 18 sectors of 512 bytes).
+    /// Its sectors are too small (under 512 bytes) or too few (a header and one group:
+    /// 10 sectors of 512 bytes).
     TooSmall(BlockInfo),
     /// No header: the device was never formatted (see [`Encrypted::format`]).
     NotFormatted,
@@ -120,6 +126,8 @@ pub enum EncryptedError {
     GeometryChanged,
     /// The key is not the one the device was formatted with.
     WrongKey,
+    /// The header's MAC does not match: it was changed since it was written.
+    HeaderTampered,
 }
 
 impl fmt::Display for EncryptedError {
@@ -128,13 +136,20 @@ impl fmt::Display for EncryptedError {
             EncryptedError::Block(e) => write!(f, "{e}"),
             EncryptedError::TooSmall(i) => write!(
                 f,
-                "{} sectors of {} B cannot hold an encrypted device (at least 18 sectors of 512 B or more, a multiple of 32 B)",
+                "{} sectors of {} B cannot hold an encrypted device (at least 10 sectors of 512 B or more)",
                 i.sectors, i.sector_size
             ),
             EncryptedError::NotFormatted => f.write_str("no encrypted-device header: format the device first"),
-            EncryptedError::Version(v) => write!(f, "encrypted-device header version {v} is not supported"),
+            EncryptedError::Version(v) => write!(
+                f,
+                "encrypted-device header version {v} is not supported (this code reads version {}; version 1 predates per-disk keys: copy the data off with the code that wrote it and format again)",
+                layout::VERSION
+            ),
             EncryptedError::GeometryChanged => f.write_str("the device's size differs from the one it was formatted with"),
             EncryptedError::WrongKey => f.write_str("wrong key for this encrypted device"),
+            EncryptedError::HeaderTampered => {
+                f.write_str("the encrypted device's header was changed since it was written (tampering)")
+            }
         }
     }
 }
@@ -147,65 +162,68 @@ impl From<BlockError> for EncryptedError {
     }
 }
 
-/// The authenticated data of the key check (with the all-zero nonce, never used for data).
-const KEY_CHECK_AAD: &[u8] = b"shared-core encrypted block device: key check";
-
-fn key_check(cipher: &Aes256Gcm) -> [u8; TAG] {
-    let nonce = aes_gcm::Nonce::default();
-    let tag =
-        cipher.encrypt_in_place_detached(&nonce, KEY_CHECK_AAD, &mut []).expect("an empty message always encrypts");
-    tag.into()
-}
-
-/// An encrypted view of `D` (see the module docs for the layout and the nonce scheme).
+/// An encrypted view of `D` (see the module docs for the layout, the nonce scheme and what
+/// a crash or a cancelled write leaves).
 pub struct Encrypted<D> {
     disk: D,
-    cipher: Aes256Gcm,
+    ciphers: Ciphers,
     geometry: Geometry,
-    header: Header,
-    /// Nonce parts of the next sector write (valid once `epoch_durable`).
-    next: NonceParts,
-    /// Whether `next.epoch` is in the header on the disk.
-    epoch_durable: bool,
     /// The request in progress, if a poll returned `Pending` (see `request.rs`).
     step: Step,
-    /// One metadata sector and which group it is, when it matches the disk.
+    /// Both metadata copies of a group as read; the first half is then the one adopted
+    /// (the newest valid), with what this session learnt since.
     meta: Vec<u8>,
+    /// The group `meta` describes, when it matches the disk.
     meta_group: Option<u64>,
-    /// Ciphertext of a chunk being written; header bytes while an epoch is written.
+    /// The copy (0 or 1) of `meta_group` the next metadata write goes to: the older one.
+    meta_next_copy: u64,
+    /// Whether data was written since the device below last flushed: the next metadata
+    /// write must wait for a flush (see "Cancellation and crashes" in the module docs).
+    data_unflushed: bool,
+    /// Metadata copies that failed their MAC while the other copy was good (a torn
+    /// metadata write, or tampering with one copy).
+    metadata_fallbacks: u64,
+    /// Ciphertext of a chunk being written, or being probed.
     scratch: Vec<u8>,
+    /// One sector's ciphertext, kept while a first slot is tried.
+    probe: Vec<u8>,
 }
 
 impl<D: BlockDevice> Encrypted<D> {
-    /// Formats `disk` with `key`: a new header, a new disk id, and every sector written
-    /// with encrypted zeros (so this writes the whole device once).
+    /// Formats `disk` with `key`: a new disk id (so new keys), every sector written with
+    /// encrypted zeros (so this writes the whole device once), then the header.
     pub async fn format(mut disk: D, key: &Key) -> Result<Self, EncryptedError> {
         let info = disk.info();
         let geometry = Geometry::new(info.sector_size as usize, info.sectors).ok_or(EncryptedError::TooSmall(info))?;
-        let cipher = Aes256Gcm::new(&key.0.into());
+        let ss = geometry.sector_size;
+        // An old header goes first: a format cut short must not look formatted.
+        let mut sector = vec![0u8; ss];
+        disk.write(0, &sector).await?;
+        disk.flush().await?;
         let mut disk_id = [0u8; DISK_ID];
         crate::services::fill_random(&mut disk_id);
+        let keys = DiskKeys::derive(key, &disk_id);
         let header = Header {
             sector_size: info.sector_size,
             logical_sectors: geometry.logical_sectors(),
-            epoch: 0,
             disk_id,
-            key_check: key_check(&cipher),
+            key_check: keys.key_check,
         };
-        let mut sector = vec![0u8; geometry.sector_size];
-        header.write(&mut sector);
-        disk.write(0, &sector).await?;
-        let mut device = Encrypted::new(disk, cipher, geometry, header);
-        let zeros = vec![0u8; geometry.sector_size * geometry.per_group as usize];
+        let mut device = Encrypted::new(disk, keys, geometry);
         for group in 0..geometry.groups {
-            device.write(group * geometry.per_group, &zeros).await?;
+            device.format_group(group).await?;
         }
-        device.flush().await?;
+        device.disk.flush().await?;
+        header.write(&mut sector);
+        let mac = device.ciphers.keys.header_mac(&sector[..HEADER_SIGNED]);
+        sector[HEADER_SIGNED..HEADER_SIGNED + MAC].copy_from_slice(&mac);
+        device.disk.write(0, &sector).await?;
+        device.disk.flush().await?;
         Ok(device)
     }
 
-    /// Opens a device formatted with [`format`](Self::format), checking the header and
-    /// the key. Nothing is written until the first write.
+    /// Opens a device formatted with [`format`](Self::format), checking the key and the
+    /// header's MAC. Nothing is written until the first write.
     pub async fn open(mut disk: D, key: &Key) -> Result<Self, EncryptedError> {
         let info = disk.info();
         let geometry = Geometry::new(info.sector_size as usize, info.sectors).ok_or(EncryptedError::TooSmall(info))?;
@@ -215,29 +233,33 @@ impl<D: BlockDevice> Encrypted<D> {
             HeaderError::NoMagic => EncryptedError::NotFormatted,
             HeaderError::Version(v) => EncryptedError::Version(v),
         })?;
+        let keys = DiskKeys::derive(key, &header.disk_id);
+        if !keys.key_check_matches(&header.key_check) {
+            return Err(EncryptedError::WrongKey);
+        }
+        if !keys.header_verifies(&sector[..HEADER_SIGNED], &sector[HEADER_SIGNED..HEADER_SIGNED + MAC]) {
+            return Err(EncryptedError::HeaderTampered);
+        }
         if header.sector_size != info.sector_size || header.logical_sectors != geometry.logical_sectors() {
             return Err(EncryptedError::GeometryChanged);
         }
-        let cipher = Aes256Gcm::new(&key.0.into());
-        if key_check(&cipher) != header.key_check {
-            return Err(EncryptedError::WrongKey);
-        }
-        Ok(Encrypted::new(disk, cipher, geometry, header))
+        Ok(Encrypted::new(disk, keys, geometry))
     }
 
-    fn new(disk: D, cipher: Aes256Gcm, geometry: Geometry, header: Header) -> Self {
+    fn new(disk: D, keys: DiskKeys, geometry: Geometry) -> Self {
         let ss = geometry.sector_size;
         Encrypted {
             disk,
-            cipher,
+            ciphers: Ciphers::new(keys),
             geometry,
-            next: NonceParts { epoch: header.epoch, salt: [0; 4], counter: 0 },
-            header,
-            epoch_durable: false,
             step: Step::Idle,
-            meta: vec![0; ss],
+            meta: vec![0; 2 * ss],
             meta_group: None,
+            meta_next_copy: 0,
+            data_unflushed: false,
+            metadata_fallbacks: 0,
             scratch: vec![0; ss * geometry.per_group as usize],
+            probe: vec![0; ss],
         }
     }
 
@@ -251,10 +273,17 @@ impl<D: BlockDevice> Encrypted<D> {
         self.geometry.data_sector(lba)
     }
 
+    /// How often a group's newest metadata copy failed its MAC and the other copy was
+    /// used: what a torn metadata write looks like (or tampering with one copy).
+    pub fn metadata_fallbacks(&self) -> u64 {
+        self.metadata_fallbacks
+    }
+
     /// The device below, e.g. to look at the ciphertext. Forgets the cached metadata, so
     /// what is changed through it is seen by the next request.
     pub fn inner_mut(&mut self) -> &mut D {
         self.meta_group = None;
+        self.data_unflushed = true;
         &mut self.disk
     }
 
@@ -289,14 +318,18 @@ impl<D: BlockDevice> BlockDevice for Encrypted<D> {
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
-        self.disk.poll_flush(cx)
+        core::task::ready!(self.disk.poll_flush(cx))?;
+        self.data_unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     fn cancel(&mut self) {
-        // The metadata cached may hold entries of a chunk that never reached the disk;
-        // the counters they used are skipped, never reused.
+        // The metadata cached may hold slots of a chunk that never reached the disk (their
+        // counters are skipped, never reused), and a write below may still land: read the
+        // metadata again, and flush before the next metadata write.
         self.step = Step::Idle;
         self.meta_group = None;
+        self.data_unflushed = true;
         self.disk.cancel();
     }
 }
