@@ -5,7 +5,7 @@
 //! lock: poll the stack (receive, run TCP, transmit), look at what changed (a handshake
 //! done or refused, a reset, a listener's connection, timeouts, connections finishing
 //! their close), recompute every socket's events; then, without the lock, sleep in
-//! `rtuk_wait` until the device interrupts, an app thread kicks (it queued something to
+//! `rtuk_wait_net` until the device interrupts, an app thread kicks (it queued something to
 //! send), or the stack's next timer. Unikraft's scheduler is cooperative: the thread
 //! blocks there, or yields when it has work left, so app threads always get to run.
 
