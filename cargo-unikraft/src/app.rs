@@ -9,13 +9,30 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use kraftfile_gen::{AppSpec, RustBuild};
 
+use crate::target::Platform;
+
 /// Everything known about the app after `cargo metadata`.
 #[derive(Debug, Clone)]
 pub struct App {
     pub spec: AppSpec,
     pub build: RustBuild,
-    /// `target/unikraft/<name>` of the app's workspace.
-    pub unikraft_dir: PathBuf,
+    /// The cargo target directory of the app's workspace; every build directory is under it.
+    pub target_dir: PathBuf,
+}
+
+impl App {
+    /// `<target dir>/<platform>/<name>/`: the directory of this platform's build of the app,
+    /// which [`crate::appdir::BuildLock`] locks while a build uses it. Each platform has its
+    /// own, so builds for different platforms never wait for each other.
+    pub fn build_dir(&self, platform: Platform) -> PathBuf {
+        self.target_dir.join(platform.dir_name()).join(&self.spec.name)
+    }
+
+    /// `target/unikraft/<name>/`: the generated app directory, the image build
+    /// directories, and the glue of a plain binary ([`App::build_dir`] for Unikraft).
+    pub fn unikraft_dir(&self) -> PathBuf {
+        self.build_dir(Platform::Unikraft)
+    }
 }
 
 /// Reads the app from cargo: an app on rt-unikraft (it has a `unikraft` feature) is
@@ -89,7 +106,6 @@ pub fn resolve_app(manifest: &Path) -> Result<App> {
     let spec = AppSpec::from_cargo_metadata(name, &package["metadata"])
         .with_context(|| format!("in {}", manifest.display()))?;
     let target_dir = PathBuf::from(meta["target_directory"].as_str().context("no target directory")?);
-    let unikraft_dir = target_dir.join("unikraft").join(&spec.name);
     let build = RustBuild {
         manifest_path: path_str(&manifest)?,
         lib_name: lib_name.to_string(),
@@ -97,7 +113,7 @@ pub fn resolve_app(manifest: &Path) -> Result<App> {
         glue_sources,
         linked_bin: None,
     };
-    Ok(App { spec, build, unikraft_dir })
+    Ok(App { spec, build, target_dir })
 }
 
 /// `cargo metadata` for the manifest, with these extra arguments.

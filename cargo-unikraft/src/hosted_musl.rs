@@ -23,9 +23,18 @@ use anyhow::{bail, Context, Result};
 use object::{Object, ObjectSection, ObjectSymbol};
 
 use crate::app::App;
+use crate::appdir::BuildLock;
 use crate::staticlib::build_staticlib;
+use crate::target::Platform;
 
-/// Builds `app` for hosted musl and returns the executable.
+/// The executable [`build`] writes: `target/hosted-musl/<name>/<name>`.
+pub fn executable_path(app: &App) -> PathBuf {
+    app.build_dir(Platform::HostedMusl).join(&app.spec.name)
+}
+
+/// Builds `app` for hosted musl and returns the executable, holding the app's hosted-musl
+/// build-directory lock (`target/hosted-musl/<name>/`) while it builds. The archive is the
+/// Unikraft build's (cargo's `target/unikraft/cargo`, whose own lock cargo takes).
 pub fn build(app: &App) -> Result<PathBuf> {
     let musl_gcc = which::which("musl-gcc")
         .context("musl-gcc is not installed; the hosted-musl harness needs it (Debian: apt-get install musl-tools)")?;
@@ -36,11 +45,10 @@ pub fn build(app: &App) -> Result<PathBuf> {
             app.build.manifest_path
         );
     }
+    let _lock = BuildLock::acquire(&app.build_dir(Platform::HostedMusl))?;
     let archive = build_staticlib(&app.spec, &app.build)?;
     let glue = hosted_glue(app)?;
-    let out_dir = app.unikraft_dir.join("hosted-musl");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
-    let exe = out_dir.join(&app.spec.name);
+    let exe = executable_path(app);
     eprintln!("cargo-unikraft: linking {} against the host's musl", exe.display());
     let out = Command::new(&musl_gcc)
         // --eh-frame-hdr: the unwinder of a panic = "unwind" binary finds its tables through

@@ -8,11 +8,14 @@
 //!
 //! - **SIGINT, SIGTERM, SIGHUP** (Ctrl-C, `kill`, a closed terminal): the first namespace
 //!   created installs handlers that only write the signal's number to a pipe (all a
-//!   handler may safely do). A cleanup thread reads it, stops every process still inside
-//!   this process's namespaces (SIGTERM, then SIGKILL after [`GRACE`]), deletes the
-//!   namespaces, and re-raises the signal with its previous disposition, so the run still
-//!   ends as the signal says. A signal that was ignored when the first namespace was made
-//!   stays ignored.
+//!   handler may safely do). A cleanup thread reads it, deletes this process's namespaces,
+//!   stops every process still inside them (SIGTERM, then SIGKILL after [`GRACE`]; found by
+//!   the namespace's identity, so also a guest that entered while the cleanup ran), and
+//!   re-raises the signal with its previous disposition, so the run still ends as the
+//!   signal says. A signal that was ignored when the first namespace was made stays
+//!   ignored, as for any program: a shell starts its background jobs (`cmd &` in a script)
+//!   with SIGINT ignored, so SIGINT does not end a run started that way (SIGTERM does);
+//!   a terminal's Ctrl-C goes to its foreground job, whose SIGINT is not ignored.
 //! - **SIGKILL** (nothing runs): a namespace is named `<prefix>-<pid>-<n>` after its
 //!   creator, and each [`NetNs::create`] first removes namespaces of that form whose
 //!   creator is gone: no process with that pid, or one started after the namespace was
@@ -136,7 +139,9 @@ impl Drop for NetNs {
     }
 }
 
-/// The pids of the processes inside namespace `name`.
+/// The pids of the processes inside namespace `name` (tests; [`remove`] finds them by the
+/// namespace's identity instead).
+#[cfg(test)]
 fn pids_in(name: &str) -> Vec<i32> {
     let Ok(out) = Command::new("ip").args(["netns", "pids", name]).output() else { return Vec::new() };
     let me = std::process::id() as i32;
@@ -152,23 +157,59 @@ fn kill(pid: i32, signal: libc::c_int) {
     unsafe { libc::kill(pid, signal) };
 }
 
-/// Stops every process inside `name` (SIGTERM, then SIGKILL after `grace`) and deletes it.
+/// The identity (device, inode) of namespace `name`, which `/proc/<pid>/ns/net` of every
+/// process inside shares; `None` when there is no such namespace.
+fn namespace_id(name: &str) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(Path::new(NETNS_DIR).join(name)).ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// The pids (other than ours) of the processes in the namespace with identity `id`, found
+/// by that identity, so also after the namespace's name is gone.
+fn pids_with(id: (u64, u64)) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::process::id() as i32;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| (m.dev(), m.ino()) == id))
+        .collect()
+}
+
+/// Deletes namespace `name` and stops every process inside (SIGTERM, then SIGKILL after
+/// `grace`). The name goes first, so nothing can enter it any more (`ip netns exec` opens
+/// it by name); the processes inside are then found by the namespace's identity, so one
+/// that entered while this ran (a guest the run was just starting) is stopped too instead
+/// of outliving the run.
 fn remove(name: &str, grace: Duration) {
-    let pids = pids_in(name);
-    if !pids.is_empty() {
-        for &pid in &pids {
-            kill(pid, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + grace;
-        while !pids_in(name).is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for pid in pids_in(name) {
-            kill(pid, libc::SIGKILL);
-        }
-    }
-    let _ = Command::new("ip").args(["netns", "del", name]).status();
+    let id = namespace_id(name);
+    let _ = Command::new("ip").args(["netns", "del", name]).stderr(std::process::Stdio::null()).status();
     let _ = std::fs::remove_dir_all(etc_dir(name));
+    let Some(id) = id else { return };
+    let deadline = Instant::now() + grace;
+    let mut asked = Vec::new();
+    loop {
+        let pids = pids_with(id);
+        if pids.is_empty() {
+            return;
+        }
+        let late = Instant::now() >= deadline;
+        for pid in pids {
+            if late {
+                kill(pid, libc::SIGKILL);
+            } else if !asked.contains(&pid) {
+                kill(pid, libc::SIGTERM);
+                asked.push(pid);
+            }
+        }
+        if late {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// `(prefix, pid)` of a name this module makes (`uk<letters>-<pid>-<n>`).

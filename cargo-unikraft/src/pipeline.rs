@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 
 use crate::app::App;
-use crate::appdir::BuildLock;
 use crate::runner::firecracker::Firecracker;
 use crate::runner::guest_env::{self, EnvVar};
 use crate::runner::qemu::{Qemu, QemuDevices};
@@ -92,6 +91,8 @@ fn check_unikraft_image(app: &App, image: &Path, devices: &Devices) -> Result<()
 }
 
 /// Builds `app` for `target`; returns the image (or, for hosted-musl, the executable).
+/// Each platform's build locks the app's build directory of that platform only
+/// ([`App::build_dir`]), so builds of one app for different platforms run side by side.
 pub fn build(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
     match target {
         Target::UnikraftQemu | Target::UnikraftFirecracker => {
@@ -100,17 +101,34 @@ pub fn build(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
             let sources = sources::provisioned()?;
             unikraft::build_image(app, target.unikraft_target().expect("a Unikraft target"), &sources)
         }
-        // Unikraft builds lock the app's build directory themselves (build_image).
         Target::Solo5(tender) => {
             let tree = solo5::solo5_tree()?;
-            let _lock = BuildLock::acquire(&app.unikraft_dir)?;
             solo5::build(app, tender.name(), &tree, devices.cover(app))
         }
-        Target::HostedMusl => {
-            let _lock = BuildLock::acquire(&app.unikraft_dir)?;
-            hosted_musl::build(app)
-        }
+        Target::HostedMusl => hosted_musl::build(app),
     }
+}
+
+/// The image an earlier [`build`] for `target` and `devices` wrote, without building
+/// (`run --no-build`): nothing is locked, compiled or waited for, so a boot right after a
+/// build starts at once. An error says so when there is no such image yet.
+pub fn built_image(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
+    let image = match target {
+        Target::UnikraftQemu | Target::UnikraftFirecracker => {
+            unikraft::image_path(app, target.unikraft_target().expect("a Unikraft target"))
+        }
+        Target::Solo5(tender) => solo5::image_path(app, tender.name(), devices.cover(app)),
+        Target::HostedMusl => hosted_musl::executable_path(app),
+    };
+    if !image.is_file() {
+        bail!(
+            "--no-build: {} has not been built for {target} (no {}); build it first (the same command \
+             with --no-boot instead of --no-build)",
+            app.spec.name,
+            image.display()
+        );
+    }
+    Ok(image)
 }
 
 /// The runner for an image `build` made.

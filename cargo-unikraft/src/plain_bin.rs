@@ -13,6 +13,7 @@ use kraftfile_gen::{AppSpec, LinkedBin, RustBuild};
 
 use crate::app::{path_str, App};
 use crate::linker::LINKER_ENV;
+use crate::target::Platform;
 
 /// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft.
 /// `main.c` includes the first two `.inc` files; `hosted.c` (the hosted-musl harness's
@@ -76,7 +77,9 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
         );
     }
     let target_dir = PathBuf::from(meta["target_directory"].as_str().context("no target directory")?);
-    let unikraft_dir = target_dir.join("unikraft").join(&spec.name);
+    // The glue is an input of the Unikraft and hosted-musl builds alike; it stays in the
+    // Unikraft directory (`target/unikraft/<name>/glue`), the one the generated Makefile.uk names.
+    let unikraft_dir = target_dir.join(Platform::Unikraft.dir_name()).join(&spec.name);
     let mut glue_sources = write_glue(&unikraft_dir.join("glue"))?;
     let mut extra_archives = Vec::new();
     if spec.sockets {
@@ -108,7 +111,7 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
         glue_sources,
         linked_bin: Some(linked_bin),
     };
-    Ok(App { spec, build, unikraft_dir })
+    Ok(App { spec, build, target_dir })
 }
 
 /// rustix (under async-io, polling, tempfile, ...) makes Linux system calls with the

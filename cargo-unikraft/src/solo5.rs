@@ -12,6 +12,9 @@
 //!
 //! The Solo5 tree (built: tenders, bindings, toolchain wrappers) comes from `SOLO5_SRC`,
 //! or from `<cache>/solo5/v0.12.1`, which `cargo unikraft fetch --solo5-src DIR` provisions.
+//!
+//! Everything is written to the app's Solo5 build directory, `target/solo5/<name>/`,
+//! under its own lock; the archive comes from cargo's `target/solo5/cargo`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,7 +22,9 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::app::App;
+use crate::appdir::BuildLock;
 use crate::sources;
+use crate::target::Platform;
 
 /// The pinned Solo5 release.
 pub const SOLO5_TAG: &str = "v0.12.1";
@@ -44,17 +49,31 @@ pub fn solo5_tree() -> Result<PathBuf> {
     Ok(tree)
 }
 
+/// `-nodev` for the variant whose manifest declares no devices.
+fn variant(devices: bool) -> &'static str {
+    if devices {
+        ""
+    } else {
+        "-nodev"
+    }
+}
+
+/// The unikernel [`build`] writes for `target` (a tender name) and `devices`.
+pub fn image_path(app: &App, target: &str, devices: bool) -> PathBuf {
+    app.build_dir(Platform::Solo5).join(format!("{}{}.{target}", app.spec.name, variant(devices)))
+}
+
 /// Builds the app for `target` and returns the unikernel. With `devices` false the
 /// manifest declares none (a tender refuses to start a unikernel whose declared devices
-/// are not all attached, so runs without a TAP need this variant).
+/// are not all attached, so runs without a TAP need this variant). Holds the app's Solo5
+/// build-directory lock while it builds.
 pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<PathBuf> {
-    let out_dir = app.unikraft_dir.parent().expect("target/unikraft").parent().expect("target").join("solo5");
-    let out_dir = out_dir.join(&app.spec.name);
-    std::fs::create_dir_all(&out_dir)?;
-    let cargo_dir = out_dir.parent().expect("has a parent").join("cargo");
+    let out_dir = app.build_dir(Platform::Solo5);
+    let _lock = BuildLock::acquire(&out_dir)?;
+    let cargo_dir = app.target_dir.join(Platform::Solo5.dir_name()).join("cargo");
     let archive = crate::staticlib::build_solo5_staticlib(&app.spec, &app.build, &cargo_dir)?;
 
-    let variant = if devices { "" } else { "-nodev" };
+    let variant = variant(devices);
     let manifest_json = out_dir.join(format!("manifest{variant}.json"));
     // The manifest lists the devices the metadata asks for.
     let mut declared = Vec::new();
@@ -64,8 +83,11 @@ pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<Path
     if devices && app.spec.devices.iter().any(|d| d == "block") {
         declared.push("{\"name\":\"storage\",\"type\":\"BLOCK_BASIC\"}");
     }
-    let devices = declared.join(",");
-    std::fs::write(&manifest_json, format!("{{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[{devices}]}}\n"))?;
+    let declared = declared.join(",");
+    std::fs::write(
+        &manifest_json,
+        format!("{{\"type\":\"solo5.manifest\",\"version\":1,\"devices\":[{declared}]}}\n"),
+    )?;
     let manifest_c = out_dir.join(format!("manifest{variant}.c"));
     run(Command::new(tree.join("elftool/solo5-elftool")).arg("gen-manifest").arg(&manifest_json).arg(&manifest_c))?;
     let manifest_o = out_dir.join(format!("manifest{variant}.o"));
@@ -74,7 +96,7 @@ pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<Path
         .arg(&manifest_c)
         .arg("-o")
         .arg(&manifest_o))?;
-    let image = out_dir.join(format!("{}{variant}.{target}", app.spec.name));
+    let image = image_path(app, target, devices);
     run(Command::new(tree.join("toolchain/bin/x86_64-solo5-none-static-ld"))
         .args(["-z", &format!("solo5-abi={target}"), "-o"])
         .arg(&image)

@@ -1,5 +1,6 @@
 //! The places an app can be built for and run on: the one list of targets, parsed from
-//! `--target` (Unikraft's `platform/arch` names, `solo5/<tender>`, `hosted-musl`).
+//! `--target` (Unikraft's `platform/arch` names, `solo5/<tender>`, `hosted-musl`), and the
+//! [`Platform`] whose build directory each target's build uses.
 
 use std::fmt;
 use std::str::FromStr;
@@ -35,6 +36,33 @@ impl Tender {
     }
 }
 
+/// What an app is built with: each platform's build of an app has a directory of its own,
+/// `<target dir>/<platform>/<app name>/` ([`crate::app::App::build_dir`]), locked by that
+/// build alone ([`crate::appdir::BuildLock`]), so a Solo5 or hosted-musl build never waits
+/// for a Unikraft build of the same app, nor the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Unikraft images, for QEMU and Firecracker. The two share the generated app
+    /// directory (`app/`), so they share the directory and its lock; each has its own
+    /// `build-<plat>-<arch>/` in it.
+    Unikraft,
+    /// Solo5 unikernels, for every tender.
+    Solo5,
+    /// The hosted-musl harness's executable.
+    HostedMusl,
+}
+
+impl Platform {
+    /// The directory under the cargo target directory that holds this platform's builds.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Platform::Unikraft => "unikraft",
+            Platform::Solo5 => "solo5",
+            Platform::HostedMusl => "hosted-musl",
+        }
+    }
+}
+
 /// Every accepted `--target` value, for help and errors.
 pub const TARGET_NAMES: &[&str] = &["qemu/x86_64", "fc/x86_64", "solo5/spt", "solo5/hvt", "hosted-musl"];
 
@@ -45,6 +73,17 @@ impl Target {
             Target::UnikraftQemu => Some("qemu/x86_64"),
             Target::UnikraftFirecracker => Some("fc/x86_64"),
             Target::Solo5(_) | Target::HostedMusl => None,
+        }
+    }
+}
+
+impl Target {
+    /// The platform whose build directory this target's build uses.
+    pub fn platform(self) -> Platform {
+        match self {
+            Target::UnikraftQemu | Target::UnikraftFirecracker => Platform::Unikraft,
+            Target::Solo5(_) => Platform::Solo5,
+            Target::HostedMusl => Platform::HostedMusl,
         }
     }
 }

@@ -321,6 +321,50 @@ fn a_second_build_of_one_app_waits_for_the_first() {
     assert!(waiting.contains(build_dir.to_str().unwrap()), "{waiting}");
 }
 
+/// Each platform's build of an app has its own directory and lock: a hosted-musl build
+/// does not wait while a Unikraft build of the same app holds `target/unikraft/<name>/`
+/// (it once did, and a test's boot timer ran out behind a cold Unikraft build), and its
+/// executable is not under that directory.
+#[test]
+fn a_hosted_musl_build_does_not_wait_for_a_unikraft_build_of_the_same_app() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    const TEST: &str = "a_hosted_musl_build_does_not_wait_for_a_unikraft_build_of_the_same_app";
+    if which::which("musl-gcc").is_err() {
+        eprintln!("SKIP: {TEST}: musl-gcc is not installed (Debian: musl-tools)");
+        return;
+    }
+    let dir = plain_crate();
+    let unikraft_build = cargo_unikraft::appdir::BuildLock::acquire(&dir.join("target/unikraft/plain")).unwrap();
+    let mut child = Command::new(TOOL)
+        .args(["unikraft", "build", "--target", "hosted-musl"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Long enough for a cold cargo build of the archive on a busy machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    drop(unikraft_build);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("waiting for lock"),
+        "the hosted-musl build waited for the Unikraft lock:\n{}",
+        show(&out)
+    );
+    assert!(
+        out.status.success(),
+        "the hosted-musl build did not finish while the Unikraft lock was held:\n{}",
+        show(&out)
+    );
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(Path::new(&exe), dir.join("target/hosted-musl/plain/plain"), "{}", show(&out));
+}
+
 /// Boots `image` the way an orchestrator's QEMU does (no `isa-debug-exit` device) and
 /// returns QEMU's status and console, or `None` when QEMU did not end within `limit`.
 fn boot_without_exit_device(image: &Path, append: &str, limit: std::time::Duration) -> Option<(i32, String)> {

@@ -52,7 +52,7 @@ pub(crate) fn timed(what: &str, f: impl FnOnce() -> Result<()>) -> Result<Durati
 
 /// Builds the C hello with the Rust hello's defconfig and returns the image.
 fn build_c_hello(rust_app: &cargo_unikraft::app::App, sources: &sources::Sources) -> Result<std::path::PathBuf> {
-    let dir = rust_app.unikraft_dir.parent().expect("target/unikraft/<name>").join("bench-c-hello");
+    let dir = rust_app.unikraft_dir().with_file_name("bench-c-hello");
     let app_dir = dir.join("app");
     let build_dir = dir.join("build-qemu-x86_64");
     fs::create_dir_all(&app_dir)?;
@@ -62,7 +62,7 @@ fn build_c_hello(rust_app: &cargo_unikraft::app::App, sources: &sources::Sources
         "$(eval $(call addlib,appchello))\nAPPCHELLO_SRCS-y += $(APPCHELLO_BASE)/main.c\n",
     )?;
     fs::write(app_dir.join("Config.uk"), "config APPCHELLO\nbool \"C hello\"\ndefault y\n")?;
-    let rust_defconfig = fs::read_to_string(rust_app.unikraft_dir.join("app/defconfig.qemu-x86_64"))?;
+    let rust_defconfig = fs::read_to_string(rust_app.unikraft_dir().join("app/defconfig.qemu-x86_64"))?;
     let defconfig = rust_defconfig
         .lines()
         .map(|l| if l.starts_with("CONFIG_UK_NAME=") { "CONFIG_UK_NAME=\"chello\"" } else { l })

@@ -140,6 +140,9 @@ struct Solo5RunArgs {
     /// Build only; print the unikernel's path.
     #[arg(long, alias = "no-boot")]
     no_run: bool,
+    /// Boot the unikernel an earlier `--no-run` build left, without building.
+    #[arg(long, conflicts_with = "no_run")]
+    no_build: bool,
     #[arg(long, value_name = "IFNAME")]
     tap: Option<String>,
     #[arg(long, value_name = "FILE")]
@@ -187,6 +190,7 @@ fn real_main() -> Result<u8> {
                 build: BuildArgs { app: args.select.app_args()?, target: Target::Solo5(tender), release: true },
                 accel: cargo_unikraft::runner::Accel::Auto,
                 no_boot: args.no_run,
+                no_build: args.no_build,
                 memory_mib: None,
                 tap: args.tap,
                 publish: Vec::new(),

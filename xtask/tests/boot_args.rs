@@ -72,7 +72,7 @@ fn unikraft_entry_refuses_a_non_utf8_argument_by_name() {
     }
     let out = Command::new(XTASK).args(["run", "--backend", "hosted-musl", "--example", "hello"]).output().unwrap();
     assert!(out.status.success(), "{}", show(&out));
-    let bin = target_dir().join("unikraft/hello/hosted-musl/hello");
+    let bin = target_dir().join("hosted-musl/hello/hello");
     let out = Command::new(bin).arg("ok").arg(OsStr::from_bytes(NOT_UTF8)).output().unwrap();
     assert_refused_non_utf8(&out);
 }

@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{is_root, show, skip, skip_unprovisioned, start_until, Ns, XTASK};
+use common::{build_first, is_root, show, skip, skip_unprovisioned, start_until, Ns, XTASK};
 
 /// One load test at a time: they measure a guest, and two would share the two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -66,13 +66,12 @@ fn http_on_unikraft_survives_load_idle_and_slow_clients() {
     if !unikraft_provisioned(test) || !root_and_tools(test) {
         return;
     }
-    let build = Command::new(XTASK).args(["kraft-run", "--example", "http", "--no-boot"]).output().unwrap();
+    let build = build_first(test, &["kraft-run", "--example", "http", "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let ns = Ns::new("ukload-uk");
     let mut cmd = ns.command(XTASK);
-    cmd.args(["kraft-run", "--example", "http", "--tap", "tap0"]);
-    // Generous: this run relinks the image if anything changed since the build above.
-    let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(300));
+    cmd.args(["kraft-run", "--example", "http", "--no-build", "--tap", "tap0"]);
+    let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(120));
     let load = Load { ab_requests: 2000, wrk_seconds: 5, sequential_limit: None };
     exercise(test, "ukload-uk", &ns, &load);
     drop(guest);
@@ -85,12 +84,11 @@ fn http_on_solo5_spt_survives_load_idle_and_slow_clients() {
     if !solo5_provisioned(test) || !root_and_tools(test) {
         return;
     }
-    let build =
-        Command::new(XTASK).args(["solo5-run", "--example", "http", "--tap", "tap0", "--no-run"]).output().unwrap();
+    let build = build_first(test, &["solo5-run", "--example", "http", "--tap", "tap0", "--no-run"]);
     assert!(build.status.success(), "{}", show(&build));
     let ns = Ns::new("ukload-s5");
     let mut cmd = ns.command(XTASK);
-    cmd.args(["solo5-run", "--example", "http", "--tap", "tap0"]);
+    cmd.args(["solo5-run", "--example", "http", "--tap", "tap0", "--no-build"]);
     let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(60));
     let load = Load { ab_requests: 4000, wrk_seconds: 3, sequential_limit: None };
     exercise(test, "ukload-s5", &ns, &load);
@@ -359,7 +357,7 @@ fn unikraft_provisioned(test: &str) -> bool {
 }
 
 fn solo5_provisioned(test: &str) -> bool {
-    let out = Command::new(XTASK).args(["solo5-run", "--example", "hello", "--no-run"]).output().unwrap();
+    let out = build_first(test, &["solo5-run", "--example", "hello", "--no-run"]);
     if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not provisioned") {
         skip_unprovisioned(test, "Solo5 is not provisioned (cargo xtask fetch --solo5, or --solo5-src DIR)");
         return false;

@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::unikraft::sources_or_skip;
-use common::{is_root, show, skip, start_until, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, start_until, Guest, Ns, XTASK};
 
 const KEY: &str = "8f1e2d3c4b5a69788796a5b4c3d2e1f000112233445566778899aabbccddeeff";
 const WRONG_KEY: &str = "0000000000000000000000000000000000000000000000000000000000000001";
@@ -100,19 +100,19 @@ fn kv_keeps_its_keys_across_a_reboot_on_unikraft() {
         skip(&format!("{test}: not root (needs a network namespace and TAP)"));
         return;
     }
-    let build = Command::new(XTASK).args(["kraft-run", "--example", "kv", "--no-boot"]).output().unwrap();
+    let build = build_first(test, &["kraft-run", "--example", "kv", "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let dir = tempfile::tempdir().unwrap();
     let disk = blank_disk(dir.path());
     let ns = Ns::new("ukuk-kv");
     store_reboot_and_read_back(&ns, &disk, |ns, disk| {
         let mut cmd = ns.command(XTASK);
-        cmd.args(["kraft-run", "--example", "kv", "--tap", "tap0", "--disk"]).arg(disk);
+        cmd.args(["kraft-run", "--example", "kv", "--no-build", "--tap", "tap0", "--disk"]).arg(disk);
         cmd.args(["--", &format!("--key={KEY}")]);
         start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(120))
     });
     let out = Command::new(XTASK)
-        .args(["kraft-run", "--example", "kv", "--disk"])
+        .args(["kraft-run", "--example", "kv", "--no-build", "--disk"])
         .arg(&disk)
         .args(["--", &format!("--key={WRONG_KEY}")])
         .output()
@@ -134,9 +134,10 @@ fn kv_keeps_its_keys_across_a_reboot_on_spt() {
         args.extend_from_slice(extra);
         args.into_iter().map(String::from).collect::<Vec<_>>()
     };
-    let build = Command::new(XTASK).args(solo5(&["--no-run"])).output().unwrap();
+    let build_args = solo5(&["--no-run"]);
+    let build = build_first(test, &build_args.iter().map(String::as_str).collect::<Vec<_>>());
     if !build.status.success() && String::from_utf8_lossy(&build.stderr).contains("not provisioned") {
-        skip(&format!("{test}: Solo5 is not provisioned"));
+        common::skip_unprovisioned(test, "Solo5 is not provisioned");
         return;
     }
     assert!(build.status.success(), "{}", show(&build));
@@ -144,10 +145,10 @@ fn kv_keeps_its_keys_across_a_reboot_on_spt() {
     let key_arg = format!("--key={KEY}");
     store_reboot_and_read_back(&ns, &disk, |ns, _| {
         let mut cmd = ns.command(XTASK);
-        cmd.args(solo5(&["--", &key_arg]));
+        cmd.args(solo5(&["--no-build", "--", &key_arg]));
         start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(60))
     });
-    let out = ns.command(XTASK).args(solo5(&["--", &format!("--key={WRONG_KEY}")])).output().unwrap();
+    let out = ns.command(XTASK).args(solo5(&["--no-build", "--", &format!("--key={WRONG_KEY}")])).output().unwrap();
     refused(&out);
 }
 

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{is_root, show, skip, skip_unprovisioned, start_until, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, skip_unprovisioned, start_until, Guest, Ns, XTASK};
 
 fn solo5_run(target: &str, args: &[&str]) -> Output {
     Command::new(XTASK)
@@ -19,7 +19,7 @@ fn solo5_run(target: &str, args: &[&str]) -> Output {
 }
 
 fn provisioned(test: &str) -> bool {
-    let out = Command::new(XTASK).args(["solo5-run", "--example", "hello", "--no-run"]).output().unwrap();
+    let out = build_first(test, &["solo5-run", "--example", "hello", "--no-run"]);
     let err = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() && err.contains("is not provisioned") {
         skip_unprovisioned(test, "Solo5 is not provisioned (cargo xtask fetch --solo5, or --solo5-src DIR)");
@@ -100,11 +100,10 @@ fn conformance_passes_on_spt() {
 }
 
 fn start_in(ns: &Ns, example: &str) -> Guest {
-    let build =
-        Command::new(XTASK).args(["solo5-run", "--example", example, "--tap", "tap0", "--no-run"]).output().unwrap();
+    let build = build_first(example, &["solo5-run", "--example", example, "--tap", "tap0", "--no-run"]);
     assert!(build.status.success(), "{}", show(&build));
     let mut cmd = ns.command(XTASK);
-    cmd.args(["solo5-run", "--example", example, "--tap", "tap0"]);
+    cmd.args(["solo5-run", "--example", example, "--tap", "tap0", "--no-build"]);
     start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(60))
 }
 

@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{is_root, show, skip, skip_unprovisioned, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, skip_unprovisioned, Guest, Ns, XTASK};
 
 /// Spawns `cmd` (in its own process group) and collects its stdout lines until one
 /// contains `ready`, returning the guest and the lines seen.
@@ -66,7 +66,7 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         skip(&format!("{test}: not root (needs a network namespace and TAP)"));
         return;
     }
-    let build = Command::new(XTASK).args(["kraft-run", "--example", "std-echo", "--no-boot"]).output().unwrap();
+    let build = build_first(test, &["kraft-run", "--example", "std-echo", "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let ns = Ns::new("ukstd");
     // The host resets the guest's connection to port 9101 once the guest's byte arrived.
@@ -94,6 +94,7 @@ fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
         "kraft-run",
         "--example",
         "std-echo",
+        "--no-build",
         "--tap",
         "tap0",
         "--",
@@ -183,11 +184,11 @@ fn tokio_http_serves_curl_wrk_and_ab_on_unikraft() {
         skip(&format!("{test}: needs curl, wrk and ab (apache2-utils)"));
         return;
     };
-    let build = Command::new(XTASK).args(["kraft-run", "--example", "tokio-http", "--no-boot"]).output().unwrap();
+    let build = build_first(test, &["kraft-run", "--example", "tokio-http", "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let ns = Ns::new("uktokio");
     let mut cmd = ns.command(XTASK);
-    cmd.args(["kraft-run", "--example", "tokio-http", "--tap", "tap0"]);
+    cmd.args(["kraft-run", "--example", "tokio-http", "--no-build", "--tap", "tap0"]);
     let (guest, _) = start_collecting(cmd, "tokio-http: listening on 0.0.0.0:80", Duration::from_secs(180));
     let page = || ns.command(&curl).args(["-sS", "-m", "20", "http://10.0.0.2/"]).output().unwrap();
     let out = page();

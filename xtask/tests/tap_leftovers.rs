@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{is_root, show, skip, start_until, Ns, XTASK};
+use common::{build_first, is_root, show, skip, start_until, Ns, XTASK};
 
 /// Enters network namespace `ns` on this thread (for a thread spawned to do so).
 fn enter_netns(ns: &str) {
@@ -79,8 +79,7 @@ fn udp_echo_answers_on_a_tap_qemu_left_offloads_on() {
 #[test]
 fn udp_echo_on_spt_answers_on_a_tap_qemu_left_offloads_on() {
     let test = "udp_echo_on_spt_answers_on_a_tap_qemu_left_offloads_on";
-    let build = Command::new(XTASK).args(["solo5-run", "--example", "udp-echo", "--tap", "tap0", "--no-run"]).output();
-    let build = build.unwrap();
+    let build = build_first(test, &["solo5-run", "--example", "udp-echo", "--tap", "tap0", "--no-run"]);
     if !build.status.success() && String::from_utf8_lossy(&build.stderr).contains("is not provisioned") {
         common::skip_unprovisioned(test, "Solo5 is not provisioned (cargo xtask fetch --solo5, or --solo5-src DIR)");
         return;
@@ -94,7 +93,7 @@ fn udp_echo_on_spt_answers_on_a_tap_qemu_left_offloads_on() {
     let ns = Ns::new(tag);
     leave_qemu_settings(&format!("{tag}-{}", std::process::id()), "tap0");
     let mut cmd = ns.command(XTASK);
-    cmd.args(["solo5-run", "--example", "udp-echo", "--tap", "tap0"]);
+    cmd.args(["solo5-run", "--example", "udp-echo", "--tap", "tap0", "--no-build"]);
     let guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(60));
     let out = ns.command(XTASK).args(["peer", "udp", "--message", "spt-after-qemu"]).output().unwrap();
     drop(guest);

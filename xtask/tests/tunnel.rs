@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::unikraft::sources_or_skip;
-use common::{is_root, show, skip, start_until, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, start_until, Guest, Ns, XTASK};
 
 /// The guest's address inside the tunnel.
 const INNER_GUEST: &str = "10.1.0.2";
@@ -96,11 +96,11 @@ fn udp_echo_answers_through_a_vxlan_tunnel_on_unikraft() {
         skip(&format!("{test}: not root (needs a network namespace, a TAP and a VXLAN device)"));
         return;
     }
-    let build = Command::new(XTASK).args(["kraft-run", "--example", "tunnel-echo", "--no-boot"]).output().unwrap();
+    let build = build_first(test, &["kraft-run", "--example", "tunnel-echo", "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let Some(ns) = tunnel_ns(test, "ukuk-tun") else { return };
     let mut cmd = ns.command(XTASK);
-    cmd.args(["kraft-run", "--example", "tunnel-echo", "--tap", "tap0"]);
+    cmd.args(["kraft-run", "--example", "tunnel-echo", "--no-build", "--tap", "tap0"]);
     let guest = start_until(cmd, "listening on 10.1.0.2:7 inside VXLAN 42", Duration::from_secs(120));
     echoes_through_the_tunnel(&ns, guest);
 }
@@ -113,7 +113,7 @@ fn udp_echo_answers_through_a_vxlan_tunnel_on_spt() {
         return;
     }
     let solo5 = ["solo5-run", "--example", "tunnel-echo", "--tap", "tap0"];
-    let build = Command::new(XTASK).args(solo5).arg("--no-run").output().unwrap();
+    let build = build_first(test, &[&solo5[..], &["--no-run"]].concat());
     if !build.status.success() && String::from_utf8_lossy(&build.stderr).contains("not provisioned") {
         common::skip_unprovisioned(test, "Solo5 is not provisioned");
         return;
@@ -121,7 +121,7 @@ fn udp_echo_answers_through_a_vxlan_tunnel_on_spt() {
     assert!(build.status.success(), "{}", show(&build));
     let Some(ns) = tunnel_ns(test, "ukspt-tun") else { return };
     let mut cmd = ns.command(XTASK);
-    cmd.args(solo5);
+    cmd.args(solo5).arg("--no-build");
     let guest = start_until(cmd, "listening on 10.1.0.2:7 inside VXLAN 42", Duration::from_secs(60));
     echoes_through_the_tunnel(&ns, guest);
 }

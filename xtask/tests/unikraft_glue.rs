@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{is_root, show, skip, skip_unprovisioned, start_until, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, skip_unprovisioned, start_until, Guest, Ns, XTASK};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -61,13 +61,13 @@ fn frames_longer_than_the_driver_accepts_do_not_deafen_the_guest() {
         skip(&format!("{test}: socat is not installed (Debian: socat)"));
         return;
     }
-    let build = Command::new(XTASK).args(["kraft-run", "--example", "udp-echo", "--no-boot"]).output().unwrap();
+    let build = build_first(test, &["kraft-run", "--example", "udp-echo", "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let ns = Ns::new("ukg-jumbo");
     // The host's side may now send frames of up to 9014 bytes, unfragmented.
     assert!(ns.command("ip").args(["link", "set", "tap0", "mtu", "9000"]).status().unwrap().success());
     let mut cmd = ns.command(XTASK);
-    cmd.args(["kraft-run", "--example", "udp-echo", "--tap", "tap0"]);
+    cmd.args(["kraft-run", "--example", "udp-echo", "--no-build", "--tap", "tap0"]);
     let guest: Guest = start_until(cmd, "listening on 10.0.0.2", Duration::from_secs(120));
     let first = ns.command(XTASK).args(["peer", "udp", "--message", "before-jumbo"]).output().unwrap();
 

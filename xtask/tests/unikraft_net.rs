@@ -4,27 +4,27 @@
 //!
 //! The tests share build directories, so they take a lock and run one at a time.
 
-use std::process::Command;
 use std::sync::Mutex;
 
 mod common;
 
 use common::unikraft::{sources_or_skip, which};
-use common::{is_root, show, skip, start_until, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, start_until, Guest, Ns, XTASK};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Builds `example`, then boots it in `ns` on tap0 and waits for its "listening" line.
+/// Builds `example` ([`build_first`]), then boots it in `ns` on tap0 without building and
+/// waits for its "listening" line.
 fn boot_in(ns: &Ns, example: &str) -> Guest {
     boot_in_with(ns, example, &[])
 }
 
 /// [`boot_in`] with more `kraft-run` options.
 fn boot_in_with(ns: &Ns, example: &str, options: &[&str]) -> Guest {
-    let build = Command::new(XTASK).args(["kraft-run", "--example", example, "--no-boot"]).output().unwrap();
+    let build = build_first(example, &["kraft-run", "--example", example, "--no-boot"]);
     assert!(build.status.success(), "{}", show(&build));
     let mut cmd = ns.command(XTASK);
-    cmd.args(["kraft-run", "--example", example, "--tap", "tap0"]).args(options);
+    cmd.args(["kraft-run", "--example", example, "--no-build", "--tap", "tap0"]).args(options);
     start_until(cmd, "listening on 10.0.0.2", std::time::Duration::from_secs(120))
 }
 

@@ -20,9 +20,9 @@ pub struct GenArgs {
 impl GenArgs {
     pub fn run(&self) -> Result<u8> {
         let app = self.app.resolve()?;
-        let dir = self.out.clone().unwrap_or_else(|| app.unikraft_dir.join("app"));
-        // Not while a build of the app is using the app directory.
-        let _lock = BuildLock::acquire(&app.unikraft_dir)?;
+        let dir = self.out.clone().unwrap_or_else(|| app.unikraft_dir().join("app"));
+        // Not while a Unikraft build of the app is using the app directory.
+        let _lock = BuildLock::acquire(&app.unikraft_dir())?;
         let changed = write_app_dir(&dir, &generate(&app.spec, &app.build)?)?;
         eprintln!(
             "cargo-unikraft: app directory {} {}; build it with `kraft build` there, or `cargo unikraft run`",

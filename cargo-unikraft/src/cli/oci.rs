@@ -16,8 +16,9 @@ pub struct OciArgs {
     /// The app and the target (qemu/x86_64, fc/x86_64, solo5/spt, solo5/hvt).
     #[command(flatten)]
     pub build: BuildArgs,
-    /// The layout's directory (default `target/unikraft/<name>/oci/<platform>`); an
-    /// earlier layout there is replaced, anything else is refused.
+    /// The layout's directory (default `target/unikraft/<name>/oci/qemu-x86_64` and
+    /// `fc-x86_64`, `target/solo5/<name>/oci/solo5-spt` and `solo5-hvt`); an earlier layout
+    /// there is replaced, anything else is refused.
     #[arg(long, value_name = "DIR")]
     pub output: Option<PathBuf>,
     /// Also write the layout as an `oci-archive` tar here (for `skopeo copy
@@ -77,6 +78,7 @@ impl OciArgs {
             }
             Target::Solo5(tender) => {
                 // Built with every declared device: the orchestrator attaches them.
+                // (solo5::build holds the app's Solo5 build lock.)
                 let tree = crate::solo5::solo5_tree()?;
                 (crate::solo5::build(&app, tender.name(), &tree, true)?, Kind::Solo5 { tender: tender.name().into() })
             }
@@ -85,7 +87,7 @@ impl OciArgs {
         let output = self
             .output
             .clone()
-            .unwrap_or_else(|| app.unikraft_dir.join("oci").join(target.to_string().replace('/', "-")));
+            .unwrap_or_else(|| app.build_dir(target.platform()).join("oci").join(target.to_string().replace('/', "-")));
         let mut cmd = app.spec.cmdline.clone();
         cmd.extend(self.args.iter().cloned());
         let spec = ImageSpec {

@@ -23,6 +23,12 @@ pub struct RunArgs {
     /// Build the image and print its path without booting it.
     #[arg(long, alias = "no-run")]
     pub no_boot: bool,
+    /// Boot the image an earlier build (`--no-boot`) left, without building or checking
+    /// that it is up to date: nothing is locked or compiled first, so the boot starts at
+    /// once (for scripts and tests that build first, whose boot timers should measure the
+    /// guest). Fails when there is no such image.
+    #[arg(long, conflicts_with = "no_boot")]
+    pub no_build: bool,
     /// Guest memory in MiB for this boot, instead of the metadata's `memory`.
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(
         i64::from(*kraftfile_gen::MEMORY_MIB_RANGE.start())..=i64::from(*kraftfile_gen::MEMORY_MIB_RANGE.end())))]
@@ -83,7 +89,11 @@ impl RunArgs {
             usernet::check_host_ports_free(&self.publish)?;
         }
         let app = self.build.app.resolve()?;
-        let image = pipeline::build(&app, self.build.target, &devices)?;
+        let image = if self.no_build {
+            pipeline::built_image(&app, self.build.target, &devices)?
+        } else {
+            pipeline::build(&app, self.build.target, &devices)?
+        };
         if self.no_boot {
             println!("{}", image.display());
             return Ok(0);

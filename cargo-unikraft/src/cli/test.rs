@@ -125,14 +125,14 @@ fn build_harnesses(app: &App) -> Result<Vec<Harness>> {
 }
 
 /// The app for one harness: the crate's metadata, one shared app and build directory
-/// (`<crate>-test`), and the harness's archive copied into place (a new timestamp, so make
-/// relinks).
+/// (`target/unikraft/<crate>_test`, from the name), and the harness's archive copied into
+/// place (a new timestamp, so make relinks).
 fn harness_app(app: &App, harness: &Harness) -> Result<App> {
     let mut test_app = app.clone();
     test_app.spec.name = test_name(&app.spec.name);
-    test_app.unikraft_dir = app.unikraft_dir.with_file_name(&test_app.spec.name);
-    let archive = test_app.unikraft_dir.join("harness.a");
-    fs::create_dir_all(&test_app.unikraft_dir)?;
+    let dir = test_app.unikraft_dir();
+    let archive = dir.join("harness.a");
+    fs::create_dir_all(&dir)?;
     fs::copy(&harness.archive, &archive)
         .with_context(|| format!("copy {} to {}", harness.archive.display(), archive.display()))?;
     // The crate's socket driver (sockets = true) goes into every harness's image too.

@@ -110,7 +110,15 @@ pub fn target_suffix(target: &str) -> String {
     target.replace('/', "-")
 }
 
-/// Builds the image for `target` and returns its path.
+/// The image [`build_image`] writes for `target` (`qemu/x86_64`):
+/// `target/unikraft/<name>/build-qemu-x86_64/<name>_qemu-x86_64`.
+pub fn image_path(app: &App, target: &str) -> PathBuf {
+    let suffix = target_suffix(target);
+    app.unikraft_dir().join(format!("build-{suffix}")).join(format!("{}_{suffix}", app.spec.name))
+}
+
+/// Builds the image for `target` and returns its path, holding the app's Unikraft
+/// build-directory lock (`target/unikraft/<name>/`) while it builds.
 pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf> {
     if !app.spec.targets.iter().any(|t| t == target) {
         bail!(
@@ -118,11 +126,12 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
             app.spec.targets.join(", ")
         );
     }
-    // One build of this app at a time: they share the app directory and build directories.
-    let _lock = BuildLock::acquire(&app.unikraft_dir)?;
+    // One Unikraft build of this app at a time: they share the app directory and build
+    // directories. (Solo5 and hosted-musl builds of it have directories and locks of their own.)
+    let _lock = BuildLock::acquire(&app.unikraft_dir())?;
     let suffix = target_suffix(target);
-    let app_dir = app.unikraft_dir.join("app");
-    let build_dir = app.unikraft_dir.join(format!("build-{suffix}"));
+    let app_dir = app.unikraft_dir().join("app");
+    let build_dir = app.unikraft_dir().join(format!("build-{suffix}"));
     check_pinned_sources(app)?;
     write_app_dir(&app_dir, &generate(&app.spec, &app.build)?)?;
     for archive in app.build.linked_bin.iter().flat_map(|bin| &bin.extra_archives) {
@@ -157,7 +166,7 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         make.log().display()
     );
     make.run(&["-j", &jobs], "build")?;
-    let image = build_dir.join(format!("{}_{suffix}", app.spec.name));
+    let image = image_path(app, target);
     if !image.is_file() {
         bail!("Unikraft's build finished but {} is missing", image.display());
     }

@@ -2,10 +2,10 @@
 //! not every file uses every helper).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub mod unikraft;
 
@@ -128,9 +128,72 @@ impl Drop for Guest {
     }
 }
 
+/// How long a test waits for the build of what it boots. A cold Unikraft image takes 2-5
+/// minutes on a busy 2-core machine, and a parallel test's build may come first: one of the
+/// same app for the same platform holds the app's build lock, and one of any app for the
+/// same platform holds cargo's lock on the shared archive target directory.
+pub const BUILD_BOUND: Duration = Duration::from_secs(30 * 60);
+
+/// Builds what a test boots, before its boot timer starts: `xtask <args>` (a build only:
+/// `kraft-run ... --no-boot`, `solo5-run ... --no-run`), bounded by [`BUILD_BOUND`], not by
+/// the boot's timeout. When the build waits for another one (`waiting for lock on ...`, or
+/// cargo's `Blocking waiting for file lock ...`), the test says so on stderr as it happens.
+/// Boot afterwards with `--no-build`, which builds nothing and waits for no lock, so the
+/// boot timer measures the guest alone. Returns the build's output, for its status and
+/// SKIP checks.
+pub fn build_first(test: &str, args: &[&str]) -> Output {
+    let started = Instant::now();
+    let mut child = Command::new(XTASK)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the xtask build");
+    let mut stdout = child.stdout.take().expect("piped");
+    let stdout = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let stderr = child.stderr.take().expect("piped");
+    let test_name = test.to_string();
+    let stderr = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("waiting for lock") || line.contains("Blocking waiting for file lock") {
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{test_name}: its build waits for another build (bounded by {} s, not by the boot timeout): {}",
+                    BUILD_BOUND.as_secs(),
+                    line.trim()
+                );
+            }
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.push(b'\n');
+        }
+        bytes
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the xtask build") {
+            break status;
+        }
+        if started.elapsed() > BUILD_BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
+            panic!("{test}: `xtask {}` did not finish within {} s:\n{stderr}", args.join(" "), BUILD_BOUND.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    Output { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
+}
+
 /// Spawns `cmd` in its own process group and waits until a stdout line contains
-/// `ready` (at most `timeout`).
+/// `ready`, at most `timeout` in all. `cmd` should build nothing (`--no-build` after a
+/// [`build_first`]): the timeout is for the guest's start alone.
 pub fn start_until(mut cmd: Command, ready: &str, timeout: Duration) -> Guest {
+    use std::sync::mpsc::RecvTimeoutError;
     let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("start the guest");
     let stdout = child.stdout.take().expect("piped");
     let guest = Guest(child);
@@ -140,10 +203,20 @@ pub fn start_until(mut cmd: Command, ready: &str, timeout: Duration) -> Guest {
             let _ = tx.send(line);
         }
     });
+    let deadline = Instant::now() + timeout;
+    let mut seen: Vec<String> = Vec::new();
     loop {
-        let line = rx.recv_timeout(timeout).unwrap_or_else(|_| panic!("the guest never printed `{ready}`"));
-        if line.contains(ready) {
-            return guest;
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(ready) => return guest,
+            Ok(line) => seen.push(line),
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "the guest never printed `{ready}` within {} s of its start; it printed:\n{}",
+                timeout.as_secs(),
+                seen.join("\n")
+            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("the guest ended before it printed `{ready}`; it printed:\n{}", seen.join("\n"))
+            }
         }
     }
 }
