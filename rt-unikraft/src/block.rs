@@ -241,7 +241,7 @@ impl UkBlock<Glue> {
         let rc = unsafe { glue::rtuk_blk_open(index, &mut cap) };
         if rc == -libc::ENODEV {
             return Err(OpenError::NotFound(
-                "Unikraft has no block device (boot with a virtio-blk disk, e.g. `cargo xtask kraft-run --disk FILE`; \
+                "Unikraft has no block device (boot with a virtio-blk disk, e.g. `cargo unikraft run --disk FILE`; \
                  the app needs `devices = [\"block\"]` in [package.metadata.unikraft])"
                     .into(),
             ));
