@@ -12,42 +12,20 @@
 //! the load part is skipped with a line saying so.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+
+use common::{free_port, provisioned, show, skip, Running};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-unikraft");
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn skip(why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
-
-/// Whether the Unikraft sources and QEMU are there; otherwise a SKIP line (a failure with
-/// `UNIKERNEL_REQUIRE_SOURCES=1`). Broken sources always fail.
-fn provisioned(test: &str) -> bool {
-    use cargo_unikraft::sources::Provisioning;
-    let why = match cargo_unikraft::sources::provisioning().unwrap() {
-        Provisioning::Broken(why) => panic!("{test}: {why}"),
-        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
-        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
-            skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-            return false;
-        }
-        Provisioning::Ready(_) => return true,
-    };
-    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
-    }
-    skip(&format!("{test}: {why}"));
-    false
-}
 
 /// A crate under the system temp dir (reused between runs, so a rerun only relinks).
 fn write_crate(name: &str, dependencies: &str, main: &str) -> PathBuf {
@@ -71,63 +49,6 @@ fn tool(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(TOOL);
     cmd.arg("unikraft").args(args).current_dir(dir);
     cmd
-}
-
-fn show(out: &std::process::Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A running `cargo unikraft run` in its own process group; killed with its guest on drop.
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(mut cmd: Command) -> Running {
-        let mut child =
-            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn().expect("start the tool");
-        let (tx, lines) = channel();
-        for stream in
-            [Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, Box::new(child.stderr.take().unwrap())]
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Running { child, lines, seen: Vec::new() }
-    }
-
-    fn wait_for(&mut self, text: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.contains(text) => return,
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!("no line with `{text}` within {timeout:?}; output:\n{}", self.seen.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["--", &format!("-{}", self.child.id())]).status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn http_get(port: u16) -> String {
