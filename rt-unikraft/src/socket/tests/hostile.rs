@@ -67,7 +67,6 @@ fn a_spoofed_syn_flood_cannot_deafen_a_listener_and_it_recovers() {
     }
     assert_eq!(lab.peer_tcp(client).state(), stcp::State::Established, "a real client is served during the flood");
     assert!(tcp::accept(&mut lab.net, listener).is_ok());
-    assert!(lab.net.stack.phy.quiet_drops() > 0 || listener_sockets(&lab, listener).0 > 0);
     // After the flood, every half-open connection is gone within the SYN-RECEIVED timeout.
     services::wait_until(Some(services::monotonic_ns() + 3_200_000_000));
     lab.pump();
