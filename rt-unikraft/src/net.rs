@@ -129,9 +129,31 @@ pub struct UkNet {
     pool_base: usize,
 }
 
+/// Who opens a network device: rt-unikraft drives one at a time, for one of them.
+#[derive(Clone, Copy)]
+enum Opener {
+    /// The app, through shared-core's `Stack` (`services::open_net`).
+    Stack,
+    /// std's sockets, through the socket driver's network thread.
+    #[cfg_attr(not(any(feature = "sockets", test)), allow(dead_code))]
+    Sockets,
+}
+
 impl UkNet {
-    /// Opens device `index` (0 = the first).
+    /// Opens device `index` (0 = the first) for shared-core's `Stack` (`services::open_net`).
     pub fn open(index: u32) -> Result<Self, OpenError> {
+        Self::open_as(index, Opener::Stack)
+    }
+
+    /// Opens device `index` for std's sockets (the socket driver's network thread).
+    #[cfg(any(feature = "sockets", test))]
+    pub(crate) fn open_for_sockets(index: u32) -> Result<Self, OpenError> {
+        Self::open_as(index, Opener::Sockets)
+    }
+
+    /// Opens device `index` for `opener`; a device already driven is refused naming the
+    /// other user (this is the one place that words it).
+    fn open_as(index: u32, opener: Opener) -> Result<Self, OpenError> {
         // SAFETY: plain call; the glue checks the index.
         let count = unsafe { glue::rtuk_net_count() };
         if count <= 0 {
@@ -164,11 +186,16 @@ impl UkNet {
             let sockets_own_it = crate::socket::thread::OWNS_NIC.load(Ordering::SeqCst);
             #[cfg(not(any(feature = "sockets", test)))]
             let sockets_own_it = false;
-            let holder = if sockets_own_it {
-                "std's sockets (`sockets = true`) already drive it: an app uses std::net sockets or shared-core's \
-                 Stack (services::open_net), not both"
-            } else {
-                "one is already open"
+            let holder = match (opener, sockets_own_it) {
+                (Opener::Stack, true) => {
+                    "std's sockets (`sockets = true`) already drive it: an app uses std::net sockets or shared-core's \
+                     Stack (services::open_net), not both"
+                }
+                (Opener::Sockets, _) => {
+                    "the app opened it through shared-core's Stack (services::open_net): an app uses std::net sockets \
+                     or that Stack, not both"
+                }
+                (Opener::Stack, false) => "one is already open",
             };
             return Err(OpenError::Failed(std::format!(
                 "network device {index} cannot be opened: rt-unikraft drives one network device at a time, and {holder}"

@@ -5,6 +5,7 @@
 //! `sockaddr_in` of family (native-endian `u16`), port and address (network order), and
 //! eight bytes of zero.
 
+use crate::socket::Errno;
 use smoltcp::wire::{IpAddress, IpEndpoint, Ipv4Address};
 
 /// `sizeof(struct sockaddr_in)`.
@@ -21,19 +22,19 @@ pub enum SockAddr {
 
 /// Reads an address the app passed. `-EINVAL` when it is shorter than a `sockaddr_in`,
 /// `-EAFNOSUPPORT` for another family (IPv6 is not supported).
-pub fn parse(bytes: &[u8]) -> Result<SockAddr, i32> {
+pub fn parse(bytes: &[u8]) -> Result<SockAddr, Errno> {
     if bytes.len() < 2 {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let family = i32::from(u16::from_ne_bytes([bytes[0], bytes[1]]));
     if family == libc::AF_UNSPEC {
         return Ok(SockAddr::Unspec);
     }
     if family != libc::AF_INET {
-        return Err(-libc::EAFNOSUPPORT);
+        return Err(Errno::EAFNOSUPPORT);
     }
     if bytes.len() < SOCKADDR_IN_LEN {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let port = u16::from_be_bytes([bytes[2], bytes[3]]);
     Ok(SockAddr::Inet(Ipv4Address::new(bytes[4], bytes[5], bytes[6], bytes[7]), port))
@@ -79,11 +80,11 @@ mod tests {
 
     #[test]
     fn short_or_foreign_addresses_are_refused_with_their_errno() {
-        assert_eq!(parse(&[]), Err(-libc::EINVAL));
-        assert_eq!(parse(&encode(Ipv4Address::new(1, 2, 3, 4), 1)[..15]), Err(-libc::EINVAL));
+        assert_eq!(parse(&[]), Err(Errno::EINVAL));
+        assert_eq!(parse(&encode(Ipv4Address::new(1, 2, 3, 4), 1)[..15]), Err(Errno::EINVAL));
         let mut v6 = [0u8; 28];
         v6[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-        assert_eq!(parse(&v6), Err(-libc::EAFNOSUPPORT));
+        assert_eq!(parse(&v6), Err(Errno::EAFNOSUPPORT));
         let unspec = (libc::AF_UNSPEC as u16).to_ne_bytes();
         assert_eq!(parse(&unspec), Ok(SockAddr::Unspec));
     }

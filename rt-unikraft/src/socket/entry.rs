@@ -4,6 +4,7 @@
 //! table through [`with_net`], and turns the result back into a `-errno`. Nothing below
 //! this module sees a raw pointer.
 
+use crate::socket::Errno;
 use core::ffi::{c_int, c_void};
 
 use shared_core::services;
@@ -35,9 +36,9 @@ unsafe fn bytes<'a>(ptr: *const c_void, len: u32) -> &'a [u8] {
 ///
 /// # Safety
 /// `iov` holds `count` iovecs.
-unsafe fn iovecs(iov: *const RtukIovec, count: c_int) -> Result<std::vec::Vec<(*mut u8, usize)>, i32> {
+unsafe fn iovecs(iov: *const RtukIovec, count: c_int) -> Result<std::vec::Vec<(*mut u8, usize)>, Errno> {
     if !(0..=IOV_MAX).contains(&count) {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if count == 0 || iov.is_null() {
         return Ok(std::vec::Vec::new());
@@ -46,7 +47,7 @@ unsafe fn iovecs(iov: *const RtukIovec, count: c_int) -> Result<std::vec::Vec<(*
     let iov = unsafe { std::slice::from_raw_parts(iov, count as usize) };
     let mut total: usize = 0;
     for v in iov {
-        total = total.checked_add(v.len).filter(|&t| t <= isize::MAX as usize).ok_or(-libc::EINVAL)?;
+        total = total.checked_add(v.len).filter(|&t| t <= isize::MAX as usize).ok_or(Errno::EINVAL)?;
     }
     Ok(iov.iter().filter(|v| !v.base.is_null() && v.len > 0).map(|v| (v.base.cast::<u8>(), v.len)).collect())
 }
@@ -75,8 +76,8 @@ unsafe fn write_addr(addr: *mut c_void, len: *mut u32, endpoint: IpEndpoint) {
     }
 }
 
-fn status(result: Result<(), i32>) -> c_int {
-    result.err().unwrap_or(0)
+fn status(result: Result<(), Errno>) -> c_int {
+    result.err().map_or(0, Errno::negated)
 }
 
 /// `socket(AF_INET, type, protocol)`: starts the socket layer on first use.
@@ -85,13 +86,13 @@ pub extern "C" fn rtuk_sock_create(ty: c_int, protocol: c_int) -> i64 {
     let tcp = match (ty & 0xf, protocol) {
         (libc::SOCK_STREAM, 0 | libc::IPPROTO_TCP) => true,
         (libc::SOCK_DGRAM, 0 | libc::IPPROTO_UDP) => false,
-        (libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_RAW, _) => return (-libc::EPROTONOSUPPORT).into(),
-        _ => return (-libc::EINVAL).into(),
+        (libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_RAW, _) => return Errno::EPROTONOSUPPORT.negated().into(),
+        _ => return Errno::EINVAL.negated().into(),
     };
     let mut guard = lock();
     let net = match thread::start(&mut guard) {
         Ok(net) => net,
-        Err(e) => return e.into(),
+        Err(e) => return e.negated().into(),
     };
     let kind = if tcp { Kind::Tcp(Tcp::Fresh) } else { Kind::Udp(Udp::new(net.new_udp())) };
     net.insert(Sock::new(kind, Options::default())) as i64
@@ -120,7 +121,7 @@ pub unsafe extern "C" fn rtuk_sock_bind(id: u64, addr: *const c_void, addr_len: 
     // SAFETY: the caller's promise.
     let addr = unsafe { bytes(addr, addr_len) };
     status(with_net(id, false, |net| {
-        let SockAddr::Inet(ip, port) = addr::parse(addr)? else { return Err(-libc::EAFNOSUPPORT) };
+        let SockAddr::Inet(ip, port) = addr::parse(addr)? else { return Err(Errno::EAFNOSUPPORT) };
         match net.sock(id)?.kind {
             Kind::Tcp(_) => tcp::bind(net, id, ip, port),
             Kind::Udp(_) => udp::bind(net, id, ip, port),
@@ -147,7 +148,7 @@ pub unsafe extern "C" fn rtuk_sock_accept(id: u64, addr: *mut c_void, addr_len: 
             unsafe { write_addr(addr, addr_len, peer) };
             new as i64
         }
-        Err(e) => e.into(),
+        Err(e) => e.negated().into(),
     }
 }
 
@@ -165,7 +166,7 @@ pub unsafe extern "C" fn rtuk_sock_connect(id: u64, addr: *const c_void, addr_le
         match (&net.sock(id)?.kind, parsed) {
             (Kind::Udp(_), parsed) => udp::connect(net, id, parsed),
             (Kind::Tcp(_), SockAddr::Inet(ip, port)) => tcp::connect(net, id, ip, port, services::monotonic_ns()),
-            (Kind::Tcp(_), SockAddr::Unspec) => Err(-libc::EAFNOSUPPORT),
+            (Kind::Tcp(_), SockAddr::Unspec) => Err(Errno::EAFNOSUPPORT),
         }
     }))
 }
@@ -176,7 +177,7 @@ pub extern "C" fn rtuk_sock_shutdown(id: u64, how: c_int) -> c_int {
     status(with_net(id, true, |net| match &mut net.sock(id)?.kind {
         Kind::Tcp(_) => tcp::shutdown(net, id, how),
         Kind::Udp(udp) if udp.peer.is_some() => Ok(()),
-        Kind::Udp(_) => Err(-libc::ENOTCONN),
+        Kind::Udp(_) => Err(Errno::ENOTCONN),
     }))
 }
 
@@ -188,7 +189,7 @@ pub extern "C" fn rtuk_sock_shutdown(id: u64, how: c_int) -> c_int {
 pub unsafe extern "C" fn rtuk_sock_getname(id: u64, peer: c_int, addr: *mut c_void, addr_len: *mut u32) -> c_int {
     let endpoint = with_net(id, false, |net| {
         let address = net.address;
-        let sock = net.socks.get(&id).ok_or(-libc::EBADF)?;
+        let sock = net.socks.get(&id).ok_or(Errno::EBADF)?;
         let (local, remote) = match &sock.kind {
             Kind::Tcp(_) => tcp::endpoints(net, sock),
             Kind::Udp(udp) => {
@@ -210,7 +211,7 @@ pub unsafe extern "C" fn rtuk_sock_getname(id: u64, peer: c_int, addr: *mut c_vo
         };
         let any = IpEndpoint::new(smoltcp::wire::Ipv4Address::UNSPECIFIED.into(), 0);
         if peer != 0 {
-            remote.ok_or(-libc::ENOTCONN)
+            remote.ok_or(Errno::ENOTCONN)
         } else {
             Ok(local.unwrap_or(any))
         }
@@ -221,7 +222,7 @@ pub unsafe extern "C" fn rtuk_sock_getname(id: u64, peer: c_int, addr: *mut c_vo
             unsafe { write_addr(addr, addr_len, endpoint) };
             0
         }
-        Err(e) => e,
+        Err(e) => e.negated(),
     }
 }
 
@@ -238,7 +239,7 @@ pub unsafe extern "C" fn rtuk_sock_getsockopt(
     len: *mut u32,
 ) -> c_int {
     if val.is_null() || len.is_null() {
-        return -libc::EFAULT;
+        return Errno::EFAULT.negated();
     }
     match with_net(id, false, |net| options::get(net, id, level, name)) {
         Ok(value) => {
@@ -250,7 +251,7 @@ pub unsafe extern "C" fn rtuk_sock_getsockopt(
             }
             0
         }
-        Err(e) => e,
+        Err(e) => e.negated(),
     }
 }
 
@@ -288,12 +289,12 @@ pub unsafe extern "C" fn rtuk_sock_recv(
     msg_flags: *mut c_int,
 ) -> i64 {
     if flags & libc::MSG_OOB != 0 {
-        return (-libc::EOPNOTSUPP).into();
+        return Errno::EOPNOTSUPP.negated().into();
     }
     // SAFETY: the caller's promise.
     let raw = match unsafe { iovecs(iov, iovcnt) } {
         Ok(raw) => raw,
-        Err(e) => return e.into(),
+        Err(e) => return e.negated().into(),
     };
     // Overlapping buffers receive into one scratch buffer, scattered by raw copies after.
     let mut scratch = std::vec::Vec::new();
@@ -342,7 +343,7 @@ pub unsafe extern "C" fn rtuk_sock_recv(
             }
             n as i64
         }
-        Err(e) => e.into(),
+        Err(e) => e.negated().into(),
     }
 }
 
@@ -362,12 +363,12 @@ pub unsafe extern "C" fn rtuk_sock_send(
     to_len: u32,
 ) -> i64 {
     if flags & libc::MSG_OOB != 0 {
-        return (-libc::EOPNOTSUPP).into();
+        return Errno::EOPNOTSUPP.negated().into();
     }
     // SAFETY: the caller's promise.
     let raw = match unsafe { iovecs(iov, iovcnt) } {
         Ok(raw) => raw,
-        Err(e) => return e.into(),
+        Err(e) => return e.negated().into(),
     };
     // SAFETY: each buffer is valid for its length for this call.
     let bufs = Bufs(raw.into_iter().map(|(p, n)| unsafe { std::slice::from_raw_parts(p.cast_const(), n) }).collect());
@@ -392,7 +393,7 @@ pub unsafe extern "C" fn rtuk_sock_send(
     });
     match result {
         Ok(n) => n as i64,
-        Err(e) => e.into(),
+        Err(e) => e.negated().into(),
     }
 }
 
@@ -403,13 +404,13 @@ pub unsafe extern "C" fn rtuk_sock_send(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rtuk_sock_ioctl(id: u64, request: c_int, arg: *mut c_void) -> c_int {
     if request as libc::Ioctl != libc::FIONREAD {
-        return -libc::ENOTTY;
+        return Errno::ENOTTY.negated();
     }
     if arg.is_null() {
-        return -libc::EFAULT;
+        return Errno::EFAULT.negated();
     }
     match with_net(id, false, |net| {
-        let sock = net.socks.get(&id).ok_or(-libc::EBADF)?;
+        let sock = net.socks.get(&id).ok_or(Errno::EBADF)?;
         Ok(match &sock.kind {
             Kind::Tcp(_) => tcp::readable_bytes(net, sock),
             Kind::Udp(udp) => {
@@ -423,7 +424,7 @@ pub unsafe extern "C" fn rtuk_sock_ioctl(id: u64, request: c_int, arg: *mut c_vo
             unsafe { *arg.cast::<c_int>() = c_int::try_from(n).unwrap_or(c_int::MAX) };
             0
         }
-        Err(e) => e,
+        Err(e) => e.negated(),
     }
 }
 
@@ -432,8 +433,8 @@ pub unsafe extern "C" fn rtuk_sock_ioctl(id: u64, request: c_int, arg: *mut c_vo
 #[unsafe(no_mangle)]
 pub extern "C" fn rtuk_sock_close(id: u64) -> c_int {
     let mut guard = lock();
-    let Some(net) = guard.as_mut() else { return -libc::EBADF };
-    let Some(sock) = net.socks.remove(&id) else { return -libc::EBADF };
+    let Some(net) = guard.as_mut() else { return Errno::EBADF.negated() };
+    let Some(sock) = net.socks.remove(&id) else { return Errno::EBADF.negated() };
     if let (Kind::Tcp(Tcp::Listening(_)), Some((_, port))) = (&sock.kind, sock.local) {
         // Nobody listens there now: SYNs are refused again.
         net.stack.phy.set_port_quiet(port, false);
@@ -458,16 +459,16 @@ mod tests {
         let mut buf = [0u8; 16];
         let huge = [RtukIovec { base: buf.as_mut_ptr().cast(), len: usize::MAX }];
         // SAFETY: the lengths are refused before any is used.
-        assert_eq!(unsafe { iovecs(huge.as_ptr(), 1) }.err(), Some(-libc::EINVAL));
+        assert_eq!(unsafe { iovecs(huge.as_ptr(), 1) }.err(), Some(Errno::EINVAL));
         let half = (isize::MAX as usize) / 2 + 1;
         let wraps = [
             RtukIovec { base: buf.as_mut_ptr().cast(), len: half },
             RtukIovec { base: buf.as_mut_ptr().cast(), len: half },
         ];
         // SAFETY: as above.
-        assert_eq!(unsafe { iovecs(wraps.as_ptr(), 2) }.err(), Some(-libc::EINVAL));
+        assert_eq!(unsafe { iovecs(wraps.as_ptr(), 2) }.err(), Some(Errno::EINVAL));
         // SAFETY: as above (the count is refused first).
-        assert_eq!(unsafe { iovecs(wraps.as_ptr(), IOV_MAX + 1) }.err(), Some(-libc::EINVAL));
+        assert_eq!(unsafe { iovecs(wraps.as_ptr(), IOV_MAX + 1) }.err(), Some(Errno::EINVAL));
         let fine = [RtukIovec { base: buf.as_mut_ptr().cast(), len: 16 }];
         // SAFETY: one valid buffer.
         assert_eq!(unsafe { iovecs(fine.as_ptr(), 1) }.unwrap().len(), 1);

@@ -27,6 +27,7 @@ pub mod addr;
 pub mod backlog;
 pub mod config;
 pub mod entry;
+pub mod errno;
 pub mod loopback;
 pub mod options;
 pub mod readiness;
@@ -38,6 +39,7 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
+pub use errno::Errno;
 use shared_core::services;
 
 pub use table::deadline_after;
@@ -90,9 +92,9 @@ impl<'a> BufsMut<'a> {
 
 /// Runs an op on the table, then refreshes the socket's events and, with `kick`, wakes
 /// the network thread to send what the op queued.
-pub(crate) fn with_net<T>(id: u64, kick: bool, f: impl FnOnce(&mut Net) -> Result<T, i32>) -> Result<T, i32> {
+pub(crate) fn with_net<T>(id: u64, kick: bool, f: impl FnOnce(&mut Net) -> Result<T, Errno>) -> Result<T, Errno> {
     let mut guard = lock();
-    let net = guard.as_mut().ok_or(-libc::EBADF)?;
+    let net = guard.as_mut().ok_or(Errno::EBADF)?;
     let result = f(net);
     readiness::refresh(net, id);
     drop(guard);
@@ -105,7 +107,7 @@ pub(crate) fn with_net<T>(id: u64, kick: bool, f: impl FnOnce(&mut Net) -> Resul
 /// Applies `SO_RCVTIMEO` (`recv`) or `SO_SNDTIMEO` to an op's result: a `-EAGAIN` arms
 /// the deadline (the network thread marks it passed and raises the event), and once it
 /// passed the op fails with `-ETIMEDOUT` (posix-socket would wait again on `-EAGAIN`).
-pub(crate) fn timed<T>(net: &mut Net, id: u64, recv: bool, result: Result<T, i32>) -> Result<T, i32> {
+pub(crate) fn timed<T>(net: &mut Net, id: u64, recv: bool, result: Result<T, Errno>) -> Result<T, Errno> {
     let Some(sock) = net.socks.get_mut(&id) else { return result };
     let (timeout, deadline, timed_out) = if recv {
         (sock.opts.rcv_timeout, &mut sock.recv_deadline, &mut sock.recv_timed_out)
@@ -113,10 +115,10 @@ pub(crate) fn timed<T>(net: &mut Net, id: u64, recv: bool, result: Result<T, i32
         (sock.opts.snd_timeout, &mut sock.send_deadline, &mut sock.send_timed_out)
     };
     match result {
-        Err(e) if e == -libc::EAGAIN => {
+        Err(e) if e == Errno::EAGAIN => {
             if *timed_out {
                 *timed_out = false;
-                return Err(-libc::ETIMEDOUT);
+                return Err(Errno::ETIMEDOUT);
             }
             if let (Some(timeout), None) = (timeout, *deadline) {
                 *deadline = Some(deadline_after(services::monotonic_ns(), timeout));

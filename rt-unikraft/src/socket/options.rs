@@ -8,6 +8,7 @@
 //! `SO_ERROR` reports (and clears) a pending error as a positive errno, as Linux does.
 //! Anything else is `-ENOPROTOOPT`, which Linux apps handle.
 
+use crate::socket::Errno;
 use std::time::Duration;
 
 use smoltcp::socket::tcp;
@@ -15,20 +16,20 @@ use smoltcp::socket::tcp;
 use super::table::{apply_tcp_options, Kind, Net, Tcp, BUFFER_RANGE};
 
 /// Reads an `int` option value.
-fn int_of(val: &[u8]) -> Result<i32, i32> {
-    let bytes: [u8; 4] = val.get(..4).and_then(|b| b.try_into().ok()).ok_or(-libc::EINVAL)?;
+fn int_of(val: &[u8]) -> Result<i32, Errno> {
+    let bytes: [u8; 4] = val.get(..4).and_then(|b| b.try_into().ok()).ok_or(Errno::EINVAL)?;
     Ok(i32::from_ne_bytes(bytes))
 }
 
 /// Reads a `struct timeval` (`SO_RCVTIMEO`); zero means "no timeout".
-fn timeout_of(val: &[u8]) -> Result<Option<Duration>, i32> {
+fn timeout_of(val: &[u8]) -> Result<Option<Duration>, Errno> {
     if val.len() < 16 {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let sec = i64::from_ne_bytes(val[..8].try_into().expect("8 bytes"));
     let usec = i64::from_ne_bytes(val[8..16].try_into().expect("8 bytes"));
     if sec < 0 || !(0..1_000_000).contains(&usec) {
-        return Err(-libc::EDOM);
+        return Err(Errno::EDOM);
     }
     let d = Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64);
     Ok((!d.is_zero()).then_some(d))
@@ -42,7 +43,7 @@ fn timeval(d: Option<Duration>) -> std::vec::Vec<u8> {
 }
 
 /// `setsockopt(level, name, val)`.
-pub fn set(net: &mut Net, id: u64, level: i32, name: i32, val: &[u8]) -> Result<(), i32> {
+pub fn set(net: &mut Net, id: u64, level: i32, name: i32, val: &[u8]) -> Result<(), Errno> {
     let sock = net.sock(id)?;
     let is_tcp = matches!(sock.kind, Kind::Tcp(_));
     match (level, name) {
@@ -72,12 +73,12 @@ pub fn set(net: &mut Net, id: u64, level: i32, name: i32, val: &[u8]) -> Result<
         }
         (libc::IPPROTO_IP, libc::IP_TTL) => {
             let ttl = int_of(val)?;
-            sock.opts.ttl = u8::try_from(ttl).ok().filter(|t| *t > 0).ok_or(-libc::EINVAL)?;
+            sock.opts.ttl = u8::try_from(ttl).ok().filter(|t| *t > 0).ok_or(Errno::EINVAL)?;
         }
         (libc::IPPROTO_IP, libc::IP_TOS) => {
             int_of(val)?;
         }
-        _ => return Err(-libc::ENOPROTOOPT),
+        _ => return Err(Errno::ENOPROTOOPT),
     }
     // TCP settings apply to the connection (or the listener's sockets) at once.
     let sock = net.sock(id)?;
@@ -94,12 +95,12 @@ pub fn set(net: &mut Net, id: u64, level: i32, name: i32, val: &[u8]) -> Result<
 }
 
 /// `getsockopt(level, name)`: the value's bytes (the glue copies what fits).
-pub fn get(net: &mut Net, id: u64, level: i32, name: i32) -> Result<std::vec::Vec<u8>, i32> {
+pub fn get(net: &mut Net, id: u64, level: i32, name: i32) -> Result<std::vec::Vec<u8>, Errno> {
     let sock = net.sock(id)?;
     let is_tcp = matches!(sock.kind, Kind::Tcp(_));
     let int = |v: i32| Ok(v.to_ne_bytes().to_vec());
     match (level, name) {
-        (libc::SOL_SOCKET, libc::SO_ERROR) => int(sock.error.take().unwrap_or(0)),
+        (libc::SOL_SOCKET, libc::SO_ERROR) => int(sock.error.take().map_or(0, Errno::raw)),
         (libc::SOL_SOCKET, libc::SO_TYPE) => int(if is_tcp { libc::SOCK_STREAM } else { libc::SOCK_DGRAM }),
         (libc::SOL_SOCKET, libc::SO_DOMAIN) => int(libc::AF_INET),
         (libc::SOL_SOCKET, libc::SO_PROTOCOL) => int(if is_tcp { libc::IPPROTO_TCP } else { libc::IPPROTO_UDP }),
@@ -117,7 +118,7 @@ pub fn get(net: &mut Net, id: u64, level: i32, name: i32) -> Result<std::vec::Ve
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) if is_tcp => int(1460),
         (libc::IPPROTO_IP, libc::IP_TTL) => int(i32::from(sock.opts.ttl)),
         (libc::IPPROTO_IP, libc::IP_TOS) => int(0),
-        _ => Err(-libc::ENOPROTOOPT),
+        _ => Err(Errno::ENOPROTOOPT),
     }
 }
 
@@ -130,14 +131,14 @@ mod tests {
         let tv = |s: i64, us: i64| [s.to_ne_bytes(), us.to_ne_bytes()].concat();
         assert_eq!(timeout_of(&tv(1, 500_000)), Ok(Some(Duration::from_millis(1500))));
         assert_eq!(timeout_of(&tv(0, 0)), Ok(None));
-        assert_eq!(timeout_of(&tv(0, 1_000_000)), Err(-libc::EDOM));
-        assert_eq!(timeout_of(&tv(0, 0)[..8]), Err(-libc::EINVAL));
+        assert_eq!(timeout_of(&tv(0, 1_000_000)), Err(Errno::EDOM));
+        assert_eq!(timeout_of(&tv(0, 0)[..8]), Err(Errno::EINVAL));
         assert_eq!(timeval(Some(Duration::from_millis(2500))), tv(2, 500_000));
     }
 
     #[test]
     fn int_values_need_four_bytes() {
         assert_eq!(int_of(&1i32.to_ne_bytes()), Ok(1));
-        assert_eq!(int_of(&[1, 0]), Err(-libc::EINVAL));
+        assert_eq!(int_of(&[1, 0]), Err(Errno::EINVAL));
     }
 }

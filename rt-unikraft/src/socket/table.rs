@@ -7,6 +7,7 @@
 //! and posix-socket waits on the socket file's poll queue, whose events
 //! [`super::readiness`] keeps exact.
 
+use crate::socket::Errno;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -238,7 +239,7 @@ pub struct Sock {
     /// The events last given to the file.
     pub events: u32,
     /// `SO_ERROR`: an error not yet reported (a positive errno).
-    pub error: Option<i32>,
+    pub error: Option<Errno>,
     /// Options.
     pub opts: Options,
     /// With `SO_RCVTIMEO`: when a read that found nothing gives up (monotonic ns), and
@@ -325,8 +326,8 @@ impl Net {
     }
 
     /// The socket `id`, or `-EBADF`.
-    pub fn sock(&mut self, id: u64) -> Result<&mut Sock, i32> {
-        self.socks.get_mut(&id).ok_or(-libc::EBADF)
+    pub fn sock(&mut self, id: u64) -> Result<&mut Sock, Errno> {
+        self.socks.get_mut(&id).ok_or(Errno::EBADF)
     }
 
     /// A fresh smoltcp TCP socket with these options' buffers and settings.
@@ -359,12 +360,12 @@ impl Net {
     /// connections still closing. The search starts at a random port (RFC 6056's first
     /// algorithm, as Linux randomises): an off-path attacker cannot guess the port a
     /// connection or a DNS query will use.
-    pub fn ephemeral_port(&mut self, tcp: bool) -> Result<u16, i32> {
+    pub fn ephemeral_port(&mut self, tcp: bool) -> Result<u16, Errno> {
         self.ephemeral_port_from(tcp, shared_core::services::random_u64())
     }
 
     /// [`ephemeral_port`](Self::ephemeral_port) with the search starting at `random`.
-    pub fn ephemeral_port_from(&mut self, tcp: bool, random: u64) -> Result<u16, i32> {
+    pub fn ephemeral_port_from(&mut self, tcp: bool, random: u64) -> Result<u16, Errno> {
         let span = u32::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
         let first = (random % u64::from(span)) as u32;
         for step in 0..span {
@@ -377,7 +378,7 @@ impl Net {
                 return Ok(port);
             }
         }
-        Err(-libc::EADDRINUSE)
+        Err(Errno::EADDRINUSE)
     }
 
     /// Hands a connection whose socket is gone to the closing list; `graceful` sends a

@@ -8,6 +8,7 @@
 //! Every function is an op on the socket table and never blocks: `Err(-EAGAIN)` (or
 //! `-EINPROGRESS` for `connect`) tells posix-socket to wait for the socket's events.
 
+use crate::socket::Errno;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpEndpoint, Ipv4Address};
 
@@ -16,27 +17,27 @@ use super::table::{Kind, Listener, Net, Options, Sock, Stream, Tcp, CONNECT_TIME
 use super::thread::listen_endpoint;
 use super::{deadline_after, Bufs, BufsMut};
 
-fn tcp_of(sock: &mut Sock) -> Result<&mut Tcp, i32> {
+fn tcp_of(sock: &mut Sock) -> Result<&mut Tcp, Errno> {
     match &mut sock.kind {
         Kind::Tcp(tcp) => Ok(tcp),
-        Kind::Udp(_) => Err(-libc::EOPNOTSUPP),
+        Kind::Udp(_) => Err(Errno::EOPNOTSUPP),
     }
 }
 
 /// `bind`: records the local address; port 0 picks an ephemeral port now, as Linux does.
-pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), i32> {
+pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), Errno> {
     let address = net.address;
     if !addr.is_unspecified() && addr != address && addr != super::loopback::LOOPBACK {
-        return Err(-libc::EADDRNOTAVAIL);
+        return Err(Errno::EADDRNOTAVAIL);
     }
     let sock = net.sock(id)?;
     if !matches!(sock.kind, Kind::Tcp(Tcp::Fresh)) || sock.local.is_some() {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let port = if port == 0 {
         net.ephemeral_port(true)?
     } else if net.port_in_use(true, port, id) {
-        return Err(-libc::EADDRINUSE);
+        return Err(Errno::EADDRINUSE);
     } else {
         port
     };
@@ -46,11 +47,11 @@ pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), 
 
 /// `listen`: the backlog becomes `backlog` sockets listening on the bound port (at least
 /// one, at most [`LISTEN_BACKLOG_MAX`]). An unbound socket gets an ephemeral port.
-pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), i32> {
+pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), Errno> {
     let sock = net.sock(id)?;
     match tcp_of(sock)? {
         Tcp::Listening(_) => return Ok(()),
-        Tcp::Stream(_) => return Err(-libc::EINVAL),
+        Tcp::Stream(_) => return Err(Errno::EINVAL),
         Tcp::Fresh => {}
     }
     if sock.local.is_none() {
@@ -68,7 +69,7 @@ pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), i32> {
                 net.stack.sockets.remove(handle);
             }
             net.stack.sockets.remove(handle);
-            return Err(-libc::EINVAL);
+            return Err(Errno::EINVAL);
         }
         handles.push(handle);
     }
@@ -82,18 +83,18 @@ pub fn listen(net: &mut Net, id: u64, backlog: i32) -> Result<(), i32> {
 
 /// `accept4`: a connection whose handshake is done, as a new socket (its id), and its
 /// peer. `-EAGAIN` while there is none.
-pub fn accept(net: &mut Net, id: u64) -> Result<(u64, IpEndpoint), i32> {
+pub fn accept(net: &mut Net, id: u64) -> Result<(u64, IpEndpoint), Errno> {
     let sock = net.sock(id)?;
     let (local, opts) = (sock.local, sock.opts);
-    let Kind::Tcp(Tcp::Listening(listener)) = &sock.kind else { return Err(-libc::EINVAL) };
+    let Kind::Tcp(Tcp::Listening(listener)) = &sock.kind else { return Err(Errno::EINVAL) };
     if listener.shut {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let (sockets, backlog) = (listener.sockets.clone(), listener.backlog);
     let ready = sockets
         .iter()
         .position(|&h| acceptable(net.stack.sockets.get::<tcp::Socket>(h).state()))
-        .ok_or(-libc::EAGAIN)?;
+        .ok_or(Errno::EAGAIN)?;
     let handle = sockets[ready];
     // A fresh socket listens in its place, unless the network thread added spares
     // beyond the backlog meanwhile (a burst), which this connection now gives back.
@@ -129,20 +130,20 @@ pub fn accept(net: &mut Net, id: u64) -> Result<(u64, IpEndpoint), i32> {
 
 /// `connect`: starts the handshake and says `-EINPROGRESS`; the network thread sees it
 /// end (EPOLLOUT, with `SO_ERROR` set when it failed).
-pub fn connect(net: &mut Net, id: u64, addr: Ipv4Address, port: u16, now: u64) -> Result<(), i32> {
+pub fn connect(net: &mut Net, id: u64, addr: Ipv4Address, port: u16, now: u64) -> Result<(), Errno> {
     let routable = net.routable(addr);
     let sock = net.sock(id)?;
     match tcp_of(sock)? {
         Tcp::Fresh => {}
-        Tcp::Listening(_) => return Err(-libc::EINVAL),
-        Tcp::Stream(stream) if stream.connecting.is_some() => return Err(-libc::EALREADY),
-        Tcp::Stream(_) => return Err(-libc::EISCONN),
+        Tcp::Listening(_) => return Err(Errno::EINVAL),
+        Tcp::Stream(stream) if stream.connecting.is_some() => return Err(Errno::EALREADY),
+        Tcp::Stream(_) => return Err(Errno::EISCONN),
     }
     if port == 0 || addr.is_unspecified() {
-        return Err(-libc::ECONNREFUSED);
+        return Err(Errno::ECONNREFUSED);
     }
     if addr.is_broadcast() || addr.is_multicast() || !routable {
-        return Err(-libc::ENETUNREACH);
+        return Err(Errno::ENETUNREACH);
     }
     let local = match sock.local {
         Some((a, p)) => (a, p),
@@ -156,9 +157,9 @@ pub fn connect(net: &mut Net, id: u64, addr: Ipv4Address, port: u16, now: u64) -
     if let Err(e) = net.stack.sockets.get_mut::<tcp::Socket>(handle).connect(cx, remote, endpoint) {
         net.stack.sockets.remove(handle);
         return Err(match e {
-            tcp::ConnectError::InvalidState => -libc::EISCONN,
+            tcp::ConnectError::InvalidState => Errno::EISCONN,
             // No route (no gateway for an off-link address, or 127.0.0.1: there is no loopback).
-            tcp::ConnectError::Unaddressable => -libc::ENETUNREACH,
+            tcp::ConnectError::Unaddressable => Errno::ENETUNREACH,
         });
     }
     let state = net.stack.sockets.get::<tcp::Socket>(handle).state();
@@ -173,24 +174,24 @@ pub fn connect(net: &mut Net, id: u64, addr: Ipv4Address, port: u16, now: u64) -
         wr_shut: false,
         broken: false,
     }));
-    Err(-libc::EINPROGRESS)
+    Err(Errno::EINPROGRESS)
 }
 
-fn stream_of(sock: &mut Sock) -> Result<&mut Stream, i32> {
+fn stream_of(sock: &mut Sock) -> Result<&mut Stream, Errno> {
     match tcp_of(sock)? {
         Tcp::Stream(stream) => Ok(stream),
-        _ => Err(-libc::ENOTCONN),
+        _ => Err(Errno::ENOTCONN),
     }
 }
 
 /// `recv`: what the connection has (`MSG_PEEK` leaves it there); 0 at the end of the
 /// stream; the pending error once after a reset; `-EAGAIN` while nothing has arrived.
-pub fn recv(net: &mut Net, id: u64, bufs: &mut BufsMut<'_>, peek: bool) -> Result<usize, i32> {
+pub fn recv(net: &mut Net, id: u64, bufs: &mut BufsMut<'_>, peek: bool) -> Result<usize, Errno> {
     let sockets = &mut net.stack.sockets;
-    let sock = net.socks.get_mut(&id).ok_or(-libc::EBADF)?;
+    let sock = net.socks.get_mut(&id).ok_or(Errno::EBADF)?;
     let stream = stream_of(sock)?;
     if stream.connecting.is_some() {
-        return Err(-libc::EAGAIN);
+        return Err(Errno::EAGAIN);
     }
     if stream.rd_shut {
         return Ok(0);
@@ -216,31 +217,31 @@ pub fn recv(net: &mut Net, id: u64, bufs: &mut BufsMut<'_>, peek: bool) -> Resul
     }
     if stream.broken {
         return match sock.error.take() {
-            Some(e) => Err(-e),
+            Some(e) => Err(e),
             None => Ok(0),
         };
     }
     if super::readiness::fin_received(socket.state()) {
         return Ok(0);
     }
-    Err(-libc::EAGAIN)
+    Err(Errno::EAGAIN)
 }
 
 /// `send`: queues what fits; `-EAGAIN` when nothing does; `-EPIPE` after our FIN (no
 /// signal: there are none, so `MSG_NOSIGNAL` changes nothing).
-pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>) -> Result<usize, i32> {
+pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>) -> Result<usize, Errno> {
     let sockets = &mut net.stack.sockets;
-    let sock = net.socks.get_mut(&id).ok_or(-libc::EBADF)?;
+    let sock = net.socks.get_mut(&id).ok_or(Errno::EBADF)?;
     let stream = stream_of(sock)?;
     if stream.connecting.is_some() {
-        return Err(-libc::EAGAIN);
+        return Err(Errno::EAGAIN);
     }
     if stream.broken {
-        return Err(-sock.error.take().unwrap_or(libc::EPIPE));
+        return Err(sock.error.take().unwrap_or(Errno::EPIPE));
     }
     let socket = sockets.get_mut::<tcp::Socket>(stream.handle);
     if stream.wr_shut || !socket.may_send() {
-        return Err(-libc::EPIPE);
+        return Err(Errno::EPIPE);
     }
     if bufs.total() == 0 {
         return Ok(0);
@@ -254,18 +255,18 @@ pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>) -> Result<usize, i32> {
         }
     }
     if total == 0 {
-        return Err(-libc::EAGAIN);
+        return Err(Errno::EAGAIN);
     }
     Ok(total)
 }
 
 /// `shutdown`: `SHUT_WR` sends our FIN; `SHUT_RD` ends reads here. On a listener, any
 /// `how` ends `accept`s, as Linux does: a blocked one wakes and fails with `EINVAL`.
-pub fn shutdown(net: &mut Net, id: u64, how: i32) -> Result<(), i32> {
+pub fn shutdown(net: &mut Net, id: u64, how: i32) -> Result<(), Errno> {
     let sockets = &mut net.stack.sockets;
-    let sock = net.socks.get_mut(&id).ok_or(-libc::EBADF)?;
+    let sock = net.socks.get_mut(&id).ok_or(Errno::EBADF)?;
     if !matches!(how, libc::SHUT_RD | libc::SHUT_WR | libc::SHUT_RDWR) {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     if let Kind::Tcp(Tcp::Listening(listener)) = &mut sock.kind {
         listener.shut = true;
@@ -273,7 +274,7 @@ pub fn shutdown(net: &mut Net, id: u64, how: i32) -> Result<(), i32> {
     }
     let stream = stream_of(sock)?;
     if stream.connecting.is_some() {
-        return Err(-libc::ENOTCONN);
+        return Err(Errno::ENOTCONN);
     }
     if how == libc::SHUT_RD || how == libc::SHUT_RDWR {
         stream.rd_shut = true;

@@ -3,6 +3,7 @@
 //! send), with each socket's poll events checked after every step, since they are what
 //! posix-socket blocks on.
 
+use crate::socket::Errno;
 use shared_core::net::{Stack, StackConfig};
 use shared_core::services;
 use shared_core::testing::{wire, WireEnd};
@@ -103,14 +104,14 @@ impl Lab {
     }
 }
 
-pub(super) fn recv(net: &mut Net, id: u64, n: usize) -> Result<Vec<u8>, i32> {
+pub(super) fn recv(net: &mut Net, id: u64, n: usize) -> Result<Vec<u8>, Errno> {
     let mut buf = vec![0u8; n];
     let got = tcp::recv(net, id, &mut BufsMut(vec![&mut buf[..]]), false)?;
     buf.truncate(got);
     Ok(buf)
 }
 
-pub(super) fn send(net: &mut Net, id: u64, data: &[u8]) -> Result<usize, i32> {
+pub(super) fn send(net: &mut Net, id: u64, data: &[u8]) -> Result<usize, Errno> {
     tcp::send(net, id, &Bufs(vec![data]))
 }
 
@@ -121,7 +122,7 @@ fn a_listener_accepts_echoes_and_sees_the_peers_fin_with_exact_events() {
     tcp::bind(&mut lab.net, listener, Ipv4Address::UNSPECIFIED, 80).unwrap();
     tcp::listen(&mut lab.net, listener, 128).unwrap();
     assert_eq!(lab.events(listener) & IN, 0, "nothing to accept yet");
-    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), -libc::EAGAIN);
+    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), Errno::EAGAIN);
 
     let client = lab.peer_connect(80, 40000);
     lab.pump();
@@ -130,7 +131,7 @@ fn a_listener_accepts_echoes_and_sees_the_peers_fin_with_exact_events() {
     assert_eq!(from, IpEndpoint::new(IpAddress::Ipv4(PEER), 40000));
     assert_eq!(lab.events(listener) & IN, 0, "accepted: no more EPOLLIN");
     assert_eq!(lab.events(conn), OUT, "connected, nothing to read");
-    assert_eq!(recv(&mut lab.net, conn, 16), Err(-libc::EAGAIN));
+    assert_eq!(recv(&mut lab.net, conn, 16), Err(Errno::EAGAIN));
 
     lab.peer_tcp(client).send_slice(b"hello").unwrap();
     lab.pump();
@@ -168,14 +169,14 @@ fn a_reset_wakes_a_reader_with_econnreset_once() {
     let client = lab.peer_connect(7, 40001);
     lab.pump();
     let (conn, _) = tcp::accept(&mut lab.net, listener).unwrap();
-    assert_eq!(recv(&mut lab.net, conn, 16), Err(-libc::EAGAIN));
+    assert_eq!(recv(&mut lab.net, conn, 16), Err(Errno::EAGAIN));
     lab.peer_tcp(client).abort();
     lab.pump();
     let events = lab.events(conn);
     assert_eq!(events & (IN | ERR | HUP), IN | ERR | HUP, "{events:#x}");
-    assert_eq!(recv(&mut lab.net, conn, 16), Err(-libc::ECONNRESET));
+    assert_eq!(recv(&mut lab.net, conn, 16), Err(Errno::ECONNRESET));
     assert_eq!(recv(&mut lab.net, conn, 16).unwrap(), b"", "reported once, then end of stream");
-    assert_eq!(send(&mut lab.net, conn, b"x"), Err(-libc::EPIPE));
+    assert_eq!(send(&mut lab.net, conn, b"x"), Err(Errno::EPIPE));
 }
 
 #[test]
@@ -183,9 +184,9 @@ fn connect_to_a_closed_port_fails_with_econnrefused_through_so_error() {
     let mut lab = Lab::new();
     let id = lab.tcp_socket();
     let now = services::monotonic_ns();
-    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 9, now), Err(-libc::EINPROGRESS));
+    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 9, now), Err(Errno::EINPROGRESS));
     assert_eq!(lab.events(id), 0, "connecting: no EPOLLOUT yet (a blocking connect waits for it)");
-    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 9, now), Err(-libc::EALREADY));
+    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 9, now), Err(Errno::EALREADY));
     lab.pump();
     let events = lab.events(id);
     assert_eq!(events & (OUT | ERR | HUP), OUT | ERR | HUP, "{events:#x}");
@@ -204,7 +205,7 @@ fn connect_to_a_listening_peer_becomes_writable_with_both_names() {
     server.listen(8080).unwrap();
     let server = lab.peer_sockets.add(server);
     let id = lab.tcp_socket();
-    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 8080, services::monotonic_ns()), Err(-libc::EINPROGRESS));
+    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 8080, services::monotonic_ns()), Err(Errno::EINPROGRESS));
     lab.pump();
     assert_eq!(lab.events(id), OUT);
     assert_eq!(lab.peer_tcp(server).state(), stcp::State::Established);
@@ -213,7 +214,7 @@ fn connect_to_a_listening_peer_becomes_writable_with_both_names() {
     let local = local.unwrap();
     assert_eq!(local.addr, IpAddress::Ipv4(GUEST));
     assert!(EPHEMERAL.contains(&local.port), "{local}");
-    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 8080, 0), Err(-libc::EISCONN));
+    assert_eq!(tcp::connect(&mut lab.net, id, PEER, 8080, 0), Err(Errno::EISCONN));
 }
 
 #[test]
@@ -242,7 +243,7 @@ fn a_burst_beyond_the_backlog_gets_spare_listeners_which_go_back_afterwards() {
     for _ in 0..4 {
         tcp::accept(&mut lab.net, listener).unwrap();
     }
-    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), -libc::EAGAIN);
+    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), Errno::EAGAIN);
     lab.pump();
     assert_eq!(sockets(&lab), 2, "back to the backlog once the burst is accepted");
 }
@@ -255,8 +256,8 @@ fn udp_binds_ephemeral_ports_keeps_datagrams_and_filters_by_peer() {
     let (_, port) = lab.net.socks[&id].local.unwrap();
     assert!(EPHEMERAL.contains(&port));
     let other = lab.udp_socket();
-    assert_eq!(udp::bind(&mut lab.net, other, Ipv4Address::UNSPECIFIED, port), Err(-libc::EADDRINUSE));
-    assert_eq!(udp::bind(&mut lab.net, other, Ipv4Address::new(10, 9, 9, 9), 5000), Err(-libc::EADDRNOTAVAIL));
+    assert_eq!(udp::bind(&mut lab.net, other, Ipv4Address::UNSPECIFIED, port), Err(Errno::EADDRINUSE));
+    assert_eq!(udp::bind(&mut lab.net, other, Ipv4Address::new(10, 9, 9, 9), 5000), Err(Errno::EADDRNOTAVAIL));
 
     let buffer = || sudp::PacketBuffer::new(vec![sudp::PacketMetadata::EMPTY; 8], vec![0u8; 4096]);
     let mut peer = sudp::Socket::new(buffer(), buffer());
@@ -278,12 +279,12 @@ fn udp_binds_ephemeral_ports_keeps_datagrams_and_filters_by_peer() {
     lab.peer_sockets.get_mut::<sudp::Socket>(peer).send_slice(b"ignored", to_guest).unwrap();
     lab.pump();
     let mut buf = [0u8; 64];
-    assert_eq!(udp::recv(&mut lab.net, id, &mut BufsMut(vec![&mut buf[..]]), false, false).err(), Some(-libc::EAGAIN));
+    assert_eq!(udp::recv(&mut lab.net, id, &mut BufsMut(vec![&mut buf[..]]), false, false).err(), Some(Errno::EAGAIN));
     // Sending goes to the peer set by connect; too large is EMSGSIZE.
     udp::connect(&mut lab.net, id, super::addr::SockAddr::Inet(PEER, 5353)).unwrap();
     assert_eq!(udp::send(&mut lab.net, id, &Bufs(vec![b"pong"]), None).unwrap(), 4);
     let big = vec![0u8; super::table::UDP_MAX_DATAGRAM + 1];
-    assert_eq!(udp::send(&mut lab.net, id, &Bufs(vec![&big]), None).err(), Some(-libc::EMSGSIZE));
+    assert_eq!(udp::send(&mut lab.net, id, &Bufs(vec![&big]), None).err(), Some(Errno::EMSGSIZE));
     lab.pump();
     let (n, meta) = lab.peer_sockets.get_mut::<sudp::Socket>(peer).recv_slice(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"pong");
@@ -306,8 +307,8 @@ fn options_round_trip_and_unknown_ones_are_enoprotoopt() {
     assert_eq!(get(&mut lab, libc::IPPROTO_TCP, libc::TCP_NODELAY), 1);
     assert_eq!(get(&mut lab, libc::SOL_SOCKET, libc::SO_RCVBUF), 1 << 20, "clamped to 1 MiB");
     assert_eq!(get(&mut lab, libc::SOL_SOCKET, libc::SO_TYPE), libc::SOCK_STREAM);
-    assert_eq!(options::get(&mut lab.net, id, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY), Err(-libc::ENOPROTOOPT));
-    assert_eq!(options::set(&mut lab.net, id, libc::SOL_SOCKET, 9999, &one), Err(-libc::ENOPROTOOPT));
+    assert_eq!(options::get(&mut lab.net, id, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY), Err(Errno::ENOPROTOOPT));
+    assert_eq!(options::set(&mut lab.net, id, libc::SOL_SOCKET, 9999, &one), Err(Errno::ENOPROTOOPT));
 }
 
 #[test]
@@ -326,7 +327,7 @@ fn a_read_timeout_wakes_the_blocked_reader_and_ends_its_read_with_etimedout() {
         let r = recv(&mut lab.net, conn, 8);
         timed(&mut lab.net, conn, true, r)
     };
-    assert_eq!(read(&mut lab), Err(-libc::EAGAIN));
+    assert_eq!(read(&mut lab), Err(Errno::EAGAIN));
     assert_eq!(lab.events(conn) & IN, 0);
     services::wait_until(Some(services::monotonic_ns() + 500_000_000));
     maintain(&mut lab.net, services::monotonic_ns());
@@ -334,9 +335,9 @@ fn a_read_timeout_wakes_the_blocked_reader_and_ends_its_read_with_etimedout() {
     services::wait_until(Some(services::monotonic_ns() + 600_000_000));
     maintain(&mut lab.net, services::monotonic_ns());
     assert_ne!(lab.events(conn) & IN, 0, "the deadline passed: the blocked reader must wake");
-    assert_eq!(read(&mut lab), Err(-libc::ETIMEDOUT));
+    assert_eq!(read(&mut lab), Err(Errno::ETIMEDOUT));
     assert_eq!(lab.events(conn) & IN, 0, "reported: the next read waits again");
-    assert_eq!(read(&mut lab), Err(-libc::EAGAIN), "and arms a new deadline");
+    assert_eq!(read(&mut lab), Err(Errno::EAGAIN), "and arms a new deadline");
 }
 mod hostile;
 mod loopback;

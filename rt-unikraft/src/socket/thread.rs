@@ -9,6 +9,7 @@
 //! send), or the stack's next timer. Unikraft's scheduler is cooperative: the thread
 //! blocks there, or yields when it has work left, so app threads always get to run.
 
+use crate::socket::Errno;
 use std::time::Duration;
 
 use shared_core::net::{NetDevice, Stack, StackConfig};
@@ -38,10 +39,10 @@ pub static OWNS_NIC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 /// Starts the socket layer in `slot` if it is not running: opens the net device, builds
 /// the stack and spawns the network thread. `-ENETDOWN` (with the reason on the console,
 /// once) when the device cannot be had.
-pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
+pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, Errno> {
     if THREAD_FAILED.load(std::sync::atomic::Ordering::SeqCst) {
         // A table with no thread to drive it would take sockets whose ops never end.
-        return Err(-libc::ENETDOWN);
+        return Err(Errno::ENETDOWN);
     }
     if slot.is_none() {
         match build() {
@@ -53,13 +54,13 @@ pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
                     );
                     THREAD_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
                     *slot = None;
-                    return Err(-libc::ENETDOWN);
+                    return Err(Errno::ENETDOWN);
                 }
             }
             Err(why) => {
                 static SAID: std::sync::Once = std::sync::Once::new();
                 SAID.call_once(|| std::eprintln!("rt-unikraft sockets: no network: {why}"));
-                return Err(-libc::ENETDOWN);
+                return Err(Errno::ENETDOWN);
             }
         }
     }
@@ -68,7 +69,7 @@ pub fn start(slot: &mut Option<Net>) -> Result<&mut Net, i32> {
 
 fn build() -> Result<Net, String> {
     write_etc_hosts();
-    let nic = match crate::net::UkNet::open(0) {
+    let nic = match crate::net::UkNet::open_for_sockets(0) {
         Ok(nic) => nic,
         Err(OpenError::NotFound(why)) => {
             std::println!("rt-unikraft sockets: loopback only (127.0.0.1): {why}");
@@ -79,17 +80,7 @@ fn build() -> Result<Net, String> {
             stack.iface.routes_mut().remove_default_ipv4_route();
             return Ok(Net::new(stack));
         }
-        Err(e) => {
-            let e = e.to_string();
-            return Err(if e.contains("already open") {
-                format!(
-                    "{e}: the app opened it through shared-core's Stack (services::open_net); an app uses std::net \
-                     sockets or that Stack, not both"
-                )
-            } else {
-                e
-            });
-        }
+        Err(e) => return Err(e.to_string()),
     };
     let platform = nic.assigned_ipv4();
     let mut device = Loopback::new(Some(nic));
@@ -192,12 +183,12 @@ pub fn maintain(net: &mut Net, now: u64) {
                     } else if state == tcp::State::Closed {
                         stream.connecting = None;
                         stream.broken = true;
-                        sock.error = Some(libc::ECONNREFUSED);
+                        sock.error = Some(Errno::ECONNREFUSED);
                     } else if now >= deadline {
                         socket.abort();
                         stream.connecting = None;
                         stream.broken = true;
-                        sock.error = Some(libc::ETIMEDOUT);
+                        sock.error = Some(Errno::ETIMEDOUT);
                     }
                 } else if !stream.broken && state == tcp::State::Closed {
                     use tcp::State::*;
@@ -205,7 +196,7 @@ pub fn maintain(net: &mut Net, now: u64) {
                     // other state, Closed means a reset (or smoltcp gave up on the peer).
                     if matches!(stream.last_state, SynReceived | Established | FinWait1 | FinWait2 | CloseWait) {
                         stream.broken = true;
-                        sock.error = Some(libc::ECONNRESET);
+                        sock.error = Some(Errno::ECONNRESET);
                     }
                 }
                 stream.last_state = socket.state();

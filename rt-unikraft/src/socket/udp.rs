@@ -12,6 +12,7 @@
 //! largest datagram: an event reported is always true, and after `EAGAIN` the event is
 //! clear until the queue drains.
 
+use crate::socket::Errno;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint, Ipv4Address};
 
@@ -19,38 +20,38 @@ use super::addr::SockAddr;
 use super::table::{Kind, Net, Sock, Udp, UDP_MAX_DATAGRAM, UDP_PENDING_MAX};
 use super::{Bufs, BufsMut};
 
-fn udp_of(sock: &mut Sock) -> Result<&mut Udp, i32> {
+fn udp_of(sock: &mut Sock) -> Result<&mut Udp, Errno> {
     match &mut sock.kind {
         Kind::Udp(udp) => Ok(udp),
-        Kind::Tcp(_) => Err(-libc::EOPNOTSUPP),
+        Kind::Tcp(_) => Err(Errno::EOPNOTSUPP),
     }
 }
 
 /// `bind`: to `addr` (ours, or any) and `port` (0: an ephemeral one).
-pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), i32> {
+pub fn bind(net: &mut Net, id: u64, addr: Ipv4Address, port: u16) -> Result<(), Errno> {
     if !addr.is_unspecified() && addr != net.address && addr != super::loopback::LOOPBACK {
-        return Err(-libc::EADDRNOTAVAIL);
+        return Err(Errno::EADDRNOTAVAIL);
     }
     if net.sock(id)?.local.is_some() {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let port = if port == 0 {
         net.ephemeral_port(false)?
     } else if net.port_in_use(false, port, id) {
-        return Err(-libc::EADDRINUSE);
+        return Err(Errno::EADDRINUSE);
     } else {
         port
     };
     let handle = udp_of(net.sock(id)?)?.handle;
     let endpoint = IpListenEndpoint { addr: (!addr.is_unspecified()).then_some(addr.into()), port };
-    net.stack.sockets.get_mut::<udp::Socket>(handle).bind(endpoint).map_err(|_| -libc::EINVAL)?;
+    net.stack.sockets.get_mut::<udp::Socket>(handle).bind(endpoint).map_err(|_| Errno::EINVAL)?;
     net.sock(id)?.local = Some((addr, port));
     Ok(())
 }
 
 /// Binds to any address and an ephemeral port if the socket is not bound yet (before a
 /// send or a connect, as Linux does).
-fn autobind(net: &mut Net, id: u64) -> Result<(), i32> {
+fn autobind(net: &mut Net, id: u64) -> Result<(), Errno> {
     if net.sock(id)?.local.is_none() {
         bind(net, id, Ipv4Address::UNSPECIFIED, 0)?;
     }
@@ -59,7 +60,7 @@ fn autobind(net: &mut Net, id: u64) -> Result<(), i32> {
 
 /// `connect`: the default peer for `send` and the only source `recv` accepts;
 /// `AF_UNSPEC` forgets it.
-pub fn connect(net: &mut Net, id: u64, addr: SockAddr) -> Result<(), i32> {
+pub fn connect(net: &mut Net, id: u64, addr: SockAddr) -> Result<(), Errno> {
     match addr {
         SockAddr::Unspec => {
             udp_of(net.sock(id)?)?.peer = None;
@@ -67,7 +68,7 @@ pub fn connect(net: &mut Net, id: u64, addr: SockAddr) -> Result<(), i32> {
         }
         SockAddr::Inet(addr, port) => {
             if port == 0 || addr.is_unspecified() {
-                return Err(-libc::EINVAL);
+                return Err(Errno::EINVAL);
             }
             autobind(net, id)?;
             udp_of(net.sock(id)?)?.peer = Some(IpEndpoint::new(addr.into(), port));
@@ -77,26 +78,26 @@ pub fn connect(net: &mut Net, id: u64, addr: SockAddr) -> Result<(), i32> {
 }
 
 /// `sendto`/`sendmsg`: one datagram of all the buffers, to `to` or the peer.
-pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>, to: Option<(Ipv4Address, u16)>) -> Result<usize, i32> {
+pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>, to: Option<(Ipv4Address, u16)>) -> Result<usize, Errno> {
     let peer = udp_of(net.sock(id)?)?.peer;
     let dest = match to {
         Some((addr, port)) => IpEndpoint::new(addr.into(), port),
-        None => peer.ok_or(-libc::EDESTADDRREQ)?,
+        None => peer.ok_or(Errno::EDESTADDRREQ)?,
     };
     if dest.port == 0 {
-        return Err(-libc::EINVAL);
+        return Err(Errno::EINVAL);
     }
     let smoltcp::wire::IpAddress::Ipv4(dest_addr) = dest.addr;
     if !dest_addr.is_broadcast() && !net.routable(dest_addr) {
-        return Err(-libc::ENETUNREACH);
+        return Err(Errno::ENETUNREACH);
     }
     let len = bufs.total();
     if len > UDP_MAX_DATAGRAM {
-        return Err(-libc::EMSGSIZE);
+        return Err(Errno::EMSGSIZE);
     }
     autobind(net, id)?;
     let sockets = &mut net.stack.sockets;
-    let udp = udp_of(net.socks.get_mut(&id).ok_or(-libc::EBADF)?)?;
+    let udp = udp_of(net.socks.get_mut(&id).ok_or(Errno::EBADF)?)?;
     if udp.pending.is_empty() {
         match sockets.get_mut::<udp::Socket>(udp.handle).send(len, dest) {
             Ok(payload) => {
@@ -108,11 +109,11 @@ pub fn send(net: &mut Net, id: u64, bufs: &Bufs<'_>, to: Option<(Ipv4Address, u1
                 return Ok(len);
             }
             Err(udp::SendError::BufferFull) => {}
-            Err(udp::SendError::Unaddressable) => return Err(-libc::ENETUNREACH),
+            Err(udp::SendError::Unaddressable) => return Err(Errno::ENETUNREACH),
         }
     }
     if udp.pending_bytes + len > UDP_PENDING_MAX {
-        return Err(-libc::EAGAIN);
+        return Err(Errno::EAGAIN);
     }
     let mut datagram = std::vec::Vec::with_capacity(len);
     for buf in bufs.iter() {
@@ -154,7 +155,7 @@ pub struct Received {
 
 /// `recvfrom`/`recvmsg`: the next datagram (from the peer only, once connected);
 /// `-EAGAIN` while there is none.
-pub fn recv(net: &mut Net, id: u64, bufs: &mut BufsMut<'_>, peek: bool, report_full: bool) -> Result<Received, i32> {
+pub fn recv(net: &mut Net, id: u64, bufs: &mut BufsMut<'_>, peek: bool, report_full: bool) -> Result<Received, Errno> {
     let peer = udp_of(net.sock(id)?)?.peer;
     let handle = udp_of(net.sock(id)?)?.handle;
     let socket = net.stack.sockets.get_mut::<udp::Socket>(handle);
@@ -162,12 +163,12 @@ pub fn recv(net: &mut Net, id: u64, bufs: &mut BufsMut<'_>, peek: bool, report_f
         let (data, from) = if peek {
             match socket.peek() {
                 Ok((data, meta)) => (data, meta.endpoint),
-                Err(_) => return Err(-libc::EAGAIN),
+                Err(_) => return Err(Errno::EAGAIN),
             }
         } else {
             match socket.recv() {
                 Ok((data, meta)) => (data, meta.endpoint),
-                Err(_) => return Err(-libc::EAGAIN),
+                Err(_) => return Err(Errno::EAGAIN),
             }
         };
         if peer.is_some_and(|p| p != from) {

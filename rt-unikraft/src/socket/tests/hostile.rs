@@ -3,6 +3,7 @@
 //! lengths Linux refuses. Each test failed before the defect it names was fixed
 //! (../shared/FINDINGS-2026-12.md: A1, A2, A3, A9, A12, A17).
 
+use crate::socket::Errno;
 use proptest::prelude::*;
 use shared_core::services;
 use shared_core::testing::tcp_syn_frame;
@@ -158,11 +159,11 @@ fn shutdown_of_a_listener_wakes_and_fails_accept() {
     let listener = lab.tcp_socket();
     tcp::bind(&mut lab.net, listener, Ipv4Address::UNSPECIFIED, 80).unwrap();
     tcp::listen(&mut lab.net, listener, 4).unwrap();
-    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), -libc::EAGAIN);
+    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), Errno::EAGAIN);
     assert_eq!(lab.events(listener) & IN, 0);
     tcp::shutdown(&mut lab.net, listener, libc::SHUT_RDWR).unwrap();
     assert_ne!(lab.events(listener) & IN, 0, "a blocked accept must wake");
-    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), -libc::EINVAL, "as Linux");
+    assert_eq!(tcp::accept(&mut lab.net, listener).unwrap_err(), Errno::EINVAL, "as Linux");
 }
 
 #[test]
@@ -182,7 +183,7 @@ fn a_blocking_udp_sender_that_outpaces_the_link_finishes() {
                 sent += 1;
             }
             Err(e) => {
-                assert_eq!(e, -libc::EAGAIN);
+                assert_eq!(e, Errno::EAGAIN);
                 assert_eq!(lab.events(id) & OUT, 0, "EAGAIN with EPOLLOUT set: a blocked sender spins");
                 waits += 1;
                 // The network thread runs: the queue drains, EPOLLOUT comes back.
@@ -226,7 +227,7 @@ proptest! {
                     if writable {
                         prop_assert_eq!(result, Ok(len), "EPOLLOUT was set");
                     }
-                    if result == Err(-libc::EAGAIN) {
+                    if result == Err(Errno::EAGAIN) {
                         prop_assert_eq!(lab.events(id) & OUT, 0, "EAGAIN, yet EPOLLOUT set");
                     }
                 }

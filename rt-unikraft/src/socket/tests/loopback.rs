@@ -1,6 +1,7 @@
 //! 127.0.0.1 and the guest's own address inside the guest, with a NIC and without one
 //! (issue "Unmodified Rust servers", item 2): a server and a client in one program.
 
+use crate::socket::Errno;
 use shared_core::net::{Stack, StackConfig};
 use shared_core::services;
 use shared_core::testing::RingWireEnd;
@@ -42,7 +43,7 @@ fn tcp_exchange(net: &mut Net, mut pump: impl FnMut(&mut Net), to: Ipv4Address) 
         super::super::table::Kind::Tcp(super::super::table::Tcp::Fresh),
         Default::default(),
     ));
-    assert_eq!(tcp::connect(net, client, to, 8080, services::monotonic_ns()), Err(-libc::EINPROGRESS));
+    assert_eq!(tcp::connect(net, client, to, 8080, services::monotonic_ns()), Err(Errno::EINPROGRESS));
     pump(net);
     let events = super::super::readiness::events_of(&net.stack.sockets, &net.socks[&client]);
     assert_eq!(events & OUT, OUT, "the connect to {to} completed: {events:#x}");
@@ -103,5 +104,5 @@ fn tcp_and_udp_over_127_0_0_1_without_a_nic() {
         super::super::table::Kind::Tcp(super::super::table::Tcp::Fresh),
         Default::default(),
     ));
-    assert_eq!(tcp::connect(&mut net, id, Ipv4Address::new(10, 0, 0, 1), 80, 0), Err(-libc::ENETUNREACH));
+    assert_eq!(tcp::connect(&mut net, id, Ipv4Address::new(10, 0, 0, 1), 80, 0), Err(Errno::ENETUNREACH));
 }
