@@ -12,7 +12,8 @@
 //!   owns the NIC, started by the first `socket()`; [`readiness`]: the poll events of
 //!   each socket file, which posix-socket blocks on and epoll watches;
 //! * [`entry`]: the C edge, the only place that turns C pointers and lengths into Rust
-//!   values (bounded as Linux bounds them) and errors into `-errno`;
+//!   values (bounded as Linux bounds them) and each op's [`Errno`] into `-errno`;
+//!   [`errno`]: that error type;
 //! * [`tcp`], [`udp`], [`options`]: the ops; [`backlog`]: a listener's sockets under
 //!   bursts and floods; [`addr`]: `sockaddr_in`; [`config`]: the address (netdev.ip,
 //!   `RT_UNIKRAFT_IPV4`, or 10.0.0.2/24).
