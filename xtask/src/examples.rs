@@ -10,6 +10,7 @@ pub const EXAMPLES: &[(&str, bool)] = &[
     ("hello", false),
     ("hello-std", false),
     ("udp-echo", true),
+    ("tcp-echo", true),
     ("http", true),
     ("conformance", true),
     ("conformance-std-net", true),

@@ -97,6 +97,24 @@ fn udp_echo_answers_a_datagram_from_the_host() {
 }
 
 #[test]
+fn tcp_echo_returns_a_megabyte_intact_twice() {
+    if !is_root() {
+        skip("tcp_echo_returns_a_megabyte_intact_twice: not root (needs a network namespace and TAP)");
+        return;
+    }
+    let ns = Ns::new("uktest-tcpecho");
+    let guest = start_in(&ns, "tcp-echo");
+    // Twice: the second connection shows the socket listens again after the first closed.
+    for round in 1..=2 {
+        let out = ns.command(XTASK).args(["peer", "tcp-echo", "--port", "7", "--bytes", "1048576"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "round {round}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("tcp echo: 1048576 bytes from 10.0.0.2:7 echoed intact"), "round {round}: {stdout}");
+    }
+    drop(guest);
+}
+
+#[test]
 fn http_serves_its_page_to_the_host() {
     if !is_root() {
         skip("http_serves_its_page_to_the_host: not root (needs a network namespace and TAP)");

@@ -89,12 +89,18 @@ impl Drop for Ns {
 
 /// A running guest (process, or runner with its VM/tender in the same process group),
 /// killed and reaped on drop, also when an assertion fails.
-pub struct Guest(Child);
+pub struct Guest(Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl Guest {
+    /// The stdout lines the guest printed after its ready line, so far (kept by
+    /// [`start_until`]'s reader; empty for [`Guest::from_child`]).
+    pub fn lines_since_ready(&self) -> Vec<String> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// A guest already spawned in its own process group (`process_group(0)`).
     pub fn from_child(child: Child) -> Guest {
-        Guest(child)
+        Guest(child, Default::default())
     }
 
     /// CPU time (user + system) used so far by this guest's processes whose command name
@@ -196,11 +202,19 @@ pub fn start_until(mut cmd: Command, ready: &str, timeout: Duration) -> Guest {
     use std::sync::mpsc::RecvTimeoutError;
     let mut child = cmd.stdout(Stdio::piped()).process_group(0).spawn().expect("start the guest");
     let stdout = child.stdout.take().expect("piped");
-    let guest = Guest(child);
+    let ready_owned = ready.to_string();
+    let guest = Guest(child, Default::default());
     let (tx, rx) = std::sync::mpsc::channel();
+    let after_ready = guest.1.clone();
     std::thread::spawn(move || {
+        let mut ready_seen = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+            if ready_seen {
+                after_ready.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            } else {
+                ready_seen = line.contains(&ready_owned);
+                let _ = tx.send(line);
+            }
         }
     });
     let deadline = Instant::now() + timeout;
