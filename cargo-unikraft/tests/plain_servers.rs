@@ -4,7 +4,9 @@
 //! `cargo unikraft run -p HOST:GUEST` (QEMU's user-mode networking: no root, no TAP), each
 //! on a different stack: `tiny_http` (std::net and threads), `axum` (tokio and hyper) and
 //! `smol` (async-io over epoll). Each answers a request, takes `wrk -c64` for 10 s with
-//! no socket error, and answers again. A plain program also talks to itself over
+//! no socket error, and answers again; then, as root, the same again with the guest on a
+//! TAP device (`--tap`) in a network namespace the test creates (without root that half
+//! prints a `SKIP:` line). A plain program also talks to itself over
 //! 127.0.0.1 and `localhost` (TCP and UDP) in an image with no net device at all.
 //!
 //! They need the pinned sources and the crates from the registry; without the sources each
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 mod common;
 
+use cargo_unikraft::netns;
 use common::{free_port, provisioned, show, skip, Running};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-unikraft");
@@ -51,6 +54,22 @@ fn tool(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// `wrk -c64` for 10 s on `url`, run by `wrap` (the host, or a namespace); asserts no
+/// socket error and no non-2xx answer. Skips with a line when wrk is missing.
+fn load(test: &str, wrap: impl Fn(&str) -> Command, url: &str) {
+    match which::which("wrk") {
+        Err(_) => skip(&format!("{test}: wrk is not installed; the load part did not run")),
+        Ok(wrk) => {
+            let out =
+                wrap(wrk.to_str().unwrap()).args(["-t2", "-c64", "-d10s", "--timeout", "10s", url]).output().unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            println!("{test}: {url}: {}", text.lines().find(|l| l.contains("requests in")).unwrap_or("no count"));
+            assert!(out.status.success(), "{test}: wrk failed\n{}", show(&out));
+            assert!(!text.contains("Socket errors") && !text.contains("Non-2xx"), "{test}: errors under load:\n{text}");
+        }
+    }
+}
+
 fn http_get(port: u16) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the published port");
     stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -69,20 +88,31 @@ fn serve_and_load(test: &str, dir: &Path, ready: &str, answer: &str) {
     let mut run = Running::start(tool(dir, &["run", "-p", &format!("{port}:8080")]));
     run.wait_for(ready, Duration::from_secs(120));
     assert!(http_get(port).contains(answer), "{test}: no answer before the load");
-    match which::which("wrk") {
-        Err(_) => skip(&format!("{test}: wrk is not installed; the load part did not run")),
-        Ok(wrk) => {
-            let out = Command::new(wrk)
-                .args(["-t2", "-c64", "-d10s", "--timeout", "10s", &format!("http://127.0.0.1:{port}/")])
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            println!("{test}: {}", text.lines().find(|l| l.contains("requests in")).unwrap_or("no count"));
-            assert!(out.status.success(), "{test}: wrk failed\n{}", show(&out));
-            assert!(!text.contains("Socket errors") && !text.contains("Non-2xx"), "{test}: errors under load:\n{text}");
-        }
-    }
+    load(test, |program| Command::new(program), &format!("http://127.0.0.1:{port}/"));
     assert!(http_get(port).contains(answer), "{test}: no answer after the load");
+    drop(run);
+    serve_and_load_on_a_tap(test, dir, ready, answer);
+}
+
+/// As root: the same server on a TAP device in a namespace of its own (`--tap`), reached
+/// at the guest's default address; a request, the load, a request. A SKIP line otherwise.
+fn serve_and_load_on_a_tap(test: &str, dir: &Path, ready: &str, answer: &str) {
+    if !netns::is_root() {
+        skip(&format!("{test}: not root; the --tap half did not run (needs a network namespace and TAP)"));
+        return;
+    }
+    let ns = netns::NetNs::create("plainsrv").expect("create a network namespace");
+    let mut run = Running::start(ns.wrap(&tool(dir, &["run", "--no-build", "--tap", netns::TAP])));
+    run.wait_for(ready, Duration::from_secs(120));
+    let url = format!("http://{}:8080/", netns::GUEST_IP);
+    let get = || {
+        let out = ns.command("curl").args(["-sS", "--max-time", "20", &url]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(get().contains(answer), "{test}: no answer on the TAP before the load");
+    load(test, |program| ns.command(program), &url);
+    assert!(get().contains(answer), "{test}: no answer on the TAP after the load");
+    drop(run);
 }
 
 #[test]

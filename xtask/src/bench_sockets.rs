@@ -6,7 +6,10 @@
 //! * (b) the same server on Unikraft, through posix-socket and rt-unikraft's socket driver,
 //!   keep-alive, and (b') with a connection per request (`Connection: close`);
 //! * (c) `examples/http` on Unikraft, on shared-core's own smoltcp API (no sockets), which
-//!   closes every connection after its answer.
+//!   closes every connection after its answer;
+//! * (d), (e) an unmodified plain axum server (no dependency on this project) run with
+//!   `cargo unikraft run`, through `-p` (user-mode networking) and through `--tap`,
+//!   keep-alive ([`crate::bench_sockets_plain`]).
 //!
 //! The ratio compares (b') with (c): the same protocol behaviour on both sides.
 //!
@@ -45,7 +48,7 @@ const TARGET: f64 = 1.25;
 const BULK_TARGET: f64 = 0.8;
 
 /// One server's figures.
-struct Http {
+pub(crate) struct Http {
     requests: u64,
     per_second: f64,
     cpu_per_request: Duration,
@@ -63,7 +66,7 @@ fn cpu_time(pid: u32) -> Result<Duration> {
 }
 
 /// Waits until the child prints a line containing `ready` (or ends).
-fn wait_for(child: &mut Child, ready: &str) -> Result<()> {
+pub(crate) fn wait_for(child: &mut Child, ready: &str) -> Result<()> {
     let stdout = child.stdout.take().context("piped stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     if !lines.by_ref().map_while(Result::ok).any(|l| l.contains(ready)) {
@@ -77,7 +80,7 @@ fn wait_for(child: &mut Child, ready: &str) -> Result<()> {
 /// Runs `wrk` (through `wrap`, to enter the namespace) against `url`, measuring `pid`'s CPU;
 /// with `close`, every request on a connection of its own (`Connection: close`), which is
 /// what the `http` example does whatever the client asks.
-fn load(wrap: impl Fn(&str) -> Command, url: &str, pid: u32, close: bool) -> Result<Http> {
+pub(crate) fn load(wrap: impl Fn(&str) -> Command, url: &str, pid: u32, close: bool) -> Result<Http> {
     let before = cpu_time(pid)?;
     let mut wrk = wrap("wrk");
     wrk.args(["-t2", &format!("-c{CONNECTIONS}"), &format!("-d{HTTP_SECONDS}s"), "--timeout", "5s"]);
@@ -195,6 +198,8 @@ pub fn bench_sockets() -> Result<u8> {
     eprintln!("bench: (c) http on Unikraft (shared-core's smoltcp API), a connection per request");
     let native = on_unikraft("http", "listening on", |ns, pid| load(|p| ns.command(p), &url, pid, true))?;
 
+    let plain = crate::bench_sockets_plain::measure(port + 2000)?;
+
     eprintln!("bench: TCP bulk through std-echo, unix and Unikraft");
     let echo_port = port + 1000;
     let unix_bulk =
@@ -209,6 +214,8 @@ pub fn bench_sockets() -> Result<u8> {
     show("(b) tokio-http, Unikraft socket driver, keep-alive", &sockets);
     show("(b') tokio-http, Unikraft socket driver, a connection per request", &sockets_close);
     show("(c) http example, Unikraft native smoltcp API, a connection per request", &native);
+    show("(d) plain axum server, `cargo unikraft run -p` (user-mode net)", &plain.published);
+    show("(e) plain axum server, `cargo unikraft run --tap`", &plain.tap);
     // The same protocol behaviour on both sides: a connection per request.
     let ratio = sockets_close.cpu_per_request.as_secs_f64() / native.cpu_per_request.as_secs_f64();
     println!(

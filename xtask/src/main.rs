@@ -12,6 +12,7 @@ mod bench;
 mod bench_block;
 mod bench_plain;
 mod bench_sockets;
+mod bench_sockets_plain;
 mod conformance;
 mod examples;
 mod peer;
