@@ -134,6 +134,48 @@ fn a_plain_program_talks_to_itself_over_loopback_with_no_net_device() {
 }
 
 #[test]
+fn std_and_tokio_udp_senders_that_outpace_the_link_finish() {
+    let test = "std_and_tokio_udp_senders_that_outpace_the_link_finish";
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned(test) {
+        return;
+    }
+    let deps = "tokio = { version = \"1\", features = [\"rt\", \"net\"] }\n";
+    let dir = write_crate("plain-udp-senders", deps, include_str!("plain_servers/udp_senders.rs"));
+    let build = tool(&dir, &["run", "--no-boot"]).output().unwrap();
+    assert!(build.status.success(), "{test}: build failed\n{}", show(&build));
+    // The host end: QEMU's user-mode networking delivers the guest's datagrams for
+    // 10.0.2.2 to the host's loopback.
+    let sink = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let sink_port = sink.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = received.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            if let Ok(1472) = sink.recv(&mut buf) {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let publish = format!("{}:9/udp", free_port());
+    let env = format!("UDP_SINK=10.0.2.2:{sink_port}");
+    let mut run = Running::start(tool(&dir, &["run", "--no-build", "-p", &publish, "-e", &env]));
+    run.wait_for("std: sent 500", Duration::from_secs(120));
+    run.wait_for("tokio: sent 500", Duration::from_secs(60));
+    let status = run.child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    reader.join().unwrap();
+    let got = received.load(std::sync::atomic::Ordering::SeqCst);
+    println!("{test}: the host received {got} of 1000 datagrams");
+    assert_eq!(status.code(), Some(0), "{test}: the program did not exit 0: {:?}", run.seen);
+    assert!(got > 0, "{test}: no datagram reached the host");
+}
+
+#[test]
 fn tiny_http_on_std_net_serves_through_a_published_port() {
     let test = "tiny_http_on_std_net_serves_through_a_published_port";
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

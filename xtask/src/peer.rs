@@ -314,11 +314,27 @@ pub fn udp_flood(guest: &str, port: u16, window: usize, seconds: u64) -> Result<
 pub const FIN_HOLD_PORTS: std::ops::Range<u16> = 40000..45000;
 
 /// The `iptables` rule (in the OUTPUT chain of the namespace the peer runs in) that makes
-/// [`fin_hold`]'s connections never acknowledge anything: it drops every packet of theirs
-/// with no SYN and no payload (bare ACKs, the FIN). Their requests carry more than 100
-/// bytes, so they pass.
-const FIN_HOLD_DROP_RULE: &[&str] =
-    &["OUTPUT", "-p", "tcp", "--sport", "40000:44999", "!", "--syn", "-m", "length", "--length", "0:100", "-j", "DROP"];
+/// [`fin_hold`]'s connections never acknowledge anything the server sends: it drops every
+/// packet of theirs with neither SYN nor FIN and no payload (bare ACKs, resets). Their
+/// requests carry more than 100 bytes and their FINs have the flag, so the server gets
+/// the whole request and its end, answers, closes, and waits for acknowledgements that
+/// never come.
+const FIN_HOLD_DROP_RULE: &[&str] = &[
+    "OUTPUT",
+    "-p",
+    "tcp",
+    "--sport",
+    "40000:44999",
+    "--tcp-flags",
+    "FIN,SYN",
+    "NONE",
+    "-m",
+    "length",
+    "--length",
+    "0:100",
+    "-j",
+    "DROP",
+];
 
 /// [`FIN_HOLD_DROP_RULE`] while it lives: added on creation, deleted on drop.
 struct DropRule;
@@ -358,7 +374,7 @@ impl Drop for DropRule {
 /// its FIN (with [`FIN_HOLD_DROP_RULE`] in place), `per_second` of them for `seconds`,
 /// each from its own port of [`FIN_HOLD_PORTS`]: every one leaves the server a closing
 /// connection that its peer never lets finish. Returns how many connected, and how many
-/// of their packets (acknowledgements, FINs, resets) the rule dropped.
+/// of their packets (acknowledgements, resets) the rule dropped.
 fn fin_hold(guest: &str, port: u16, seconds: u64, per_second: u64) -> Result<(u64, u64)> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     let rule = DropRule::add()?;
@@ -382,7 +398,7 @@ fn fin_hold(guest: &str, port: u16, seconds: u64, per_second: u64) -> Result<(u6
             connected += 1;
             let mut stream = TcpStream::from(socket);
             let _ = stream.write_all(request.as_bytes());
-            // Closing sends the FIN the rule drops; the server's FIN is never acknowledged.
+            // The request and its end reach the server; its answer and FIN are never acknowledged.
             let _ = stream.shutdown(Shutdown::Write);
             held.push(stream);
         }

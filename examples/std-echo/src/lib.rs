@@ -74,6 +74,9 @@ fn parse_args() -> Result<Args, String> {
             "--exit-after-ms" => {
                 args.exit_after = Some(Duration::from_millis(value.parse().map_err(|_| bad("a number"))?))
             }
+            // The runtime's own key (heap sampling): it reads it from the boot arguments,
+            // and std's argv holds them all.
+            "--heap-sample-ms" => {}
             _ => {
                 return Err(format!(
                     "unknown argument {key}; known: --port, --max-connections, --timeout-ms, --connect-refused, \
