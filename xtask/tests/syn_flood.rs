@@ -58,7 +58,12 @@ fn live_heap(lines: &[String]) -> Vec<u64> {
 /// while probing it; asserts the bar and the heap bound for each.
 fn attack_and_probe(ns: &Ns, guest: &Guest, port: u16, what: &str, heap_bound: u64) {
     for attack in [Attack::SpoofedSyns, Attack::NeverAckingPeers] {
-        std::thread::sleep(Duration::from_millis(4 * SAMPLE_MS.parse::<u64>().unwrap()));
+        // A few samples at rest first (a slow TCG guest on a busy host may take seconds).
+        let settle = std::time::Instant::now();
+        let rest = live_heap(&guest.lines_since_ready()).len() + 2;
+        while live_heap(&guest.lines_since_ready()).len() < rest && settle.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let before = live_heap(&guest.lines_since_ready());
         let baseline = *before.last().unwrap_or_else(|| {
             panic!(
