@@ -24,7 +24,7 @@
 //!
 //! Status: the generated files are what `cargo xtask kraft-run` builds and boots on
 //! Unikraft 0.16.3, and what the kraft-driven path (Unikraft's make run the way kraft runs
-//! it) builds with no xtask step; both are tested in `xtask/tests/unikraft.rs`.
+//! it) builds with no xtask step; both are tested in `e2e/tests/unikraft.rs`.
 
 pub mod kconfig;
 

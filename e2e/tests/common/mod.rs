@@ -1,4 +1,4 @@
-//! Helpers shared by the xtask integration tests (each test file includes this module;
+//! Helpers shared by the end-to-end tests (each test file includes this module;
 //! not every file uses every helper).
 #![allow(dead_code)]
 
@@ -9,8 +9,41 @@ use std::time::{Duration, Instant};
 
 pub mod unikraft;
 
-/// The xtask binary under test.
-pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+/// The xtask binary under test, as a program name for `Command::new(XTASK)` and
+/// `Ns::command(XTASK)`. These tests are not xtask's own, so Cargo gives them no
+/// `CARGO_BIN_EXE_xtask`: the first use runs `cargo build -p xtask` into the target
+/// directory and profile these tests were built for (a no-op when it is up to date).
+pub const XTASK: XtaskBin = XtaskBin;
+
+/// See [`XTASK`].
+#[derive(Clone, Copy)]
+pub struct XtaskBin;
+
+impl AsRef<std::ffi::OsStr> for XtaskBin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        PATH.get_or_init(build_xtask).as_os_str()
+    }
+}
+
+/// Builds the xtask binary beside this test binary (`<target>/<profile>/deps/<test>`) and
+/// returns its path.
+fn build_xtask() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("the test binary is in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("the profile directory is in the target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "xtask", "--profile", profile, "--target-dir"])
+        .arg(target_dir)
+        .status()
+        .expect("run cargo build -p xtask");
+    assert!(status.success(), "cargo build -p xtask failed ({status})");
+    profile_dir.join("xtask")
+}
 
 /// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
 pub fn skip(why: &str) {
@@ -74,9 +107,9 @@ impl Ns {
     }
 
     /// A command that runs `program` inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
+        c.args(["netns", "exec", &self.0]).arg(program);
         c
     }
 }
