@@ -133,6 +133,9 @@ const fn concat<const N: usize>(groups: &[&[&'static str]]) -> [&'static str; N]
 
 /// The net exchange (docs/architecture.md): the guest is 10.0.0.2, the host 10.0.0.1.
 pub mod net {
+    /// What the guest's ready line names (`console_protocol::ready::Ready`, `READY net
+    /// <address>`) once its sockets are bound: the host starts its side then.
+    pub const READY_WHAT: &str = "net";
     /// Host UDP port the guest's probe goes to (`net.arp`).
     pub const PROBE_PORT: u16 = 5555;
     /// The guest's probe datagram.

@@ -30,6 +30,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use conformance_protocol::report::{Counts, Line, Status};
+use console_protocol::ready::Ready;
 use conformance_protocol::{case, net, BLOCK_CASES, HEAP_CASES, NET_CASES, STD_CASES};
 use unikernel::bootargs::{BootArgs, Ipv4Cidr};
 use unikernel::executor::{self, block_on};
@@ -342,7 +343,7 @@ fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
     let _ = stack.sockets.get_mut::<udp::Socket>(echo).bind(net::UDP_ECHO_PORT);
     let _ = stack.sockets.get_mut::<icmp::Socket>(icmp_h).bind(icmp::Endpoint::Ident(0x4242));
     let _ = stack.sockets.get_mut::<tcp::Socket>(tcp_h).listen(net::TCP_ECHO_PORT);
-    println!("READY net {}", cidr.address);
+    println!("{}", Ready { what: net::READY_WHAT, detail: &format!("{}", cidr.address) });
 
     block_on(async {
         // net.arp: the guest must resolve the host's MAC to send this; the reply proves it.

@@ -241,7 +241,8 @@ fn main_run(
             Ok(Some(Line::End(_))) => println!("# the main guest's {line} (the std.net section follows)"),
             _ => println!("{line}"),
         }
-        if line.starts_with("READY net") && peer.is_none() {
+        let net_ready = console_protocol::ready::Ready::parse(line).is_some_and(|r| r.what == conformance_protocol::net::READY_WHAT);
+        if net_ready && peer.is_none() {
             if let Some(ns) = &ns {
                 match std::env::current_exe().context("the xtask executable") {
                     Ok(exe) => {
