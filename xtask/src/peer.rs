@@ -1,7 +1,7 @@
 //! The host side of the network cases, run inside the namespace (`xtask peer ...`).
 
+use crate::netns;
 use anyhow::{bail, Context, Result};
-use cargo_unikraft::netns;
 use conformance_protocol::net::{self, TCP_BYTES};
 use conformance_protocol::report::{Line, Status};
 use std::io::{Read, Write};
