@@ -296,7 +296,7 @@ mod tests {
     /// The glue and this decoder agree on the port and the encoding's limit.
     #[test]
     fn the_glue_uses_the_same_exit_constants() {
-        let glue = include_str!("../../../rt-unikraft/glue/main.c");
+        let glue = rt_unikraft_glue::file("main.c");
         let define = |name: &str| {
             glue.lines()
                 .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.split_whitespace().next())
