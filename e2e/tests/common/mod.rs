@@ -30,7 +30,8 @@ impl AsRef<std::ffi::OsStr> for XtaskBin {
 /// returns its path.
 fn build_xtask() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("the test binary is in <target>/<profile>/deps");
+    let profile_dir =
+        exe.parent().and_then(|deps| deps.parent()).expect("the test binary is in <target>/<profile>/deps");
     let target_dir = profile_dir.parent().expect("the profile directory is in the target directory");
     let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => "dev",
@@ -45,32 +46,8 @@ fn build_xtask() -> std::path::PathBuf {
     profile_dir.join("xtask")
 }
 
-/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
-pub fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
-
-/// The switch CI sets once it has provisioned the Unikraft and Solo5 sources: with it, a
-/// test that would skip for want of sources fails instead (see [`skip_unprovisioned`]).
-pub const REQUIRE_SOURCES: &str = "UNIKERNEL_REQUIRE_SOURCES";
-
-/// Whether `UNIKERNEL_REQUIRE_SOURCES` is set (to anything but empty or `0`).
-pub fn sources_required() -> bool {
-    std::env::var_os(REQUIRE_SOURCES).is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Skips `test` because the Unikraft or Solo5 sources are missing (`why` says what is
-/// missing and how to provision it): prints `SKIP: <test>: <why>`, or, with
-/// `UNIKERNEL_REQUIRE_SOURCES=1` (CI, after provisioning), fails the test instead, so a
-/// provisioning mistake cannot pass as a green run that booted nothing. Skips for host
-/// reasons (not root, no /dev/kvm, no musl-gcc, ...) use plain [`skip`].
-pub fn skip_unprovisioned(test: &str, why: &str) {
-    if sources_required() {
-        panic!("{test}: sources are required ({REQUIRE_SOURCES}=1) but {why}");
-    }
-    skip(&format!("{test}: {why}"));
-}
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use e2e::skip::{skip, skip_unprovisioned, sources_required};
 
 /// Both output streams of a finished command, for assertion messages.
 pub fn show(out: &Output) -> String {
@@ -89,7 +66,8 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// A network namespace with tap0 = 10.0.0.1/24, deleted on drop.
+/// A network namespace with tap0 = 10.0.0.1/24, deleted on drop. A test's own threads
+/// enter it with `e2e::netns::in_netns(ns.name(), ...)`.
 pub struct Ns(String);
 
 impl Ns {
@@ -104,6 +82,11 @@ impl Ns {
         ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
         ip(&["-n", &name, "link", "set", "tap0", "up"]);
         ns
+    }
+
+    /// The namespace's name (`<tag>-<pid>`).
+    pub fn name(&self) -> &str {
+        &self.0
     }
 
     /// A command that runs `program` inside the namespace.
