@@ -21,6 +21,8 @@ mod netns;
 mod peer;
 mod report;
 mod run;
+#[cfg(test)]
+mod tidy;
 
 use std::process::ExitCode;
 
