@@ -41,6 +41,8 @@ impl core::fmt::Display for OpenError {
     }
 }
 
+impl core::error::Error for OpenError {}
+
 /// What a backend provides. Implemented once per backend on a unit type; never called
 /// through generics by apps.
 pub trait Platform {
