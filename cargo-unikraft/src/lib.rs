@@ -12,7 +12,6 @@
 //! * [`target`], [`pipeline`]: the one list of targets, and the build and runner for each.
 //! * [`cli`]: the `cargo unikraft` subcommands.
 //! * [`runner`]: how guests are booted and how their end maps to the app's exit code.
-//! * [`netns`]: network namespaces with a TAP, for apps with a net device.
 //! * [`doctor`]: which tools each backend needs.
 
 pub mod app;
@@ -22,7 +21,6 @@ pub mod doctor;
 pub mod heap_plot;
 pub mod hosted_musl;
 pub mod linker;
-pub mod netns;
 pub mod oci;
 pub mod pipeline;
 pub mod plain_bin;

@@ -15,24 +15,9 @@ use crate::app::{path_str, App};
 use crate::linker::LINKER_ENV;
 use crate::target::Platform;
 
-/// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft.
-/// `main.c` includes the first two `.inc` files; `hosted.c` (the hosted-musl harness's
-/// `main`) includes the device stand-ins too, and they include the glue's ABI header.
-const GLUE: &[(&str, &str)] = &[
-    ("main.c", include_str!("../../rt-unikraft/glue/main.c")),
-    ("std_shims.inc", include_str!("../../rt-unikraft/glue/std_shims.inc")),
-    ("dl_find_object.inc", include_str!("../../rt-unikraft/glue/dl_find_object.inc")),
-    ("dl_find_object.h", include_str!("../../rt-unikraft/glue/dl_find_object.h")),
-    ("hosted_dl_find_object.inc", include_str!("../../rt-unikraft/glue/hosted_dl_find_object.inc")),
-    ("hosted.c", include_str!("../../rt-unikraft/glue/hosted.c")),
-    ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
-    ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
-    ("no_socket.inc", include_str!("../../rt-unikraft/glue/no_socket.inc")),
-    ("netdev.c", include_str!("../../rt-unikraft/glue/netdev.c")),
-    ("blkdev.c", include_str!("../../rt-unikraft/glue/blkdev.c")),
-    ("socket.c", include_str!("../../rt-unikraft/glue/socket.c")),
-    ("rt_glue.h", include_str!("../../rt-unikraft/glue/rt_glue.h")),
-];
+/// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft
+/// (the `rt-unikraft-glue` crate owns the files and checks the list is whole).
+const GLUE: &[(&str, &str)] = rt_unikraft_glue::FILES;
 
 /// The app for a crate without a `unikraft` feature: its one binary target (or an error
 /// that says what to do).
@@ -176,25 +161,4 @@ pub fn write_glue(dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(vec![path_str(&dir.join("main.c"))?])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::GLUE;
-
-    /// Every `#include "..."` of the carried glue is carried too: the glue is written to a
-    /// build directory of its own, where a forgotten header fails only at a user's build.
-    #[test]
-    fn the_carried_glue_includes_only_carried_files() {
-        for (file, text) in GLUE {
-            for line in text.lines() {
-                let Some(rest) = line.trim().strip_prefix("#include \"") else { continue };
-                let included = rest.split('"').next().unwrap();
-                assert!(
-                    GLUE.iter().any(|(name, _)| *name == included),
-                    "{file} includes {included}, which is not carried"
-                );
-            }
-        }
-    }
 }

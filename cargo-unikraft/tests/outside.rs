@@ -46,17 +46,12 @@ fn provisioned(test: &str) -> bool {
         Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
         Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
             // A host reason, not a provisioning one.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIP: {test}: qemu-system-x86_64 is not installed");
+            e2e::skip::skip(&format!("{test}: qemu-system-x86_64 is not installed"));
             return false;
         }
         Provisioning::Ready(_) => return true,
     };
-    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
-    }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {test}: {why}");
+    e2e::skip::skip_unprovisioned(test, why);
     false
 }
 

@@ -13,7 +13,7 @@
 //!
 //! Guests need the pinned Unikraft sources and QEMU; without them each test prints a
 //! `SKIP:` line (a failure with `UNIKERNEL_REQUIRE_SOURCES=1`, as CI sets). The `http`
-//! image is the one the xtask tests build (same target directory), the plain crate lives
+//! image is the one the end-to-end tests (e2e/) build (same target directory), the plain crate lives
 //! under the system temp dir and is reused between runs.
 
 use std::fs;

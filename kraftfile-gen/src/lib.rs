@@ -24,7 +24,9 @@
 //!
 //! Status: the generated files are what `cargo xtask kraft-run` builds and boots on
 //! Unikraft 0.16.3, and what the kraft-driven path (Unikraft's make run the way kraft runs
-//! it) builds with no xtask step; both are tested in `xtask/tests/unikraft.rs`.
+//! it) builds with no xtask step; both are tested in `e2e/tests/unikraft.rs`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod kconfig;
 
@@ -162,7 +164,9 @@ pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
 /// same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// Unikraft (feature `unikraft`).
     Unikraft,
+    /// Solo5 (feature `solo5`).
     Solo5,
 }
 

@@ -234,8 +234,8 @@ const NET_SECONDS: u64 = 5;
 /// [`NET_SECONDS`] and returns the round trips per second.
 fn udp_echo_rate(qemu: &Path, image: &Path, memory_mib: u32, runtime_args: &[&str]) -> Result<f64> {
     use std::io::{BufRead, BufReader};
-    let ns = cargo_unikraft::netns::NetNs::create("ukbench")?;
-    let devices = QemuDevices { tap: Some(cargo_unikraft::netns::TAP.to_string()), ..QemuDevices::default() };
+    let ns = crate::netns::NetNs::create("ukbench")?;
+    let devices = QemuDevices { tap: Some(crate::netns::TAP.to_string()), ..QemuDevices::default() };
     let args: Vec<String> = runtime_args.iter().map(|a| a.to_string()).collect();
     let qemu_cmd = qemu_command_with(qemu, image, memory_mib, false, &devices, &args);
     let mut child = ns.wrap(&qemu_cmd).stdout(std::process::Stdio::piped()).spawn().context("start QEMU")?;
@@ -274,7 +274,7 @@ fn median_f64(mut samples: Vec<f64>) -> f64 {
 /// wake-up (`--rt-unikraft-rx-batch=1`), from one run. Under TCG only the ratio means
 /// anything.
 pub fn bench_net() -> Result<u8> {
-    if !cargo_unikraft::netns::is_root() {
+    if !crate::netns::is_root() {
         bail!("bench-net needs root (it boots the guest in a network namespace with a TAP)");
     }
     let sources = sources::provisioned()?;

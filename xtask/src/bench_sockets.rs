@@ -28,8 +28,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netns::{self, NetNs};
 use anyhow::{bail, Context, Result};
-use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::runner::qemu::{qemu_command_with, QemuDevices};
 use cargo_unikraft::sources;
 use cargo_unikraft::unikraft::build_image;

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::netns::{self, NetNs};
 use anyhow::{bail, Context, Result};
-use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::pipeline::{self, Devices};
 use cargo_unikraft::target::Target;
 use xshell::{cmd, Shell};

@@ -19,9 +19,9 @@ use super::{Accel, Guest, GuestExit};
 pub const EXIT_PORT: u16 = 0xf4;
 /// Statuses below this travel exactly through the port; the others are also printed on
 /// the console (glue/main.c's `RT_UNIKRAFT_EXIT_EXACT_MAX`).
-pub const EXIT_EXACT_MAX: u8 = 126;
+pub const EXIT_EXACT_MAX: u8 = console_protocol::exit_status::EXACT_MAX;
 /// The console line that carries a status of [`EXIT_EXACT_MAX`] or more.
-const EXIT_STATUS_LINE: &str = "rt-unikraft: exit status ";
+const EXIT_STATUS_LINE: &str = console_protocol::exit_status::PREFIX;
 
 /// The app's exit from QEMU's exit status and the console. The glue writes
 /// `min(status, EXIT_EXACT_MAX) + 1` to `isa-debug-exit`, and QEMU exits with
@@ -43,8 +43,8 @@ pub fn decode_qemu_status(status: i32, console: &str) -> GuestExit {
     if exact < i32::from(EXIT_EXACT_MAX) {
         return GuestExit::App(exact as u8);
     }
-    match console.lines().rev().find_map(|l| l.trim().strip_prefix(EXIT_STATUS_LINE)).map(|n| n.trim().parse::<u8>()) {
-        Some(Ok(code)) if code >= EXIT_EXACT_MAX => GuestExit::App(code),
+    match console_protocol::exit_status::ExitStatus::last_in(console) {
+        Some(Ok(console_protocol::exit_status::ExitStatus(code))) if code >= EXIT_EXACT_MAX => GuestExit::App(code),
         _ => GuestExit::NotReported(format!(
             "the app exited with a status of {EXIT_EXACT_MAX} or more, but the console line \
              `{EXIT_STATUS_LINE}N` that carries it is missing or malformed"
@@ -296,7 +296,7 @@ mod tests {
     /// The glue and this decoder agree on the port and the encoding's limit.
     #[test]
     fn the_glue_uses_the_same_exit_constants() {
-        let glue = include_str!("../../../rt-unikraft/glue/main.c");
+        let glue = rt_unikraft_glue::file("main.c");
         let define = |name: &str| {
             glue.lines()
                 .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.split_whitespace().next())

@@ -4,7 +4,7 @@
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
@@ -20,10 +20,7 @@ pub fn show(out: &Output) -> String {
     )
 }
 
-/// Prints a `SKIP:` line.
-pub fn skip(why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
+pub use e2e::skip::skip;
 
 /// Whether the Unikraft sources and QEMU are there; otherwise a SKIP line (or, with
 /// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure). A broken cache always fails.
@@ -38,10 +35,7 @@ pub fn provisioned(test: &str) -> bool {
         }
         Provisioning::Ready(_) => return true,
     };
-    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
-    }
-    skip(&format!("{test}: {why}"));
+    e2e::skip::skip_unprovisioned(test, why);
     false
 }
 

@@ -13,9 +13,9 @@ mod std_net;
 use host_checks::{check_disk, check_encrypted_partition, heap_plot_cases};
 use std_net::std_net_section;
 
+use crate::netns::{self, NetNs};
 use anyhow::{Context, Result};
 use cargo_unikraft::heap_plot;
-use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::pipeline::{self, Devices};
 use cargo_unikraft::runner::{console, Accel, Guest, Process};
 use cargo_unikraft::target::{Target, Tender};
@@ -241,7 +241,9 @@ fn main_run(
             Ok(Some(Line::End(_))) => println!("# the main guest's {line} (the std.net section follows)"),
             _ => println!("{line}"),
         }
-        if line.starts_with("READY net") && peer.is_none() {
+        let net_ready = console_protocol::ready::Ready::parse(line)
+            .is_some_and(|r| r.what == conformance_protocol::net::READY_WHAT);
+        if net_ready && peer.is_none() {
             if let Some(ns) = &ns {
                 match std::env::current_exe().context("the xtask executable") {
                     Ok(exe) => {

@@ -2,7 +2,7 @@
 //! rt-unikraft/glue/rt_glue.h and docs/unikraft.md). Host-only checks of the same glue
 //! are in rt-unikraft's own tests (`cargo test -p rt-unikraft`).
 //!
-//! Like xtask/tests/unikraft.rs, these need the pinned sources and QEMU (otherwise they
+//! Like e2e/tests/unikraft.rs, these need the pinned sources and QEMU (otherwise they
 //! print `SKIP:`), and the network ones need root for a namespace with a TAP.
 
 use std::path::{Path, PathBuf};
