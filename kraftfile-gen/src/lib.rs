@@ -78,6 +78,19 @@ pub enum Drift {
 }
 
 /// Compares an existing file with what [`generate`] would write now.
+/// The glue's link-time wraps ([`rt_unikraft_glue::LINK_WRAPS`], kept beside the C that
+/// defines them) as Makefile.uk lines, each under its reason; socket ones only with `sockets`.
+fn link_wraps(sockets: bool) -> String {
+    rt_unikraft_glue::LINK_WRAPS
+        .iter()
+        .filter(|wrap| sockets || !wrap.sockets_only)
+        .map(|wrap| {
+            let why: String = wrap.why.iter().map(|line| format!("# {line}\n")).collect();
+            format!("{why}LDFLAGS-y += -Wl,--wrap={}\n\n", wrap.symbol)
+        })
+        .collect()
+}
+
 pub fn check_drift(existing: &str, expected: &str) -> Drift {
     if existing == expected {
         return Drift::UpToDate;
@@ -383,22 +396,9 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
         "$(eval $(call addlib,app{name}))\n\n\
          # rt-unikraft's C glue (the C `main`), compiled by Unikraft's build with its own flags.\n\
          {glue}\n\
-         # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
-         # the VM (Unikraft's exit_group drops it).\n\
-         LDFLAGS-y += -Wl,--wrap=exit\n\n\
-         # Unikraft 0.16.3 decides whether to notify a virtio device as if one buffer had been\n\
-         # added since the last notification, and under VIRTIO_F_EVENT_IDX skips ones the device\n\
-         # waits for; the glue's wrapper always notifies (glue/main.c).\n\
-         LDFLAGS-y += -Wl,--wrap=virtqueue_notify_enabled\n\n\
-         {sockets}{rust}",
+         {wraps}{rust}",
         name = spec.name,
-        sockets = if spec.sockets {
-            "# sockets = true: a blocking connect() reports a refused or failed connection as\n\
-             # an error, not as a positive status (rt-unikraft/glue/socket.c, __wrap_uk_syscall_r_connect).\n\
-             LDFLAGS-y += -Wl,--wrap=uk_syscall_r_connect\n\n"
-        } else {
-            ""
-        },
+        wraps = link_wraps(spec.sockets),
     );
     let config_uk = format!("config APP{upper}\nbool \"{name}: a Rust application\"\ndefault y\n", name = spec.name);
 
