@@ -77,7 +77,6 @@ pub enum Drift {
     HandEdited,
 }
 
-/// Compares an existing file with what [`generate`] would write now.
 /// The glue's link-time wraps ([`rt_unikraft_glue::LINK_WRAPS`], kept beside the C that
 /// defines them) as Makefile.uk lines, each under its reason; socket ones only with `sockets`.
 fn link_wraps(sockets: bool) -> String {
@@ -91,6 +90,7 @@ fn link_wraps(sockets: bool) -> String {
         .collect()
 }
 
+/// Compares an existing file with what [`generate`] would write now.
 pub fn check_drift(existing: &str, expected: &str) -> Drift {
     if existing == expected {
         return Drift::UpToDate;
