@@ -93,7 +93,10 @@ pub fn fin_hold(guest: &str, port: u16, seconds: u64, per_second: u64) -> Result
             break;
         }
         let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-        socket.bind(&SockAddr::from(std::net::SocketAddr::from(([0, 0, 0, 0], source_port))))?;
+        // A port still held by an earlier run's connection is skipped.
+        if socket.bind(&SockAddr::from(std::net::SocketAddr::from(([0, 0, 0, 0], source_port)))).is_err() {
+            continue;
+        }
         if socket.connect_timeout(&SockAddr::from(target), Duration::from_secs(2)).is_ok() {
             connected += 1;
             let mut stream = TcpStream::from(socket);
