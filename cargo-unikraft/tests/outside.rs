@@ -133,7 +133,7 @@ fn the_same_plain_bin_runs_on_hosted_musl() {
         return;
     }
     let dir = plain_crate();
-    let out = tool(&dir, &["run", "--target", "hosted-musl", "--", "a b", "c", "--exit=5"]);
+    let out = tool(&dir, &["run", "--plat", "hosted-musl", "--", "a b", "c", "--exit=5"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("plain args: a b c --exit=5"), "{}", show(&out));
     assert!(stdout.contains("a thread says 42"), "{}", show(&out));
@@ -336,7 +336,7 @@ fn a_hosted_musl_build_does_not_wait_for_a_unikraft_build_of_the_same_app() {
     let dir = plain_crate();
     let unikraft_build = cargo_unikraft::appdir::BuildLock::acquire(&dir.join("target/unikraft/plain")).unwrap();
     let mut child = Command::new(TOOL)
-        .args(["unikraft", "build", "--target", "hosted-musl"])
+        .args(["unikraft", "build", "--plat", "hosted-musl"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -460,12 +460,12 @@ fn a_guest_dies_with_the_tool_that_started_it_even_on_sigkill() {
         return;
     }
     let dir = plain_crate();
-    let out = tool(&dir, &["build", "--target", "hosted-musl"]);
+    let out = tool(&dir, &["build", "--plat", "hosted-musl"]);
     assert!(out.status.success(), "{}", show(&out));
     let exe = fs::canonicalize(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
 
     let mut run = Command::new(TOOL)
-        .args(["unikraft", "run", "--target", "hosted-musl", "--", "--sleep=120"])
+        .args(["unikraft", "run", "--plat", "hosted-musl", "--", "--sleep=120"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
