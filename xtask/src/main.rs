@@ -22,8 +22,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use cargo_unikraft::cli::{build::BuildArgs, gen::GenArgs, run::RunArgs};
-use cargo_unikraft::target::{Target, Tender};
-use clap::{Parser, Subcommand, ValueEnum};
+use cargo_unikraft::target::{Platform, Target, Tender};
+use clap::{Parser, Subcommand};
 use examples::ExampleSelect;
 
 #[derive(Parser)]
@@ -33,22 +33,14 @@ struct Cli {
     command: Cmd,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    Unix,
-    /// The Unikraft app's Rust archive and shims, linked against the host's musl and run
-    /// as a process (no Unikraft, no QEMU).
-    HostedMusl,
-    Unikraft,
-    Solo5,
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// Build an example and run it on a backend; exits with the app's exit status.
     Run {
-        #[arg(long, value_enum, default_value = "unix")]
-        backend: Backend,
+        /// Where the example runs: unix, hosted-musl (the Unikraft archive on the host's
+        /// musl, as a process), unikraft or solo5.
+        #[arg(long, default_value = "unix")]
+        backend: Platform,
         #[arg(long, default_value = "hello")]
         example: String,
         #[arg(long)]
@@ -93,8 +85,10 @@ enum Cmd {
     /// Benchmark of the encrypted block layer: throughput against the plain device in 4 KiB
     /// requests, sequential and random, printed with the ratios (examples/block-bench).
     BenchBlock {
-        #[arg(long, value_enum, default_value = "unix")]
-        backend: Backend,
+        /// Where the example runs: unix, hosted-musl (the Unikraft archive on the host's
+        /// musl, as a process), unikraft or solo5.
+        #[arg(long, default_value = "unix")]
+        backend: Platform,
         /// Random requests per pass.
         #[arg(long, default_value_t = 512)]
         requests: u64,
@@ -103,8 +97,10 @@ enum Cmd {
     Doctor,
     /// Run the conformance app on a backend and check its report.
     Conformance {
-        #[arg(long, value_enum, default_value = "unix")]
-        backend: Backend,
+        /// Where the example runs: unix, hosted-musl (the Unikraft archive on the host's
+        /// musl, as a process), unikraft or solo5.
+        #[arg(long, default_value = "unix")]
+        backend: Platform,
         /// With `--backend solo5`: the tender.
         #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
         solo5_target: String,

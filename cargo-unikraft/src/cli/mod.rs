@@ -214,3 +214,95 @@ impl AppArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, String> {
+        let argv = ["cargo-unikraft"].iter().chain(args);
+        Cli::try_parse_args(argv).map(|cli| cli.command).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::cargo_command().debug_assert();
+    }
+
+    /// `-p` and `-v` are cargo's where they do not clash with Docker's and kraft's `run`.
+    #[test]
+    fn p_and_v_are_cargos_except_on_run() {
+        let Ok(Command::Build(build)) = parse(&["build", "-p", "member", "-vv", "--bin", "tool"]) else { panic!() };
+        let selection = build.build.app.selection("release");
+        assert_eq!((selection.package.as_deref(), selection.bin.as_deref()), (Some("member"), Some("tool")));
+        assert_eq!(selection.cargo.flags, ["-vv"]);
+        for sub in ["test", "gen", "oci"] {
+            assert!(parse(&[sub, "-p", "member"]).is_ok(), "{sub}");
+        }
+        let Ok(Command::Run(run)) = parse(&["run", "-p", "8080:80", "--package", "member", "--verbose"]) else {
+            panic!()
+        };
+        assert_eq!(run.publish.len(), 1);
+        assert_eq!(run.build.app.package.as_deref(), Some("member"));
+        assert_eq!(run.build.app.cargo.verbose, 1);
+    }
+
+    #[test]
+    fn cargo_flags_become_the_selection() {
+        let Ok(Command::Build(build)) = parse(&[
+            "build",
+            "--manifest-path",
+            "/x/Cargo.toml",
+            "--features",
+            "a,b",
+            "-F",
+            "c",
+            "--no-default-features",
+            "--profile",
+            "small",
+            "--locked",
+            "--offline",
+            "--frozen",
+            "-q",
+            "--example",
+            "demo",
+            "--plat",
+            "hosted-musl",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(build.build.plat, crate::target::Target::HostedMusl);
+        let selection = build.build.app.selection("release");
+        assert_eq!(selection.manifest_path.as_deref(), Some(std::path::Path::new("/x/Cargo.toml")));
+        assert_eq!(selection.example.as_deref(), Some("demo"));
+        assert_eq!(selection.cargo.features, ["a", "b", "c"]);
+        assert!(selection.cargo.no_default_features && !selection.cargo.all_features);
+        assert_eq!(selection.cargo.profile, "small");
+        assert_eq!(selection.cargo.flags, ["-q", "--locked", "--offline", "--frozen"]);
+        let Ok(Command::Build(build)) = parse(&["build", "--release"]) else { panic!() };
+        assert_eq!(build.build.app.selection("test").cargo.profile, "release");
+    }
+
+    /// `--target` is cargo's triple now: an old platform value there points to `--plat`.
+    #[test]
+    fn an_old_platform_given_to_target_points_to_plat() {
+        for sub in ["build", "run", "oci"] {
+            let err = parse(&[sub, "--target", "fc/x86_64"]).unwrap_err();
+            assert!(err.contains("the platform is now given with --plat fc/x86_64"), "{sub}: {err}");
+        }
+        let err = parse(&["build", "--target", "hvt"]).unwrap_err();
+        assert!(err.contains("--plat hvt"), "{err}");
+    }
+
+    #[test]
+    fn build_failures_exit_101_and_other_errors_1() {
+        let built: Result<()> = CargoFailure::mark(Err(anyhow::anyhow!("cargo failed")));
+        let error = built.unwrap_err();
+        assert_eq!(exit_status(&error), 101);
+        assert_eq!(format!("{error:#}"), "cargo failed");
+        assert_eq!(exit_status(&CargoFailure::mark::<()>(Err(error)).unwrap_err()), 101, "marked once");
+        assert_eq!(exit_status(&anyhow::anyhow!("the guest stopped")), 1);
+    }
+}
