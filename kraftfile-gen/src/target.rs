@@ -99,6 +99,9 @@ impl FromStr for Platform {
     }
 }
 
+/// The Unikraft targets (`platform/arch`, as in a Kraftfile's `targets`).
+pub const UNIKRAFT_TARGETS: &[&str] = &["qemu/x86_64", "fc/x86_64"];
+
 /// Every accepted `--plat` value, for help and errors.
 pub const TARGET_NAMES: &[&str] = &["qemu/x86_64", "fc/x86_64", "solo5/spt", "solo5/hvt", "hosted-musl"];
 
@@ -160,6 +163,13 @@ mod tests {
             assert_eq!(name.parse::<Target>().unwrap().to_string(), *name);
         }
         assert!("qemu/arm64".parse::<Target>().unwrap_err().contains("qemu/x86_64, fc/x86_64"));
+    }
+
+    #[test]
+    fn the_unikraft_targets_are_the_listed_ones() {
+        let unikraft: Vec<&str> =
+            TARGET_NAMES.iter().filter_map(|n| n.parse::<Target>().unwrap().unikraft_target()).collect();
+        assert_eq!(unikraft, UNIKRAFT_TARGETS);
     }
 
     #[test]
