@@ -325,3 +325,21 @@ fn a_workspace_member_binary_chosen_by_package_and_bin_boots_on_unikraft() {
     assert!(!stdout.contains("alpha one"), "{}", show(&out));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
+
+/// A crate that does not compile exits 101, as `cargo build` does, with cargo's error.
+#[test]
+fn a_failed_build_exits_101() {
+    let dir = outside("broken");
+    write_files(
+        &dir,
+        &[
+            ("Cargo.toml", "[package]\nname = \"broken\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n"),
+            ("src/main.rs", "fn main() { let x: u32 = \"not a number\"; }\n"),
+        ],
+    );
+    let out = tool(&dir, &["build", "--plat", "hosted-musl"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mismatched types"), "{}", show(&out));
+    assert!(stderr.contains("error: cargo failed to build the Rust archive"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+}
