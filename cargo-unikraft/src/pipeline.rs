@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::app::App;
+use crate::app::{App, CargoFailure};
 use crate::runner::firecracker::Firecracker;
 use crate::runner::guest_env::{self, EnvVar};
 use crate::runner::qemu::{Qemu, QemuDevices};
@@ -45,7 +45,7 @@ impl Devices {
         }
         if !self.published.is_empty() && target != Target::UnikraftQemu {
             bail!(
-                "-p/--publish needs QEMU's user-mode networking (--target qemu/x86_64); {target} has none{}",
+                "-p/--publish needs QEMU's user-mode networking (--plat qemu/x86_64); {target} has none{}",
                 match target {
                     Target::Solo5(_) => ": give the guest a TAP with --tap instead",
                     _ => "",
@@ -93,7 +93,12 @@ fn check_unikraft_image(app: &App, image: &Path, devices: &Devices) -> Result<()
 /// Builds `app` for `target`; returns the image (or, for hosted-musl, the executable).
 /// Each platform's build locks the app's build directory of that platform only
 /// ([`App::build_dir`]), so builds of one app for different platforms run side by side.
+/// A failure is a [`CargoFailure`] (exit status 101, as cargo's).
 pub fn build(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
+    CargoFailure::mark(build_for(app, target, devices))
+}
+
+fn build_for(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
     match target {
         Target::UnikraftQemu | Target::UnikraftFirecracker => {
             // Before the sources: asking for an unprovisionable version is the app's mistake.
@@ -169,7 +174,7 @@ pub fn guest(
         }
         Target::Solo5(tender) => {
             if tender == crate::target::Tender::Hvt && !Path::new("/dev/kvm").exists() {
-                bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target solo5/spt");
+                bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --plat solo5/spt");
             }
             let tree = solo5::solo5_tree()?;
             Box::new(TenderGuest {

@@ -287,7 +287,7 @@ fn env_reaches_std_env_of_a_plain_binary_on_hosted_musl() {
         return;
     }
     let dir = env_crate();
-    let out = tool(&["run", "--target", "hosted-musl"])
+    let out = tool(&["run", "--plat", "hosted-musl"])
         .args(ENV_SPECS)
         .args(["-e", "EMPTY"])
         .env("EMPTY", "")

@@ -53,7 +53,7 @@ fn write_layout(example: &str, output: &Path, cmd: &[&str]) {
 /// [`write_layout`] for `target`.
 fn write_layout_for(example: &str, target: &str, output: &Path, cmd: &[&str]) {
     let out = Command::new(XTASK)
-        .args(["oci", "--example", example, "--target", target, "--output"])
+        .args(["oci", "--example", example, "--plat", target, "--output"])
         .arg(output)
         .arg("--")
         .args(cmd)

@@ -19,8 +19,9 @@ use crate::values::{
 
 /// The Unikraft / lib-musl tag used when the metadata names none: the consistent pair.
 pub const DEFAULT_VERSION: &str = "RELEASE-0.16.3";
-/// Targets this generator knows, as `platform/arch`.
-pub const KNOWN_TARGETS: &[&str] = &["qemu/x86_64", "fc/x86_64"];
+/// Targets this generator knows, as `platform/arch`: the Unikraft ones of
+/// [`crate::target::Target`].
+pub const KNOWN_TARGETS: &[&str] = crate::target::UNIKRAFT_TARGETS;
 
 /// Where the table lives in `Cargo.toml`; every error names its key under this.
 pub const TABLE: &str = "package.metadata.unikraft";

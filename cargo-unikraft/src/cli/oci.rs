@@ -51,7 +51,7 @@ impl OciArgs {
             }
         }
         guest_env::check_distinct(&self.env).map_err(|e| anyhow::anyhow!(e))?;
-        let target = self.build.target;
+        let target = self.build.plat;
         if !self.env.is_empty() && matches!(target, Target::Solo5(_)) {
             bail!(
                 "-e/--env: a Solo5 unikernel has no environment variables; give the setting in the image's arguments"

@@ -82,7 +82,7 @@ impl RunArgs {
             net_defaults: self.virtio_net_defaults,
             env: self.env.clone(),
         };
-        devices.check_for(self.build.target)?;
+        devices.check_for(self.build.plat)?;
         guest_env::check_distinct(&self.env).map_err(|e| anyhow!(e))?;
         if !self.no_boot {
             // Before the build (minutes) as well as before the boot.
@@ -90,16 +90,16 @@ impl RunArgs {
         }
         let app = self.build.app.resolve()?;
         let image = if self.no_build {
-            pipeline::built_image(&app, self.build.target, &devices)?
+            pipeline::built_image(&app, self.build.plat, &devices)?
         } else {
-            pipeline::build(&app, self.build.target, &devices)?
+            pipeline::build(&app, self.build.plat, &devices)?
         };
         if self.no_boot {
             println!("{}", image.display());
             return Ok(0);
         }
         let memory_mib = self.memory_mib.unwrap_or(app.spec.memory_mib);
-        let guest = pipeline::guest(&app, self.build.target, &image, memory_mib, self.accel, &devices)?;
+        let guest = pipeline::guest(&app, self.build.plat, &image, memory_mib, self.accel, &devices)?;
         let mut args = app.spec.cmdline.clone();
         args.extend(self.args.iter().cloned());
         let sample_arg = format!("{}=", heap_plot::SAMPLE_ARG);
@@ -128,7 +128,7 @@ impl RunArgs {
             }
         })?;
         if let Some(path) = &self.heap_plot {
-            heap.write_svg(path, &format!("{} ({})", app.spec.package, self.build.target))?;
+            heap.write_svg(path, &format!("{} ({})", app.spec.package, self.build.plat))?;
             eprintln!("cargo-unikraft: heap plot of {} samples written to {}", heap.samples.len(), path.display());
         }
         match finished.exit {
