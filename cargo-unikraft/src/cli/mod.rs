@@ -5,6 +5,7 @@ pub mod build;
 pub mod gen;
 pub mod oci;
 pub mod run;
+pub mod run_devices;
 pub mod test;
 
 use std::path::PathBuf;
