@@ -123,7 +123,9 @@ impl RunArgs {
             eprintln!("cargo-unikraft: {} is the guest's {}", volume.host.display(), volume.guest);
         }
         if let Some(port) = self.devices.gdb {
-            eprintln!("{}", crate::runner::gdb::attach_hint(&image, port));
+            // The program's crate is its package's name with `-` as `_` (cargo's default).
+            let krate = app.spec.package.replace('-', "_");
+            eprintln!("{}", crate::runner::gdb::attach_hint(&image, port, &krate));
         }
         // The console is echoed line by line and kept in a file; a backtrace line from
         // rt-unikraft (apps with `backtrace = true`) is followed by its symbolized frames.
