@@ -46,6 +46,14 @@ mod tests {
         }
     }
 
+    /// clap's own checks of the whole command line (a short flag taken twice, as `-v`
+    /// would be by a `--verbose`, fails here rather than at a user's first run).
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
     #[test]
     fn volumes_repeat_and_gdb_takes_an_optional_port() {
         let dir = tempfile::tempdir().unwrap();
