@@ -1,8 +1,8 @@
 //! `cargo unikraft run -v`, the console log and `--gdb` on real guests:
 //!
 //! * a plain `fn main()` program (`devices = ["9pfs"]`, no code for it) reads a host file
-//!   through `-v HOST:/data` with `std::fs`, writes one back and creates folders in it;
-//!   the host sees them;
+//!   through `-v HOST:/data` with `std::fs`, writes one back, creates folders, lists,
+//!   stats, renames, removes, appends and seeks; the host sees the result;
 //! * every run's console is kept (`target/unikraft/<name>/last-run.log`), and a failed run
 //!   prints where: the same program without `-v` panics, and its panic message is in the
 //!   file the tool names;
@@ -56,8 +56,10 @@ devices = ["9pfs"]
 [workspace]
 "#;
 
-/// Reads a host file, writes one back, makes folders: nothing in it knows about 9P.
+/// Reads a host file, writes one back, makes folders, lists, stats, renames, removes,
+/// appends and seeks: nothing in it knows about 9P.
 const MAIN: &str = r#"use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
 
 fn main() {
     let input = fs::read_to_string("/data/in.txt").expect("read /data/in.txt");
@@ -65,6 +67,20 @@ fn main() {
     fs::write("/data/out.txt", input.to_uppercase()).expect("write /data/out.txt");
     fs::create_dir_all("/data/made/here").expect("create /data/made/here");
     fs::write("/data/made/here/note.txt", "from the guest\n").expect("write a nested file");
+    let mut names: Vec<String> =
+        fs::read_dir("/data").expect("list /data").map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    println!("listed: {}", names.join(" "));
+    println!("size of in.txt: {}", fs::metadata("/data/in.txt").expect("stat").len());
+    fs::rename("/data/old.txt", "/data/renamed.txt").expect("rename");
+    fs::remove_file("/data/gone.txt").expect("remove");
+    let mut log = fs::OpenOptions::new().append(true).open("/data/log.txt").expect("open for append");
+    log.write_all(b"appended\n").expect("append");
+    let mut file = fs::File::open("/data/in.txt").expect("open");
+    file.seek(SeekFrom::Start(6)).expect("seek");
+    let mut rest = String::new();
+    file.read_to_string(&mut rest).expect("read from an offset");
+    println!("from offset 6: {}", rest.trim_end());
     println!("wrote /data/out.txt");
 }
 "#;
@@ -83,10 +99,14 @@ fn fs_crate() -> PathBuf {
     dir
 }
 
-/// A host folder holding `in.txt`.
+/// A host folder holding what the program reads, renames, removes and appends to.
 fn host_folder() -> tempfile::TempDir {
     let host = tempfile::tempdir().unwrap();
-    fs::write(host.path().join("in.txt"), "hello from the host\n").unwrap();
+    for (name, text) in
+        [("in.txt", "hello from the host\n"), ("old.txt", "old\n"), ("gone.txt", "x\n"), ("log.txt", "first\n")]
+    {
+        fs::write(host.path().join(name), text).unwrap();
+    }
     host
 }
 
@@ -109,6 +129,14 @@ fn a_plain_program_reads_and_writes_a_host_folder() {
     assert!(stdout.contains("read from the host: hello from the host"), "{}", show(&out));
     assert_eq!(fs::read_to_string(host.path().join("out.txt")).unwrap(), "HELLO FROM THE HOST\n");
     assert_eq!(fs::read_to_string(host.path().join("made/here/note.txt")).unwrap(), "from the guest\n");
+    for line in
+        ["listed: gone.txt in.txt log.txt made old.txt out.txt", "size of in.txt: 20", "from offset 6: from the host"]
+    {
+        assert!(stdout.lines().any(|l| l == line), "missing `{line}`: {}", show(&out));
+    }
+    assert!(!host.path().join("old.txt").exists() && !host.path().join("gone.txt").exists(), "{}", show(&out));
+    assert_eq!(fs::read_to_string(host.path().join("renamed.txt")).unwrap(), "old\n");
+    assert_eq!(fs::read_to_string(host.path().join("log.txt")).unwrap(), "first\nappended\n");
     // The console is kept, and a run that succeeded does not point at it.
     let log = last_run_log(&dir);
     assert!(log.contains("read from the host: hello from the host") && log.contains("wrote /data/out.txt"), "{log}");
@@ -223,7 +251,9 @@ fn an_oci_image_with_a_volume_boots_on_uruncs_shared_root() {
     // The container's root as urunc shares it: the volume at /data.
     let root = tempfile::tempdir().unwrap();
     fs::create_dir(root.path().join("data")).unwrap();
-    fs::write(root.path().join("data/in.txt"), "through urunc\n").unwrap();
+    for (name, text) in [("in.txt", "through urunc\n"), ("old.txt", ""), ("gone.txt", ""), ("log.txt", "")] {
+        fs::write(root.path().join("data").join(name), text).unwrap();
+    }
     let kernel = dir.join("target/unikraft/fs_share/build-qemu-x86_64/fs_share_qemu-x86_64");
     let fsdev = format!("local,id=rootfs9p,security_model=none,path={}", root.path().display());
     let out = Command::new("timeout")
