@@ -195,6 +195,18 @@ mod tests {
         assert!(unikraft_params(&[]).is_empty());
     }
 
+    /// `-v` is refused for an image whose configuration lacks the driver, the filesystem
+    /// or the command-line mount table (an image built without `devices = ["9pfs"]`).
+    #[test]
+    fn only_an_image_with_the_9p_stack_takes_volumes() {
+        let full = "CONFIG_LIBVIRTIO_9P=y\nCONFIG_LIB9PFS=y\nCONFIG_LIBVFSCORE_AUTOMOUNT_UP=y\n";
+        assert!(image_takes_volumes(full));
+        for missing in ["CONFIG_LIBVIRTIO_9P=y\n", "CONFIG_LIB9PFS=y\n", "CONFIG_LIBVFSCORE_AUTOMOUNT_UP=y\n"] {
+            assert!(!image_takes_volumes(&full.replace(missing, "")), "without {missing}");
+        }
+        assert!(!image_takes_volumes("CONFIG_LIBVFSCORE_AUTOMOUNT_CI_RAMFS=y\n"));
+    }
+
     #[test]
     fn one_path_twice_and_too_many_folders_are_refused() {
         let dir = tempfile::tempdir().unwrap();
