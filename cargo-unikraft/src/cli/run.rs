@@ -134,7 +134,7 @@ impl RunArgs {
             total: self.timeout.map(Duration::from_secs),
             boot: Some(Duration::from_secs(self.boot_timeout)).filter(|_| self.devices.gdb.is_none()),
         };
-        let mut log = ConsoleLog::create(&app.build_dir(self.build.target.platform()), &app.spec.name)?;
+        let mut log = ConsoleLog::create(&app.build_dir(self.build.target.platform()), &app.spec.name);
         let finished = console::run(&*guest, guest.command(&args), limits, |line| {
             println!("{line}");
             log.line(line);

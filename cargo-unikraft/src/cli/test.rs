@@ -72,7 +72,7 @@ impl TestArgs {
             )?;
             let limits = console::Limits::total(Duration::from_secs(self.timeout));
             // Each harness's console is kept (target/unikraft/<crate>_test/logs/).
-            let mut log = ConsoleLog::create(&test_app.unikraft_dir(), &harness.target)?;
+            let mut log = ConsoleLog::create(&test_app.unikraft_dir(), &harness.target);
             let finished = console::run(&*guest, guest.command(&self.args), limits, |line| {
                 println!("{line}");
                 log.line(line);

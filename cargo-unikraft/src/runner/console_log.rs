@@ -2,7 +2,8 @@
 //! under the app's build directory (`target/unikraft/<name>/logs/<time>-<label>.log`) and a
 //! stable `last-run.log` link beside them to the newest one. The lines are written as they
 //! arrive, so the file holds what the guest printed even when the tool is killed, and the
-//! path is printed when a run fails ([`ConsoleLog::report_failure`]).
+//! path is printed when a run fails ([`ConsoleLog::report_failure`]). A log that cannot be
+//! written (a read-only or full disk) is reported once and never fails the run.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -20,16 +21,26 @@ pub const LAST_RUN: &str = "last-run.log";
 /// writes one per harness).
 pub const KEPT: usize = 50;
 
-/// One run's console file, being written.
+/// One run's console file, being written (`None` when it could not be created).
 #[derive(Debug)]
 pub struct ConsoleLog {
-    path: PathBuf,
-    file: BufWriter<File>,
+    file: Option<(PathBuf, BufWriter<File>)>,
 }
 
 impl ConsoleLog {
-    /// Starts `<dir>/logs/<time>-<label>.log` and points `<dir>/last-run.log` at it.
-    pub fn create(dir: &Path, label: &str) -> Result<ConsoleLog> {
+    /// Starts `<dir>/logs/<time>-<label>.log` and points `<dir>/last-run.log` at it; when
+    /// that fails, says so and keeps nothing (the run goes on).
+    pub fn create(dir: &Path, label: &str) -> ConsoleLog {
+        match Self::open(dir, label) {
+            Ok(file) => ConsoleLog { file: Some(file) },
+            Err(e) => {
+                eprintln!("cargo-unikraft: warning: this run's console is not kept: {e:#}");
+                ConsoleLog { file: None }
+            }
+        }
+    }
+
+    fn open(dir: &Path, label: &str) -> Result<(PathBuf, BufWriter<File>)> {
         let logs = dir.join("logs");
         fs::create_dir_all(&logs).with_context(|| format!("create {}", logs.display()))?;
         prune(&logs, KEPT.saturating_sub(1));
@@ -48,18 +59,20 @@ impl ConsoleLog {
         std::os::unix::fs::symlink(&target, &staged)
             .and_then(|()| fs::rename(&staged, &link))
             .with_context(|| format!("point {} at {}", link.display(), target.display()))?;
-        Ok(ConsoleLog { path, file: BufWriter::new(file) })
+        Ok((path, BufWriter::new(file)))
     }
 
-    /// Where this run's console is.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where this run's console is, if it is kept.
+    pub fn path(&self) -> Option<&Path> {
+        self.file.as_ref().map(|(path, _)| path.as_path())
     }
 
     /// Appends one console line (flushed, so a killed run still leaves its output). A
     /// write error (a full disk) loses the log, never the run.
     pub fn line(&mut self, line: &str) {
-        let _ = writeln!(self.file, "{line}").and_then(|()| self.file.flush());
+        if let Some((_, file)) = &mut self.file {
+            let _ = writeln!(file, "{line}").and_then(|()| file.flush());
+        }
     }
 
     /// Ends the log with how the run ended and, when it failed (an exit status other
@@ -70,8 +83,8 @@ impl ConsoleLog {
             GuestExit::NotReported(why) => why.clone(),
         };
         self.line(&format!("[cargo-unikraft: {end}]"));
-        if exit.code() != Some(0) {
-            eprintln!("cargo-unikraft: the console of this run is in {}", self.path.display());
+        if let (Some(path), false) = (self.path(), exit.code() == Some(0)) {
+            eprintln!("cargo-unikraft: the console of this run is in {}", path.display());
         }
     }
 }
@@ -95,12 +108,12 @@ mod tests {
     #[test]
     fn each_run_gets_a_file_and_last_run_points_at_the_newest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut first = ConsoleLog::create(dir.path(), "hello").unwrap();
+        let mut first = ConsoleLog::create(dir.path(), "hello");
         first.line("Powered by Unikraft");
         first.report_failure(&GuestExit::App(0));
-        let mut second = ConsoleLog::create(dir.path(), "a harness/x").unwrap();
+        let mut second = ConsoleLog::create(dir.path(), "a harness/x");
         second.line("boom");
-        let second_path = second.path().to_path_buf();
+        let second_path = second.path().unwrap().to_path_buf();
         assert!(second_path.file_name().unwrap().to_str().unwrap().contains("-a_harness_x-"), "{second_path:?}");
         second.report_failure(&GuestExit::NotReported("killed after 3 s (timeout)".into()));
         let last = fs::read_to_string(dir.path().join(LAST_RUN)).unwrap();
@@ -116,12 +129,25 @@ mod tests {
         for i in 0..KEPT + 5 {
             fs::write(logs.join(format!("2026-01-01T00-00-{i:02}.000Z-x-1.log")), "").unwrap();
         }
-        let log = ConsoleLog::create(dir.path(), "x").unwrap();
+        let log = ConsoleLog::create(dir.path(), "x");
         let mut names: Vec<String> =
             fs::read_dir(&logs).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names.len(), KEPT);
         assert!(!names.iter().any(|n| n.starts_with("2026-01-01T00-00-05.")), "the oldest were not removed");
-        assert!(log.path().exists());
+        assert!(log.path().unwrap().exists());
+    }
+
+    /// A directory that cannot hold the logs (here: a file in its place) costs the log,
+    /// not the run.
+    #[test]
+    fn a_log_that_cannot_be_created_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("app");
+        fs::write(&blocked, "a file where the directory would be").unwrap();
+        let mut log = ConsoleLog::create(&blocked, "x");
+        assert!(log.path().is_none());
+        log.line("still fine");
+        log.report_failure(&GuestExit::App(1));
     }
 }
