@@ -35,12 +35,13 @@ pub fn resolve(meta: &Metadata, package: &Package, selection: &Selection) -> Res
         }
     }
     // A plain program reaches the network through std's sockets (the driver is linked
-    // beside it); it has no API for a block device.
-    if spec.devices.iter().any(|d| d != "net") || (!spec.devices.is_empty() && !spec.sockets) {
+    // beside it) and host folders through std::fs (9pfs); it has no API for a block device.
+    let has_net = spec.devices.iter().any(|d| d == "net");
+    if spec.devices.iter().any(|d| d != "net" && d != "9pfs") || (has_net && !spec.sockets) {
         bail!(
             "{}: a plain binary reaches the network through std's sockets: `devices = [\"net\"]` needs \
-             `sockets = true`, and other devices need an app on this project's device core (a `unikraft` feature \
-             that enables `unikernel/unikraft`)",
+             `sockets = true`; \"9pfs\" (host folders) works as it is; other devices need an app on this \
+             project's device core (a `unikraft` feature that enables `unikernel/unikraft`)",
             manifest.display()
         );
     }

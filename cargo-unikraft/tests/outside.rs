@@ -261,6 +261,17 @@ fn fails_on_purpose() {
     assert!(stdout.contains("test fails_on_purpose ... FAILED"), "{}", show(&out));
     assert!(stdout.contains("deliberately failing test"), "{}", show(&out));
     assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    // Each harness's console is kept; the failing one's file is named, and holds it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let console = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cargo-unikraft: the console of this run is in "))
+        .unwrap_or_else(|| panic!("no console file named: {}", show(&out)));
+    assert!(console.contains("-outside-"), "the failing harness is `outside`: {console}");
+    assert!(fs::read_to_string(console).unwrap().contains("deliberately failing test"), "{console}");
+    let logs = fs::read_dir(dir.join("target/unikraft/tested_test/logs")).unwrap();
+    let names: Vec<String> = logs.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().any(|n| n.contains("-lib-")), "no console of the lib harness: {names:?}");
 
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -473,7 +473,15 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
             vec![format!("CONFIG_UK_NAME=\"{}\"", spec.name), format!("CONFIG_ARCH_{}=y", arch.to_uppercase())];
         match plat {
             "qemu" => lines.extend(["CONFIG_PLAT_KVM=y".to_string(), "CONFIG_KVM_VMM_QEMU=y".to_string()]),
-            "fc" => lines.extend(["CONFIG_PLAT_KVM=y".to_string(), "CONFIG_KVM_VMM_FIRECRACKER=y".to_string()]),
+            "fc" => {
+                lines.extend(["CONFIG_PLAT_KVM=y".to_string(), "CONFIG_KVM_VMM_FIRECRACKER=y".to_string()]);
+                // Firecracker has no PCI bus: its virtio devices are virtio-mmio ones, which
+                // it announces on the kernel command line (`virtio_mmio.device=...`). Kconfig
+                // drops the devices' LIBVIRTIO_PCI there (it depends on HAVE_PCI).
+                if !spec.devices.is_empty() && !spec.kconfig.contains_key(FC_VIRTIO_TRANSPORT) {
+                    lines.push(format!("{FC_VIRTIO_TRANSPORT}=y"));
+                }
+            }
             _ => unreachable!("targets are validated"),
         }
         lines.extend(spec.kconfig.iter().map(|(k, v)| format!("{k}={v}")));

@@ -201,6 +201,7 @@ fn real_main() -> Result<u8> {
                 boot_timeout: cargo_unikraft::runner::console::DEFAULT_BOOT_TIMEOUT.as_secs(),
                 heap_plot: args.heap_plot,
                 heap_sample_ms: cargo_unikraft::heap_plot::DEFAULT_SAMPLE_MS,
+                devices: Default::default(),
                 args: args.args,
             }
             .run()

@@ -5,6 +5,7 @@ pub mod build;
 pub mod gen;
 pub mod oci;
 pub mod run;
+pub mod run_devices;
 pub mod test;
 
 use std::ffi::OsString;
@@ -45,19 +46,25 @@ pub enum Command {
     Doctor,
 }
 
-/// The subcommands where cargo's `-p` (package) and `-v` (verbose) are short flags. On
-/// `run` the two letters are Docker's and kraft's (`-p` publishes a port, `-v` mounts a
-/// volume), so `--package` and `--verbose` are spelled out there.
-const CARGO_SHORTS: &[&str] = &["build", "test", "gen", "oci"];
+/// The subcommands where cargo's `-p` (package) is a short flag. On `run` the letter is
+/// Docker's and kraft's (`-p` publishes a port), so `--package` is spelled out there.
+const PACKAGE_SHORT: &[&str] = &["build", "test", "gen", "oci"];
+
+/// The subcommands where cargo's `-v` (verbose) is a short flag. On `run` and `oci` the
+/// letter is Docker's and kraft's (`-v` shares a folder, or declares a volume), so
+/// `--verbose` is spelled out there.
+const VERBOSE_SHORT: &[&str] = &["build", "test", "gen"];
 
 impl Cli {
-    /// The command line, with cargo's short flags where they do not clash ([`CARGO_SHORTS`]).
+    /// The command line, with cargo's short flags where they do not clash
+    /// ([`PACKAGE_SHORT`], [`VERBOSE_SHORT`]).
     pub fn cargo_command() -> clap::Command {
         let mut command = Cli::command();
-        for name in CARGO_SHORTS {
-            command = command.mut_subcommand(name, |sub| {
-                sub.mut_arg("package", |a| a.short('p')).mut_arg("verbose", |a| a.short('v'))
-            });
+        for name in PACKAGE_SHORT {
+            command = command.mut_subcommand(name, |sub| sub.mut_arg("package", |a| a.short('p')));
+        }
+        for name in VERBOSE_SHORT {
+            command = command.mut_subcommand(name, |sub| sub.mut_arg("verbose", |a| a.short('v')));
         }
         command
     }

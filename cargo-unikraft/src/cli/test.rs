@@ -22,6 +22,7 @@ use super::{AppArgs, CargoFailure};
 use crate::app::{cargo, path_str, App};
 use crate::linker::LINKER_ENV;
 use crate::pipeline::{self, Devices};
+use crate::runner::console_log::ConsoleLog;
 use crate::runner::{console, Accel, GuestExit};
 use crate::target::Target;
 
@@ -162,10 +163,14 @@ impl TestArgs {
             let guest =
                 pipeline::guest(&test_app, Target::UnikraftQemu, &image, memory_mib, Accel::Auto, &Devices::default())?;
             let limits = console::Limits::total(Duration::from_secs(self.timeout));
+            // Each harness's console is kept (target/unikraft/<crate>_test/logs/).
+            let mut log = ConsoleLog::create(&test_app.unikraft_dir(), &harness.target);
             let finished = console::run(&*guest, guest.command(&self.harness_args()), limits, |line| {
                 println!("{line}");
                 tally.on_line(line);
+                log.line(line);
             })?;
+            log.report_failure(&finished.exit);
             match finished.exit {
                 GuestExit::App(0) => {}
                 GuestExit::App(code) => failed.push(format!("`{}` (exit status {code})", harness.target)),

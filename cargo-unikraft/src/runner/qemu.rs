@@ -12,6 +12,7 @@ use super::cmdline::kernel_command_line;
 use super::guest_env::{self, EnvVar};
 use super::kvm::kvm_problem;
 use super::usernet::{self, PublishedPort};
+use super::volume::{self, Volume};
 use super::{Accel, Guest, GuestExit};
 
 /// The port of the `isa-debug-exit` device (rt-unikraft/glue/main.c's
@@ -65,6 +66,11 @@ pub struct QemuDevices {
     /// Give the net device QEMU's defaults (VIRTIO_F_EVENT_IDX and the offloads on), as
     /// urunc and kraftkit start it, instead of the tuned settings below.
     pub net_defaults: bool,
+    /// Host folders shared over virtio-9p (mount tags `fs0`, `fs1`... in this order).
+    pub volumes: Vec<Volume>,
+    /// QEMU's gdb stub on this host port (127.0.0.1), the guest stopped before its first
+    /// instruction until a debugger continues it.
+    pub gdb: Option<u16>,
 }
 
 /// `value` as one value in QEMU's comma-separated options: QEMU reads `,,` as a comma
@@ -95,6 +101,15 @@ impl QemuDevices {
         if let Some(disk) = &self.disk {
             args.push("-drive".into());
             args.push(qemu_option("file=", disk.as_os_str(), ",if=virtio,format=raw"));
+        }
+        for (i, volume) in self.volumes.iter().enumerate() {
+            args.push("-fsdev".into());
+            args.push(qemu_option(&format!("local,id=vol{i},path="), volume.host.as_os_str(), ",security_model=none"));
+            args.push("-device".into());
+            args.push(format!("virtio-9p-pci,fsdev=vol{i},mount_tag=fs{i}").into());
+        }
+        if let Some(port) = self.gdb {
+            args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into(), "-S".into()]);
         }
         let netdev = match &self.tap {
             Some(tap) => Some(qemu_option("tap,id=n0,ifname=", OsStr::new(tap), ",script=no,downscript=no")),
@@ -129,13 +144,14 @@ impl QemuDevices {
     }
 
     /// The kernel parameters these devices need: the guest's address on user-mode
-    /// networking.
+    /// networking, the mounts of the shared folders.
     fn kernel_params(&self) -> Vec<String> {
+        let mut params = Vec::new();
         if self.tap.is_none() && !self.published.is_empty() {
-            vec![usernet::netdev_ip_param()]
-        } else {
-            Vec::new()
+            params.push(usernet::netdev_ip_param());
         }
+        params.extend(volume::unikraft_params(&self.volumes));
+        params
     }
 }
 
@@ -291,6 +307,39 @@ mod tests {
         // A TAP gets no address from the runner: the network behind it is the user's.
         let tap = QemuDevices { tap: Some("tap0".into()), ..QemuDevices::default() };
         assert!(tap.kernel_params().is_empty());
+    }
+
+    /// `-v`: one local fsdev and virtio-9p device per folder, tagged as the mount entries
+    /// on the command line name them; `--gdb`: the stub on loopback, the CPU stopped.
+    #[test]
+    fn shared_folders_and_the_gdb_stub() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("a,b");
+        std::fs::create_dir(&host).unwrap();
+        let host = std::fs::canonicalize(host).unwrap();
+        let devices = QemuDevices {
+            volumes: vec![format!("{}:/data", host.display()).parse().unwrap()],
+            gdb: Some(1234),
+            ..QemuDevices::default()
+        };
+        let args = arg_strings(&devices);
+        let escaped = host.display().to_string().replace(',', ",,");
+        assert_eq!(
+            args,
+            [
+                "-fsdev".to_string(),
+                format!("local,id=vol0,path={escaped},security_model=none"),
+                "-device".to_string(),
+                "virtio-9p-pci,fsdev=vol0,mount_tag=fs0".to_string(),
+                "-gdb".to_string(),
+                "tcp:127.0.0.1:1234".to_string(),
+                "-S".to_string(),
+            ]
+        );
+        let cmd = qemu_command_with_env(Path::new("qemu"), Path::new("k"), 64, false, &devices, &[], &[]);
+        let argv: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let append = &argv[argv.iter().position(|a| a == "-append").unwrap() + 1];
+        assert_eq!(append, "vfs.fstab=none:/:ramfs vfs.fstab=fs0:/data:9pfs:::mkmp --");
     }
 
     /// The glue and this decoder agree on the port and the encoding's limit.
