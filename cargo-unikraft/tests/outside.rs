@@ -40,19 +40,7 @@ fn show(out: &Output) -> String {
 /// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure). Sources that are there but broken (a
 /// corrupted tarball, an incomplete tree) always fail: a broken cache is not a skip.
 fn provisioned(test: &str) -> bool {
-    use cargo_unikraft::sources::Provisioning;
-    let why = match cargo_unikraft::sources::provisioning().unwrap() {
-        Provisioning::Broken(why) => panic!("{test}: {why}"),
-        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
-        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
-            // A host reason, not a provisioning one.
-            e2e::skip::skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-            return false;
-        }
-        Provisioning::Ready(_) => return true,
-    };
-    e2e::skip::skip_unprovisioned(test, why);
-    false
+    e2e::sources::sources_or_skip(test).is_some()
 }
 
 /// Writes `files` under `dir` (only when they differ, so a rerun does not rebuild).

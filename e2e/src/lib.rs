@@ -5,9 +5,10 @@
 //! under `UNIKERNEL_REQUIRE_SOURCES`).
 //!
 //! This library holds the helpers every system test shares, once: [`skip`] (the `SKIP`
-//! line and the `UNIKERNEL_REQUIRE_SOURCES` switch, also used by cargo-unikraft's own
-//! guest-booting tests) and [`netns`] (entering a test's network namespace from a thread).
-//! The helpers that start guests and find the sources through the `xtask` binary are in
+//! line and the `UNIKERNEL_REQUIRE_SOURCES` switch), [`sources`] (the pinned Unikraft
+//! sources, or a skip, or a failure when they are broken) and [`netns`] (entering a test's
+//! network namespace from a thread). cargo-unikraft's own guest-booting tests use the
+//! first two as well. The helpers that start guests through the `xtask` binary are in
 //! `tests/common/`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,3 +16,4 @@
 #[allow(unsafe_code)] // setns(2), the one call that enters a namespace; its block says why it is sound
 pub mod netns;
 pub mod skip;
+pub mod sources;

@@ -324,21 +324,7 @@ fn root_and_tools(test: &str) -> bool {
 }
 
 fn unikraft_provisioned(test: &str) -> bool {
-    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
-        if err.contains("not provisioned") || err.is_empty() {
-            skip_unprovisioned(test, "the Unikraft sources are not provisioned (`cargo xtask fetch`)");
-            return false;
-        }
-        panic!("{test}: the Unikraft sources are not usable (`xtask sources` failed: {err})");
-    }
-    let qemu = Command::new("sh").args(["-c", "command -v qemu-system-x86_64"]).output().unwrap();
-    if !qemu.status.success() {
-        skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-        return false;
-    }
-    true
+    common::unikraft::sources_or_skip(test).is_some()
 }
 
 fn solo5_provisioned(test: &str) -> bool {

@@ -28,8 +28,7 @@ fn work_dir() -> PathBuf {
 }
 
 fn ready(test: &str, needs_root: bool) -> bool {
-    if cargo_unikraft::sources::provisioned().is_err() {
-        skip_unprovisioned(test, "the Unikraft sources are not provisioned (cargo xtask fetch)");
+    if common::unikraft::sources_or_skip(test).is_none() {
         return false;
     }
     for tool in ["umoci", "skopeo", "qemu-system-x86_64", "curl"] {

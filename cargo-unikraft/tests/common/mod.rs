@@ -25,18 +25,7 @@ pub use e2e::skip::skip;
 /// Whether the Unikraft sources and QEMU are there; otherwise a SKIP line (or, with
 /// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure). A broken cache always fails.
 pub fn provisioned(test: &str) -> bool {
-    use cargo_unikraft::sources::Provisioning;
-    let why = match cargo_unikraft::sources::provisioning().unwrap() {
-        Provisioning::Broken(why) => panic!("{test}: {why}"),
-        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
-        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
-            skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-            return false;
-        }
-        Provisioning::Ready(_) => return true,
-    };
-    e2e::skip::skip_unprovisioned(test, why);
-    false
+    e2e::sources::sources_or_skip(test).is_some()
 }
 
 /// A host port nobody listens on right now.
