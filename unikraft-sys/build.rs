@@ -19,7 +19,7 @@ fn generate() {
         panic!(
             "the `bindgen` feature needs UNIKRAFT_BUILD_DIR: a Unikraft build directory of an app \
              with devices, e.g. target/unikraft/conformance/build-qemu-x86_64 after \
-             `cargo xtask kraft-run --example conformance --no-boot`"
+             `cargo unikraft build` in conformance/"
         );
     };
     let flags = unikraft_clang_flags(std::path::Path::new(&build_dir)).unwrap_or_else(|e| panic!("{e}"));

@@ -19,7 +19,7 @@ fn unikraft_clang_flags(build_dir: &std::path::Path) -> Result<Vec<String>, Stri
         }
     }
     let cmd_file = cmd_file.ok_or_else(|| {
-        format!("{} has no app*/netdev.o.cmd: build an app first (cargo xtask kraft-run --example hello --no-boot)", build_dir.display())
+        format!("{} has no app*/netdev.o.cmd: build an app with devices first (`cargo unikraft build` in conformance/)", build_dir.display())
     })?;
     let text = std::fs::read_to_string(&cmd_file).map_err(|e| format!("read {}: {e}", cmd_file.display()))?;
     let words: Vec<&str> = text.split_whitespace().collect();

@@ -126,7 +126,7 @@ pub fn report() {
             n => println!("  => {backend}: missing {n}"),
         }
     }
-    let root = crate::netns::is_root();
+    let root = is_root();
     println!("root: {} (network namespaces for net tests need root)", if root { "yes" } else { "no" });
     let kvm = match which::which("qemu-system-x86_64") {
         Err(_) => "not checked (no qemu-system-x86_64)".to_string(),
@@ -136,4 +136,12 @@ pub fn report() {
         },
     };
     println!("KVM: {kvm}");
+}
+
+/// Whether this process runs as root (its effective uid, from /proc: no unsafe needed).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
 }

@@ -1,7 +1,7 @@
 //! `--heap-plot FILE`: a guest's heap over time, drawn as an SVG after the run.
 //!
 //! A guest started with `--heap-sample-ms=N` prints one line per sample
-//! (`shared_core::heap::sampler`, the grammar is written there and read here):
+//! (`shared_core::heap::sampler` writes them; the grammar is `console_protocol::heap_sample`):
 //!
 //! ```text
 //! heap-sample t_ms=1500 live=20480 peak=1069056 blocks=37
@@ -21,29 +21,8 @@ use plotters::prelude::*;
 pub const SAMPLE_ARG: &str = "--heap-sample-ms";
 pub const DEFAULT_SAMPLE_MS: u64 = 100;
 
-/// One `heap-sample` line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HeapSample {
-    pub t_ms: u64,
-    pub live: u64,
-    pub peak: u64,
-    pub blocks: u64,
-}
-
-impl HeapSample {
-    /// Parses `heap-sample t_ms=.. live=.. peak=.. blocks=..` (trailing whitespace such as a
-    /// serial console's `\r` allowed); `None` for any other line.
-    pub fn parse(line: &str) -> Option<HeapSample> {
-        let mut words = line.trim_end().split(' ');
-        if words.next()? != "heap-sample" {
-            return None;
-        }
-        let mut field = |key: &str| words.next()?.strip_prefix(key)?.strip_prefix('=')?.parse::<u64>().ok();
-        let sample =
-            HeapSample { t_ms: field("t_ms")?, live: field("live")?, peak: field("peak")?, blocks: field("blocks")? };
-        words.next().is_none().then_some(sample)
-    }
-}
+/// One `heap-sample` line (the grammar the guest prints with).
+pub use console_protocol::heap_sample::Sample as HeapSample;
 
 /// The samples of one run, in console order.
 #[derive(Debug, Default, Clone)]
@@ -58,8 +37,8 @@ impl HeapSamples {
     pub fn on_line(&mut self, line: &str) {
         if let Some(sample) = HeapSample::parse(line) {
             self.samples.push(sample);
-        } else if let Some(count) = line.trim_end().strip_prefix("heap-sample-dropped count=") {
-            self.dropped += count.parse::<u64>().unwrap_or(0);
+        } else if let Some(dropped) = console_protocol::heap_sample::Dropped::parse(line) {
+            self.dropped += dropped.count;
         }
     }
 
@@ -125,16 +104,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sample_lines_parse_and_other_lines_do_not() {
-        // The line shared_core::heap::sampler prints (its own test formats this exact text).
+    fn a_transcript_gives_its_samples_and_dropped_counts() {
+        assert_eq!(SAMPLE_ARG, format!("--{}", console_protocol::heap_sample::BOOT_ARG));
         let line = "heap-sample t_ms=1500 live=20480 peak=1069056 blocks=37";
-        let sample = HeapSample { t_ms: 1500, live: 20480, peak: 1_069_056, blocks: 37 };
-        assert_eq!(HeapSample::parse(line), Some(sample));
-        assert_eq!(HeapSample::parse(&format!("{line}\r")), Some(sample));
-        for other in ["", "heap-sample t_ms=1 live=2 peak=3", "heap-sample t_ms=1 live=2 peak=3 blocks=4 x=5", "PASS x"]
-        {
-            assert_eq!(HeapSample::parse(other), None, "{other:?}");
-        }
         let samples = HeapSamples::from_transcript(&format!("boot\n{line}\nheap-sample-dropped count=3\n{line}\n"));
         assert_eq!((samples.samples.len(), samples.dropped), (2, 3));
     }

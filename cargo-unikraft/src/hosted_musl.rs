@@ -46,7 +46,7 @@ pub fn build(app: &App) -> Result<PathBuf> {
         );
     }
     let _lock = BuildLock::acquire(&app.build_dir(Platform::HostedMusl))?;
-    let archive = build_staticlib(&app.spec, &app.build)?;
+    let archive = build_staticlib(app)?;
     let glue = hosted_glue(app)?;
     let exe = executable_path(app);
     eprintln!("cargo-unikraft: linking {} against the host's musl", exe.display());

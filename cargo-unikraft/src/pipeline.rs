@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use crate::app::App;
-use crate::runner::firecracker::Firecracker;
+use crate::app::{App, CargoFailure};
+use crate::runner::firecracker::{Firecracker, FirecrackerDevices};
 use crate::runner::guest_env::{self, EnvVar};
 use crate::runner::qemu::{Qemu, QemuDevices};
 use crate::runner::usernet::PublishedPort;
+use crate::runner::volume::{self, Volume};
 use crate::runner::{solo5::Tender as TenderGuest, Accel, Guest, Process};
 use crate::target::Target;
 use crate::{hosted_musl, solo5, sources, unikraft};
@@ -28,6 +29,10 @@ pub struct Devices {
     pub net_defaults: bool,
     /// The app's environment (`-e`).
     pub env: Vec<EnvVar>,
+    /// Host folders shared with the guest over 9P (`-v`, QEMU only).
+    pub volumes: Vec<Volume>,
+    /// QEMU's gdb stub on this port, the guest waiting for the debugger (`--gdb`).
+    pub gdb: Option<u16>,
 }
 
 impl Devices {
@@ -45,12 +50,29 @@ impl Devices {
         }
         if !self.published.is_empty() && target != Target::UnikraftQemu {
             bail!(
-                "-p/--publish needs QEMU's user-mode networking (--target qemu/x86_64); {target} has none{}",
+                "-p/--publish needs QEMU's user-mode networking (--plat qemu/x86_64); {target} has none{}",
                 match target {
                     Target::Solo5(_) => ": give the guest a TAP with --tap instead",
                     _ => "",
                 }
             );
+        }
+        volume::check(&self.volumes).map_err(|e| anyhow::anyhow!(e))?;
+        if !self.volumes.is_empty() && target != Target::UnikraftQemu {
+            bail!(
+                "-v/--volume shares a folder over virtio-9p, which only QEMU has (--plat qemu/x86_64); {target} \
+                 has no shared-folder device{}",
+                match target {
+                    Target::UnikraftFirecracker => " (Firecracker has neither virtio-9p nor virtio-fs)",
+                    _ => "",
+                }
+            );
+        }
+        if self.gdb.is_some() && target != Target::UnikraftQemu {
+            bail!("--gdb uses QEMU's gdb stub (--plat qemu/x86_64); {target} has none");
+        }
+        if self.net_defaults && target != Target::UnikraftQemu {
+            bail!("--virtio-net-defaults sets QEMU's virtio-net options (--plat qemu/x86_64); {target} has none");
         }
         if !self.env.is_empty() && matches!(target, Target::Solo5(_)) {
             bail!(
@@ -78,6 +100,17 @@ fn check_unikraft_image(app: &App, image: &Path, devices: &Devices) -> Result<()
             app.spec.name
         );
     }
+    if !devices.volumes.is_empty() && !volume::image_takes_volumes(&config) {
+        bail!(
+            "-v/--volume: {}'s image cannot mount host folders; add \"9pfs\" to `devices` in its \
+             [package.metadata.unikraft] (devices = [\"9pfs\"]: the virtio-9p driver and the mount table \
+             from the command line)",
+            app.spec.name
+        );
+    }
+    if image.to_string_lossy().ends_with("_fc-x86_64") {
+        check_firecracker_image(&app.spec.name, &config, devices)?;
+    }
     let capacity = guest_env::unikraft_capacity(&config);
     if devices.env.len() > capacity {
         bail!(
@@ -90,10 +123,35 @@ fn check_unikraft_image(app: &App, image: &Path, devices: &Devices) -> Result<()
     Ok(())
 }
 
+/// Refuses `--tap`/`--disk` for an `fc/x86_64` image without the virtio-mmio transport or
+/// the driver: Firecracker would attach the device and the guest would never see it.
+fn check_firecracker_image(name: &str, config: &str, devices: &Devices) -> Result<()> {
+    let has = |option: &str| config.lines().any(|l| l.strip_suffix("=y") == Some(option));
+    for (flag, given, driver, device) in [
+        ("--tap", devices.tap.is_some(), "CONFIG_LIBVIRTIO_NET", "net"),
+        ("--disk", devices.disk.is_some(), "CONFIG_LIBVIRTIO_BLK", "block"),
+    ] {
+        if given && !(has(driver) && has(kraftfile_gen::FC_VIRTIO_TRANSPORT)) {
+            bail!(
+                "{flag}: {}'s fc/x86_64 image has no virtio-mmio {device} device ({driver} and {} in its \
+                 configuration); add \"{device}\" to `devices` in its [package.metadata.unikraft]",
+                name,
+                kraftfile_gen::FC_VIRTIO_TRANSPORT
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Builds `app` for `target`; returns the image (or, for hosted-musl, the executable).
 /// Each platform's build locks the app's build directory of that platform only
 /// ([`App::build_dir`]), so builds of one app for different platforms run side by side.
+/// A failure is a [`CargoFailure`] (exit status 101, as cargo's).
 pub fn build(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
+    CargoFailure::mark(build_for(app, target, devices))
+}
+
+fn build_for(app: &App, target: Target, devices: &Devices) -> Result<PathBuf> {
     match target {
         Target::UnikraftQemu | Target::UnikraftFirecracker => {
             // Before the sources: asking for an unprovisionable version is the app's mistake.
@@ -157,19 +215,22 @@ pub fn guest(
                 published: devices.published.clone(),
                 disk: devices.disk.clone(),
                 net_defaults: devices.net_defaults,
+                volumes: devices.volumes.clone(),
+                gdb: devices.gdb,
             };
             let mut qemu = Qemu::new(image, memory_mib, accel, qemu_devices)?;
             qemu.env = devices.env.clone();
             Box::new(qemu)
         }
         Target::UnikraftFirecracker => {
-            let mut firecracker = Firecracker::new(image, &app.spec.name, memory_mib)?;
+            let fc_devices = FirecrackerDevices { tap: devices.tap.clone(), disk: devices.disk.clone() };
+            let mut firecracker = Firecracker::new(image, &app.spec.name, memory_mib, fc_devices)?;
             firecracker.env = devices.env.clone();
             Box::new(firecracker)
         }
         Target::Solo5(tender) => {
             if tender == crate::target::Tender::Hvt && !Path::new("/dev/kvm").exists() {
-                bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --target solo5/spt");
+                bail!("the hvt tender needs /dev/kvm, which this machine does not have; use --plat solo5/spt");
             }
             let tree = solo5::solo5_tree()?;
             Box::new(TenderGuest {
@@ -189,4 +250,25 @@ pub fn guest(
             Box::new(process)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An fc image without the virtio-mmio transport or the driver cannot see a TAP or a
+    /// disk Firecracker attaches: refused, naming the flag, instead of booting without it.
+    #[test]
+    fn firecracker_devices_need_the_mmio_transport_and_the_driver() {
+        let both = Devices { tap: Some("tap0".into()), disk: Some("/d.img".into()), ..Devices::default() };
+        let full = "CONFIG_LIBVIRTIO_MMIO=y\nCONFIG_LIBVIRTIO_NET=y\nCONFIG_LIBVIRTIO_BLK=y\n";
+        check_firecracker_image("kv", full, &both).unwrap();
+        let no_mmio = "CONFIG_LIBVIRTIO_NET=y\nCONFIG_LIBVIRTIO_BLK=y\n";
+        let err = check_firecracker_image("kv", no_mmio, &both).unwrap_err().to_string();
+        assert!(err.starts_with("--tap: kv's fc/x86_64 image has no virtio-mmio net device"), "{err}");
+        let no_blk = "CONFIG_LIBVIRTIO_MMIO=y\nCONFIG_LIBVIRTIO_NET=y\n";
+        let err = check_firecracker_image("kv", no_blk, &both).unwrap_err().to_string();
+        assert!(err.starts_with("--disk: kv's fc/x86_64 image has no virtio-mmio block device"), "{err}");
+        check_firecracker_image("kv", "", &Devices::default()).unwrap();
+    }
 }

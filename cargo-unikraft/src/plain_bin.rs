@@ -9,74 +9,43 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use kraftfile_gen::{AppSpec, LinkedBin, RustBuild};
+use cargo_metadata::{Metadata, Package};
+use kraftfile_gen::{AppSpec, CargoOptions, LinkedBin, RustBuild};
 
-use crate::app::{path_str, App};
+use crate::app::{path_str, App, Selection};
 use crate::linker::LINKER_ENV;
 use crate::target::Platform;
 
-/// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft.
-/// `main.c` includes the first two `.inc` files; `hosted.c` (the hosted-musl harness's
-/// `main`) includes the device stand-ins too, and they include the glue's ABI header.
-const GLUE: &[(&str, &str)] = &[
-    ("main.c", include_str!("../../rt-unikraft/glue/main.c")),
-    ("std_shims.inc", include_str!("../../rt-unikraft/glue/std_shims.inc")),
-    ("dl_find_object.inc", include_str!("../../rt-unikraft/glue/dl_find_object.inc")),
-    ("dl_find_object.h", include_str!("../../rt-unikraft/glue/dl_find_object.h")),
-    ("hosted_dl_find_object.inc", include_str!("../../rt-unikraft/glue/hosted_dl_find_object.inc")),
-    ("hosted.c", include_str!("../../rt-unikraft/glue/hosted.c")),
-    ("no_netdev.inc", include_str!("../../rt-unikraft/glue/no_netdev.inc")),
-    ("no_blkdev.inc", include_str!("../../rt-unikraft/glue/no_blkdev.inc")),
-    ("no_socket.inc", include_str!("../../rt-unikraft/glue/no_socket.inc")),
-    ("netdev.c", include_str!("../../rt-unikraft/glue/netdev.c")),
-    ("blkdev.c", include_str!("../../rt-unikraft/glue/blkdev.c")),
-    ("socket.c", include_str!("../../rt-unikraft/glue/socket.c")),
-    ("rt_glue.h", include_str!("../../rt-unikraft/glue/rt_glue.h")),
-];
+/// rt-unikraft's glue, carried by this tool for apps that do not depend on rt-unikraft
+/// (the `rt-unikraft-glue` crate owns the files and checks the list is whole).
+const GLUE: &[(&str, &str)] = rt_unikraft_glue::FILES;
 
-/// The app for a crate without a `unikraft` feature: its one binary target (or an error
-/// that says what to do).
-pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::Value) -> Result<App> {
-    let name = package["name"].as_str().context("package without a name")?;
-    let bins: Vec<&str> = package["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")))
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    let has_lib = package["targets"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "lib")));
-    // A library without a binary has nothing to run, but its tests (`cargo unikraft test`).
-    let bin = match bins.as_slice() {
-        [bin] => Some(*bin),
-        [] if has_lib => None,
-        [] => bail!(
-            "`{name}` ({}) has neither a `unikraft` feature (an app on this project's device core) nor a \
-             binary target (a plain `fn main()` program); cargo unikraft needs one of them",
-            manifest.display()
-        ),
-        _ => bail!(
-            "`{name}` has several binary targets ({}); plain binaries with more than one are not supported yet",
-            bins.join(", ")
-        ),
-    };
-    let spec = AppSpec::from_cargo_metadata(name, &package["metadata"])
-        .with_context(|| format!("in {}", manifest.display()))?;
+/// The app for a crate without a `unikraft` feature: the binary (or example) the user
+/// chose, or its only binary, or its `default-run` (or an error that says what to do).
+pub fn resolve(meta: &Metadata, package: &Package, selection: &Selection) -> Result<App> {
+    let name = package.name.to_string();
+    let manifest = package.manifest_path.as_std_path();
+    let runnable = if selection.tests { None } else { choose_runnable(package, selection)? };
+    let mut spec =
+        AppSpec::from_cargo_metadata(&name, &package.metadata).with_context(|| format!("in {}", manifest.display()))?;
+    if let Some(runnable) = &runnable {
+        // Each binary of a package has an image (and build directory) of its own.
+        if runnable.name != name {
+            spec.name = image_name(&spec.name, &runnable.name);
+        }
+    }
     // A plain program reaches the network through std's sockets (the driver is linked
-    // beside it); it has no API for a block device.
-    if spec.devices.iter().any(|d| d != "net") || (!spec.devices.is_empty() && !spec.sockets) {
+    // beside it) and host folders through std::fs (9pfs); it has no API for a block device.
+    let has_net = spec.devices.iter().any(|d| d == "net");
+    if spec.devices.iter().any(|d| d != "net" && d != "9pfs") || (has_net && !spec.sockets) {
         bail!(
             "{}: a plain binary reaches the network through std's sockets: `devices = [\"net\"]` needs \
-             `sockets = true`, and other devices need an app on this project's device core (a `unikraft` feature \
-             that enables `unikernel/unikraft`)",
+             `sockets = true`; \"9pfs\" (host folders) works as it is; other devices need an app on this \
+             project's device core (a `unikraft` feature that enables `unikernel/unikraft`)",
             manifest.display()
         );
     }
-    let target_dir = PathBuf::from(meta["target_directory"].as_str().context("no target directory")?);
+    let target_dir = meta.target_directory.clone().into_std_path_buf();
     // The glue is an input of the Unikraft and hosted-musl builds alike; it stays in the
     // Unikraft directory (`target/unikraft/<name>/glue`), the one the generated Makefile.uk names.
     let unikraft_dir = target_dir.join(Platform::Unikraft.dir_name()).join(&spec.name);
@@ -92,12 +61,16 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
     let cargo_target_dir = target_dir.join("unikraft").join("cargo");
     let linker = std::env::current_exe().context("the path of this tool (it is cargo's linker for plain binaries)")?;
     let cargo_config = write_cargo_config(&unikraft_dir)?;
-    let linked_bin = match bin {
-        Some(bin) => LinkedBin {
-            archive: path_str(&cargo_target_dir.join("release").join(bin))?,
+    let profile_dir = cargo_target_dir.join(selection.cargo.profile_dir());
+    let linked_bin = match &runnable {
+        Some(runnable) => LinkedBin {
+            archive: path_str(&match runnable.kind {
+                RunnableKind::Bin => profile_dir.join(&runnable.name),
+                RunnableKind::Example => profile_dir.join("examples").join(&runnable.name),
+            })?,
             cargo: Some((
                 format!("{LINKER_ENV}=1"),
-                bin_cargo_args(manifest, bin, &cargo_target_dir, &linker, &cargo_config)?,
+                bin_cargo_args(manifest, runnable, &cargo_target_dir, &linker, &cargo_config, &selection.cargo)?,
             )),
             extra_archives,
         },
@@ -106,12 +79,81 @@ pub fn resolve(manifest: &Path, meta: &serde_json::Value, package: &serde_json::
     };
     let build = RustBuild {
         manifest_path: path_str(manifest)?,
-        lib_name: bin.unwrap_or(name).to_string(),
+        lib_name: runnable.as_ref().map_or(name.as_str(), |r| r.name.as_str()).to_string(),
         cargo_target_dir: path_str(&cargo_target_dir)?,
         glue_sources,
         linked_bin: Some(linked_bin),
+        cargo: selection.cargo.clone(),
     };
-    Ok(App { spec, build, target_dir })
+    Ok(App { spec, build, target_dir, package: package.clone(), message_format: None })
+}
+
+/// A binary or an example of the package: what one image runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runnable {
+    pub kind: RunnableKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnableKind {
+    Bin,
+    Example,
+}
+
+/// What `--bin`/`--example` name, or the package's only binary, or its `default-run`;
+/// `None` for a library without binaries (only its tests can run). Ambiguity is refused,
+/// naming `--bin`.
+pub fn choose_runnable(package: &Package, selection: &Selection) -> Result<Option<Runnable>> {
+    let name = &package.name;
+    let of_kind = |is: fn(&cargo_metadata::Target) -> bool| -> Vec<String> {
+        package.targets.iter().filter(|t| is(t)).map(|t| t.name.clone()).collect()
+    };
+    let bins = of_kind(cargo_metadata::Target::is_bin);
+    let pick = |flag: &str, kind: RunnableKind, wanted: &str, among: Vec<String>| -> Result<Option<Runnable>> {
+        if among.iter().any(|b| b == wanted) {
+            return Ok(Some(Runnable { kind, name: wanted.to_string() }));
+        }
+        let what = if kind == RunnableKind::Bin { "binaries" } else { "examples" };
+        bail!(
+            "{flag} {wanted}: `{name}` has no such target; its {what}: {}",
+            if among.is_empty() { "none".to_string() } else { among.join(", ") }
+        )
+    };
+    if let Some(bin) = &selection.bin {
+        return pick("--bin", RunnableKind::Bin, bin, bins);
+    }
+    if let Some(example) = &selection.example {
+        return pick("--example", RunnableKind::Example, example, of_kind(cargo_metadata::Target::is_example));
+    }
+    let has_lib = package.targets.iter().any(|t| t.is_lib());
+    match bins.as_slice() {
+        [bin] => Ok(Some(Runnable { kind: RunnableKind::Bin, name: bin.clone() })),
+        // A library without a binary has nothing to run, but its tests (`cargo unikraft test`).
+        [] if has_lib => Ok(None),
+        [] => bail!(
+            "`{name}` ({}) has neither a `unikraft` feature (an app on this project's device core) nor a \
+             binary target (a plain `fn main()` program); cargo unikraft needs one of them",
+            package.manifest_path
+        ),
+        _ => match &package.default_run {
+            Some(default) => pick("default-run", RunnableKind::Bin, default, bins),
+            None => bail!(
+                "`{name}` has several binaries ({}); choose one with --bin NAME (or set `default-run` in its [package])",
+                bins.join(", ")
+            ),
+        },
+    }
+}
+
+/// The image name of `bin` of a package whose image is `app`: Unikraft's names are `a-z`,
+/// `0-9` and `_`, at most 64 characters.
+fn image_name(app: &str, bin: &str) -> String {
+    let bin: String =
+        bin.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut name = format!("{app}_{bin}");
+    name.truncate(64);
+    name
 }
 
 /// rustix (under async-io, polling, tempfile, ...) makes Linux system calls with the
@@ -132,37 +174,38 @@ fn write_cargo_config(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The arguments after `cargo` that link `bin` into an archive. `-C linker` goes to the
-/// final rustc call only (`cargo rustc ... -- FLAGS`), so build scripts and proc macros
-/// are linked as usual. Fat LTO and one codegen unit keep the image small (the linker
-/// sees only what the program reaches).
+/// The arguments after `cargo` that link `runnable` into an archive, with the user's
+/// profile, features and flags. `-C linker` goes to the final rustc call only (`cargo rustc
+/// ... -- FLAGS`), so build scripts and proc macros are linked as usual. With the release
+/// profile, fat LTO and one codegen unit keep the image small (the linker sees only what
+/// the program reaches); any other profile is built as the user's Cargo.toml says.
 pub fn bin_cargo_args(
     manifest: &Path,
-    bin: &str,
+    runnable: &Runnable,
     target_dir: &Path,
     linker: &Path,
     cargo_config: &Path,
+    cargo: &CargoOptions,
 ) -> Result<Vec<String>> {
-    Ok(vec![
-        "rustc".into(),
-        "--manifest-path".into(),
-        path_str(manifest)?,
-        "--bin".into(),
-        bin.into(),
-        "--release".into(),
-        "--target-dir".into(),
-        path_str(target_dir)?,
-        "--config".into(),
-        "profile.release.lto=true".into(),
-        "--config".into(),
-        "profile.release.codegen-units=1".into(),
-        // A file: the value's brackets and quotes cannot go through Unikraft's make.
-        "--config".into(),
-        path_str(cargo_config)?,
-        "--".into(),
-        "-C".into(),
-        format!("linker={}", path_str(linker)?),
-    ])
+    let flag = match runnable.kind {
+        RunnableKind::Bin => "--bin",
+        RunnableKind::Example => "--example",
+    };
+    let mut args: Vec<String> = vec!["rustc".into(), "--manifest-path".into(), path_str(manifest)?];
+    args.extend([flag.to_string(), runnable.name.clone()]);
+    args.extend(cargo.profile_args());
+    args.extend(cargo.feature_args());
+    args.extend(["--target-dir".into(), path_str(target_dir)?]);
+    if cargo.profile == "release" {
+        for setting in ["lto=true", "codegen-units=1"] {
+            args.extend(["--config".to_string(), format!("profile.release.{setting}")]);
+        }
+    }
+    // A file: the value's brackets and quotes cannot go through Unikraft's make.
+    args.extend(["--config".into(), path_str(cargo_config)?]);
+    args.extend(cargo.flags.iter().cloned());
+    args.extend(["--".into(), "-C".into(), format!("linker={}", path_str(linker)?)]);
+    Ok(args)
 }
 
 /// Writes the glue into `dir` (only files whose content changed, so make does not
@@ -176,25 +219,4 @@ pub fn write_glue(dir: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(vec![path_str(&dir.join("main.c"))?])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::GLUE;
-
-    /// Every `#include "..."` of the carried glue is carried too: the glue is written to a
-    /// build directory of its own, where a forgotten header fails only at a user's build.
-    #[test]
-    fn the_carried_glue_includes_only_carried_files() {
-        for (file, text) in GLUE {
-            for line in text.lines() {
-                let Some(rest) = line.trim().strip_prefix("#include \"") else { continue };
-                let included = rest.split('"').next().unwrap();
-                assert!(
-                    GLUE.iter().any(|(name, _)| *name == included),
-                    "{file} includes {included}, which is not carried"
-                );
-            }
-        }
-    }
 }

@@ -71,7 +71,7 @@ pub fn build(app: &App, target: &str, tree: &Path, devices: bool) -> Result<Path
     let out_dir = app.build_dir(Platform::Solo5);
     let _lock = BuildLock::acquire(&out_dir)?;
     let cargo_dir = app.target_dir.join(Platform::Solo5.dir_name()).join("cargo");
-    let archive = crate::staticlib::build_solo5_staticlib(&app.spec, &app.build, &cargo_dir)?;
+    let archive = crate::staticlib::build_solo5_staticlib(app, &cargo_dir)?;
 
     let variant = variant(devices);
     let manifest_json = out_dir.join(format!("manifest{variant}.json"));

@@ -40,24 +40,7 @@ fn show(out: &Output) -> String {
 /// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure). Sources that are there but broken (a
 /// corrupted tarball, an incomplete tree) always fail: a broken cache is not a skip.
 fn provisioned(test: &str) -> bool {
-    use cargo_unikraft::sources::Provisioning;
-    let why = match cargo_unikraft::sources::provisioning().unwrap() {
-        Provisioning::Broken(why) => panic!("{test}: {why}"),
-        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
-        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
-            // A host reason, not a provisioning one.
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIP: {test}: qemu-system-x86_64 is not installed");
-            return false;
-        }
-        Provisioning::Ready(_) => return true,
-    };
-    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
-    }
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {test}: {why}");
-    false
+    e2e::sources::sources_or_skip(test).is_some()
 }
 
 /// Writes `files` under `dir` (only when they differ, so a rerun does not rebuild).
@@ -133,7 +116,7 @@ fn the_same_plain_bin_runs_on_hosted_musl() {
         return;
     }
     let dir = plain_crate();
-    let out = tool(&dir, &["run", "--target", "hosted-musl", "--", "a b", "c", "--exit=5"]);
+    let out = tool(&dir, &["run", "--plat", "hosted-musl", "--", "a b", "c", "--exit=5"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("plain args: a b c --exit=5"), "{}", show(&out));
     assert!(stdout.contains("a thread says 42"), "{}", show(&out));
@@ -266,10 +249,57 @@ fn fails_on_purpose() {
     assert!(stdout.contains("test fails_on_purpose ... FAILED"), "{}", show(&out));
     assert!(stdout.contains("deliberately failing test"), "{}", show(&out));
     assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+    // Each harness's console is kept; the failing one's file is named, and holds it.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let console = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("cargo-unikraft: the console of this run is in "))
+        .unwrap_or_else(|| panic!("no console file named: {}", show(&out)));
+    assert!(console.contains("-outside-"), "the failing harness is `outside`: {console}");
+    assert!(fs::read_to_string(console).unwrap().contains("deliberately failing test"), "{console}");
+    let logs = fs::read_dir(dir.join("target/unikraft/tested_test/logs")).unwrap();
+    let names: Vec<String> = logs.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().any(|n| n.contains("-lib-")), "no console of the lib harness: {names:?}");
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("test summary: 4 passed; 1 failed; 0 ignored; 0 filtered out (2 harnesses inside unikernels)"),
+        "{}",
+        show(&out)
+    );
+    assert!(stderr.contains("doctests of `tested` skipped: rustdoc compiles each doctest"), "{}", show(&out));
 
     // A filter that leaves only passing tests passes.
     let out = tool(&dir, &["test", "--", "passes_outside"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("test passes_outside ... ok"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // cargo test's positional filter: only the matching test runs, in every harness.
+    let out = tool(&dir, &["test", "adds"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("test tests::adds ... ok"), "{}", show(&out));
+    assert!(!stdout.contains("spawns_a_thread") && !stdout.contains("fails_on_purpose"), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("test summary: 1 passed; 0 failed; 0 ignored; 4 filtered out (2 harnesses inside unikernels)"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+
+    // --test NAME: that harness only (and no doctests, as with cargo test).
+    let out = tool(&dir, &["test", "--test", "outside", "--memory-mib", "128"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("tests::adds"), "{}", show(&out));
+    assert!(stderr.contains("1 passed; 1 failed; 0 ignored; 0 filtered out (1 harness inside"), "{}", show(&out));
+    assert!(!stderr.contains("doctests"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
+
+    // --no-run: one image per harness, kept apart, none booted.
+    let out = tool(&dir, &["test", "--lib", "--no-run"]);
+    let images: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(images.len(), 1, "{}", show(&out));
+    assert!(images[0].ends_with("tested_test/images/lib") && Path::new(images[0]).is_file(), "{}", show(&out));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
 }
 
@@ -336,7 +366,7 @@ fn a_hosted_musl_build_does_not_wait_for_a_unikraft_build_of_the_same_app() {
     let dir = plain_crate();
     let unikraft_build = cargo_unikraft::appdir::BuildLock::acquire(&dir.join("target/unikraft/plain")).unwrap();
     let mut child = Command::new(TOOL)
-        .args(["unikraft", "build", "--target", "hosted-musl"])
+        .args(["unikraft", "build", "--plat", "hosted-musl"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -460,12 +490,12 @@ fn a_guest_dies_with_the_tool_that_started_it_even_on_sigkill() {
         return;
     }
     let dir = plain_crate();
-    let out = tool(&dir, &["build", "--target", "hosted-musl"]);
+    let out = tool(&dir, &["build", "--plat", "hosted-musl"]);
     assert!(out.status.success(), "{}", show(&out));
     let exe = fs::canonicalize(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
 
     let mut run = Command::new(TOOL)
-        .args(["unikraft", "run", "--target", "hosted-musl", "--", "--sleep=120"])
+        .args(["unikraft", "run", "--plat", "hosted-musl", "--", "--sleep=120"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

@@ -23,7 +23,6 @@ use std::time::Duration;
 
 mod common;
 
-use cargo_unikraft::netns;
 use common::{free_port, provisioned, show, skip, Running};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-unikraft");
@@ -97,20 +96,22 @@ fn serve_and_load(test: &str, dir: &Path, ready: &str, answer: &str) {
 /// As root: the same server on a TAP device in a namespace of its own (`--tap`), reached
 /// at the guest's default address; a request, the load, a request. A SKIP line otherwise.
 fn serve_and_load_on_a_tap(test: &str, dir: &Path, ready: &str, answer: &str) {
-    if !netns::is_root() {
+    if !e2e::netns::is_root() {
         skip(&format!("{test}: not root; the --tap half did not run (needs a network namespace and TAP)"));
         return;
     }
-    let ns = netns::NetNs::create("plainsrv").expect("create a network namespace");
-    let mut run = Running::start(ns.wrap(&tool(dir, &["run", "--no-build", "--tap", netns::TAP])));
+    let ns = e2e::netns::Ns::new("plainsrv");
+    let mut run_in_ns = ns.command(TOOL);
+    run_in_ns.args(["unikraft", "run", "--no-build", "--tap", "tap0"]).current_dir(dir);
+    let mut run = Running::start(run_in_ns);
     run.wait_for(ready, Duration::from_secs(120));
-    let url = format!("http://{}:8080/", netns::GUEST_IP);
+    let url = "http://10.0.0.2:8080/";
     let get = || {
-        let out = ns.command("curl").args(["-sS", "--max-time", "20", &url]).output().unwrap();
+        let out = ns.command("curl").args(["-sS", "--max-time", "20", url]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(get().contains(answer), "{test}: no answer on the TAP before the load");
-    load(test, |program| ns.command(program), &url);
+    load(test, |program| ns.command(program), url);
     assert!(get().contains(answer), "{test}: no answer on the TAP after the load");
     drop(run);
 }

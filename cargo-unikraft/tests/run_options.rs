@@ -13,7 +13,7 @@
 //!
 //! Guests need the pinned Unikraft sources and QEMU; without them each test prints a
 //! `SKIP:` line (a failure with `UNIKERNEL_REQUIRE_SOURCES=1`, as CI sets). The `http`
-//! image is the one the xtask tests build (same target directory), the plain crate lives
+//! image is the one the end-to-end tests (e2e/) build (same target directory), the plain crate lives
 //! under the system temp dir and is reused between runs.
 
 use std::fs;
@@ -287,7 +287,7 @@ fn env_reaches_std_env_of_a_plain_binary_on_hosted_musl() {
         return;
     }
     let dir = env_crate();
-    let out = tool(&["run", "--target", "hosted-musl"])
+    let out = tool(&["run", "--plat", "hosted-musl"])
         .args(ENV_SPECS)
         .args(["-e", "EMPTY"])
         .env("EMPTY", "")

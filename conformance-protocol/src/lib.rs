@@ -18,26 +18,40 @@
 //! `#![no_std]` without `alloc` and without dependencies, so every backend's guest (solo5's
 //! `no_std` staticlib included) links it as it is.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 #![no_std]
 
 /// The names of the cases the guest reports. Groups that are run (or skipped) together
 /// are arrays: [`HEAP_CASES`], [`STD_CASES`], [`NET_CASES`], [`BLOCK_CASES`].
 pub mod case {
+    /// 1000 reads of the monotonic clock never go backwards.
     pub const TIME_MONOTONIC: &str = "time.monotonic";
+    /// A sleep is never early and at most a little late.
     pub const TIME_SLEEP: &str = "time.sleep";
+    /// The wall clock is between 2020 and 2100.
     pub const TIME_WALL: &str = "time.wall";
+    /// Two draws of random bytes differ and are not nearly constant.
     pub const RANDOM_BYTES: &str = "random.bytes";
+    /// The heap counters follow a 1 MiB allocation, its release and the peak.
     pub const HEAP_STATS: &str = "heap.stats";
+    /// Rounds of allocations leave as many bytes and blocks in use as before.
     pub const HEAP_SOAK: &str = "heap.soak";
+    /// Boot arguments parse: typed values, unknown and malformed keys refused.
     pub const ARGS_PARSE: &str = "args.parse";
     /// The guest resolves the host's MAC, sends [`net::PROBE`](crate::net::PROBE) and gets
     /// [`net::PROBE_ACK`](crate::net::PROBE_ACK) back.
     pub const NET_ARP: &str = "net.arp";
+    /// The guest pings the host and gets the matching echo reply.
     pub const NET_ICMP: &str = "net.icmp";
+    /// The guest echoes the host's [`net::UDP_ECHO_DATAGRAMS`](crate::net::UDP_ECHO_DATAGRAMS) datagrams.
     pub const NET_UDP_ECHO: &str = "net.udp-echo";
+    /// The guest verifies and echoes [`net::TCP_BYTES`](crate::net::TCP_BYTES) of a known pattern over TCP.
     pub const NET_TCP: &str = "net.tcp";
+    /// A pattern written to the disk reads back intact.
     pub const BLOCK_WRITE_READ: &str = "block.write-read";
+    /// A flush completes.
     pub const BLOCK_FLUSH: &str = "block.flush";
+    /// Requests past the end or misaligned are refused before they reach the device.
     pub const BLOCK_OUT_OF_RANGE: &str = "block.out-of-range";
     /// Through shared-core's encrypted layer on an MBR partition of the disk
     /// ([`block::ENCRYPTED_FIRST_SECTOR`](crate::block::ENCRYPTED_FIRST_SECTOR)): the
@@ -133,6 +147,9 @@ const fn concat<const N: usize>(groups: &[&[&'static str]]) -> [&'static str; N]
 
 /// The net exchange (docs/architecture.md): the guest is 10.0.0.2, the host 10.0.0.1.
 pub mod net {
+    /// What the guest's ready line names (`console_protocol::ready::Ready`, `READY net
+    /// <address>`) once its sockets are bound: the host starts its side then.
+    pub const READY_WHAT: &str = "net";
     /// Host UDP port the guest's probe goes to (`net.arp`).
     pub const PROBE_PORT: u16 = 5555;
     /// The guest's probe datagram.
@@ -233,8 +250,11 @@ pub mod report {
     /// A case's outcome, the first word of its line.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Status {
+        /// The case passed.
         Pass,
+        /// The case failed; its detail says how.
         Fail,
+        /// The case did not run here; its detail says why.
         Skip,
     }
 
@@ -262,12 +282,16 @@ pub mod report {
     /// Case lines by status: what the END line states, and what a reader counts.
     #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
     pub struct Counts {
+        /// `PASS` lines.
         pub pass: u32,
+        /// `FAIL` lines.
         pub fail: u32,
+        /// `SKIP` lines.
         pub skip: u32,
     }
 
     impl Counts {
+        /// Counts one line of `status`.
         pub fn add(&mut self, status: Status) {
             match status {
                 Status::Pass => self.pass += 1,
@@ -288,10 +312,20 @@ pub mod report {
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Line<'a> {
         /// `CONFORMANCE BEGIN backend=<label>`; the label runs to the end of the line.
-        Begin { backend: &'a str },
+        Begin {
+            /// The backend's report label.
+            backend: &'a str,
+        },
         /// `<STATUS> <case> <detail>`; the case is one word, the detail the rest of the line
         /// (written with line breaks turned into spaces, so it stays one line).
-        Case { status: Status, case: &'a str, detail: &'a str },
+        Case {
+            /// The outcome.
+            status: Status,
+            /// The case's name (one of [`case`](crate::case)).
+            case: &'a str,
+            /// What happened, for a person.
+            detail: &'a str,
+        },
         /// `CONFORMANCE END pass=N fail=N skip=N`.
         End(Counts),
     }

@@ -21,6 +21,7 @@ extern crate alloc;
 extern crate std;
 
 mod block_cases;
+mod net_cases;
 #[cfg(feature = "std")]
 mod std_cases;
 
@@ -30,12 +31,10 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use conformance_protocol::report::{Counts, Line, Status};
-use conformance_protocol::{case, net, BLOCK_CASES, HEAP_CASES, NET_CASES, STD_CASES};
+use conformance_protocol::{case, BLOCK_CASES, HEAP_CASES, NET_CASES, STD_CASES};
 use unikernel::bootargs::{BootArgs, Ipv4Cidr};
 use unikernel::executor::{self, block_on};
-use unikernel::net::{Stack, StackConfig};
-use unikernel::smoltcp::socket::{icmp, tcp, udp};
-use unikernel::smoltcp::wire::{Icmpv4Packet, Icmpv4Repr, IpAddress, Ipv4Address};
+use unikernel::smoltcp::wire::Ipv4Address;
 use unikernel::{println, services};
 
 unikernel::main!(run);
@@ -118,7 +117,7 @@ fn run() -> i32 {
         report.record(case, Outcome::Skip(String::from("this backend has no std")));
     }
     if net_on {
-        net_cases(&mut report, cidr, host);
+        net_cases::net_cases(&mut report, cidr, host);
     } else {
         for case in NET_CASES {
             report.record(case, Outcome::Skip(String::from("--net=false (runner is not root, or net disabled)")));
@@ -306,204 +305,4 @@ fn args_case() -> Outcome {
         format!("boot args {:?} parsed; typed values, unknown and malformed keys behave", services::boot_args()),
         format!("typed={typed_ok} rejects_unknown={rejects_unknown} rejects_malformed={rejects_malformed}"),
     )
-}
-
-fn deadline(ms: u64) -> u64 {
-    services::monotonic_ns() + ms * 1_000_000
-}
-
-fn net_cases(report: &mut Report, cidr: Ipv4Cidr, host: Ipv4Address) {
-    let device = match services::open_net("") {
-        Ok(d) => d,
-        Err(e) => {
-            for case in NET_CASES {
-                report.record(case, Outcome::Fail(format!("cannot open the net device: {e}")));
-            }
-            return;
-        }
-    };
-    let mut stack = Stack::new(device, StackConfig::new(cidr));
-    let udp_socket = || {
-        udp::Socket::new(
-            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 8192]),
-            udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 8192]),
-        )
-    };
-    let probe = stack.sockets.add(udp_socket());
-    let echo = stack.sockets.add(udp_socket());
-    let icmp_h = stack.sockets.add(icmp::Socket::new(
-        icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
-        icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 4], vec![0; 1024]),
-    ));
-    let tcp_h = stack
-        .sockets
-        .add(tcp::Socket::new(tcp::SocketBuffer::new(vec![0; 65536]), tcp::SocketBuffer::new(vec![0; 65536])));
-    let _ = stack.sockets.get_mut::<udp::Socket>(probe).bind(40000);
-    let _ = stack.sockets.get_mut::<udp::Socket>(echo).bind(net::UDP_ECHO_PORT);
-    let _ = stack.sockets.get_mut::<icmp::Socket>(icmp_h).bind(icmp::Endpoint::Ident(0x4242));
-    let _ = stack.sockets.get_mut::<tcp::Socket>(tcp_h).listen(net::TCP_ECHO_PORT);
-    println!("READY net {}", cidr.address);
-
-    block_on(async {
-        // net.arp: the guest must resolve the host's MAC to send this; the reply proves it.
-        let until = deadline(CASE_TIMEOUT_MS);
-        let mut next_send = 0;
-        let arp = loop {
-            stack.poll();
-            let now = services::monotonic_ns();
-            let sock = stack.sockets.get_mut::<udp::Socket>(probe);
-            if now >= next_send {
-                let _ = sock.send_slice(net::PROBE, (IpAddress::Ipv4(host), net::PROBE_PORT));
-                next_send = now + 500_000_000;
-            }
-            if let Ok((data, meta)) = sock.recv() {
-                break check(
-                    data == net::PROBE_ACK,
-                    format!("resolved {host} and got a reply from {}", meta.endpoint),
-                    format!("unexpected reply {:?}", data),
-                );
-            }
-            if now > until {
-                break Outcome::Fail(format!("no reply from {host}:{} within {CASE_TIMEOUT_MS} ms", net::PROBE_PORT));
-            }
-            stack.poll();
-            stack.wait_at_most(100).await;
-        };
-        report.record(case::NET_ARP, arp);
-
-        // net.icmp: echo request to the host, expect the matching reply.
-        let until = deadline(CASE_TIMEOUT_MS);
-        let mut next_send = 0;
-        let mut seq = 0u16;
-        let icmp_outcome = loop {
-            stack.poll();
-            let now = services::monotonic_ns();
-            let checksum = stack.phy.capabilities_checksum();
-            let sock = stack.sockets.get_mut::<icmp::Socket>(icmp_h);
-            if now >= next_send && sock.can_send() {
-                seq += 1;
-                let repr = Icmpv4Repr::EchoRequest { ident: 0x4242, seq_no: seq, data: b"conformance" };
-                if let Ok(buf) = sock.send(repr.buffer_len(), IpAddress::Ipv4(host)) {
-                    repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &checksum);
-                }
-                next_send = now + 500_000_000;
-            }
-            if let Ok((payload, from)) = sock.recv() {
-                let packet = Icmpv4Packet::new_unchecked(payload);
-                if let Ok(Icmpv4Repr::EchoReply { ident: 0x4242, data, .. }) = Icmpv4Repr::parse(&packet, &checksum) {
-                    break check(
-                        data == b"conformance",
-                        format!("echo reply from {from}"),
-                        String::from("echo reply with the wrong payload"),
-                    );
-                }
-            }
-            if now > until {
-                break Outcome::Fail(format!("no ICMP echo reply from {host} within {CASE_TIMEOUT_MS} ms"));
-            }
-            stack.poll();
-            stack.wait_at_most(100).await;
-        };
-        report.record(case::NET_ICMP, icmp_outcome);
-
-        // net.udp-echo: the host sends UDP_ECHO_DATAGRAMS datagrams to UDP_ECHO_PORT; echo each.
-        let until = deadline(CASE_TIMEOUT_MS);
-        let mut echoed = 0;
-        let mut buf = [0u8; 2048];
-        let udp_outcome = loop {
-            stack.poll();
-            let sock = stack.sockets.get_mut::<udp::Socket>(echo);
-            while let Ok((len, meta)) = sock.recv_slice(&mut buf) {
-                if sock.send_slice(&buf[..len], meta).is_ok() {
-                    echoed += 1;
-                }
-            }
-            if echoed >= net::UDP_ECHO_DATAGRAMS {
-                break Outcome::Pass(format!("echoed {echoed} datagrams"));
-            }
-            if services::monotonic_ns() > until {
-                break Outcome::Fail(format!(
-                    "echoed only {echoed} of {} datagrams within {CASE_TIMEOUT_MS} ms",
-                    net::UDP_ECHO_DATAGRAMS
-                ));
-            }
-            stack.poll();
-            stack.wait_at_most(100).await;
-        };
-        report.record(case::NET_UDP_ECHO, udp_outcome);
-
-        // net.tcp: the host sends TCP_BYTES of `tcp_byte` to TCP_ECHO_PORT; verify and echo.
-        let until = deadline(CASE_TIMEOUT_MS);
-        let tcp_start = services::monotonic_ns();
-        let mut received = 0usize;
-        let mut corrupt = None;
-        let mut pending: Vec<u8> = Vec::with_capacity(65536);
-        let tcp_outcome = loop {
-            stack.poll();
-            let sock = stack.sockets.get_mut::<tcp::Socket>(tcp_h);
-            if sock.can_recv() && pending.len() < pending.capacity() {
-                let room = pending.capacity() - pending.len();
-                let _ = sock.recv(|data| {
-                    let n = data.len().min(room);
-                    for (i, &b) in data[..n].iter().enumerate() {
-                        let at = received + i;
-                        if corrupt.is_none() && b != net::tcp_byte(at) {
-                            corrupt = Some(at);
-                        }
-                    }
-                    received += n;
-                    pending.extend_from_slice(&data[..n]);
-                    (n, ())
-                });
-            }
-            if !pending.is_empty() && sock.can_send() {
-                if let Ok(sent) = sock.send_slice(&pending) {
-                    pending.drain(..sent);
-                }
-            }
-            let peer_done = received > 0 && !sock.may_recv();
-            if peer_done && pending.is_empty() {
-                sock.close();
-                break match corrupt {
-                    Some(at) => Outcome::Fail(format!("byte {at} of the stream is wrong")),
-                    None => check(
-                        received == net::TCP_BYTES,
-                        format!(
-                            "received, verified and echoed {received} bytes in {} ms",
-                            (services::monotonic_ns() - tcp_start) / 1_000_000
-                        ),
-                        format!("received {received} bytes, expected {}", net::TCP_BYTES),
-                    ),
-                };
-            }
-            if services::monotonic_ns() > until {
-                break Outcome::Fail(format!(
-                    "TCP transfer incomplete after {CASE_TIMEOUT_MS} ms: {received} bytes ({} of {} buffers free)",
-                    stack.phy.pool_available(),
-                    stack.phy.pool_capacity()
-                ));
-            }
-            stack.poll();
-            stack.wait_at_most(100).await;
-        };
-        // Let the FIN and the last segments go out before the report ends.
-        let linger = deadline(500);
-        while services::monotonic_ns() < linger {
-            stack.poll();
-            stack.wait_at_most(20).await;
-        }
-        report.record(case::NET_TCP, tcp_outcome);
-    });
-    let c = stack.phy.counters();
-    println!(
-        "# net counters: rx {} pkts {} B, tx {} pkts {} B, drops rx {} tx {}; {} of {} buffers free",
-        c.rx_packets,
-        c.rx_bytes,
-        c.tx_packets,
-        c.tx_bytes,
-        c.rx_dropped,
-        c.tx_dropped,
-        stack.phy.pool_available(),
-        stack.phy.pool_capacity()
-    );
 }

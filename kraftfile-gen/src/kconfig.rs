@@ -48,10 +48,15 @@ pub struct KconfigIndex {
 /// A kconfig symbol's type, which decides the values it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SymbolType {
+    /// `y` or `n`.
     Bool,
+    /// `y`, `m` or `n`.
     Tristate,
+    /// A quoted string.
     String,
+    /// A decimal integer.
     Int,
+    /// A hexadecimal integer (`0x...`).
     Hex,
 }
 
@@ -114,7 +119,12 @@ pub enum KconfigError {
     /// Reading a file or directory failed.
     Io(PathBuf, std::io::Error),
     /// A file is not valid Kconfig.
-    Parse { file: PathBuf, message: String },
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
 }
 
 impl fmt::Display for KconfigError {

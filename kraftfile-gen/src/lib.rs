@@ -24,9 +24,12 @@
 //!
 //! Status: the generated files are what `cargo xtask kraft-run` builds and boots on
 //! Unikraft 0.16.3, and what the kraft-driven path (Unikraft's make run the way kraft runs
-//! it) builds with no xtask step; both are tested in `xtask/tests/unikraft.rs`.
+//! it) builds with no xtask step; both are tested in `e2e/tests/unikraft.rs`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod kconfig;
+pub mod target;
 
 mod metadata;
 mod values;
@@ -73,6 +76,19 @@ pub enum Drift {
     /// The file was edited by hand (its body no longer matches its own hash), or was never
     /// generated: do not overwrite.
     HandEdited,
+}
+
+/// The glue's link-time wraps ([`rt_unikraft_glue::LINK_WRAPS`], kept beside the C that
+/// defines them) as Makefile.uk lines, each under its reason; socket ones only with `sockets`.
+fn link_wraps(sockets: bool) -> String {
+    rt_unikraft_glue::LINK_WRAPS
+        .iter()
+        .filter(|wrap| sockets || !wrap.sockets_only)
+        .map(|wrap| {
+            let why: String = wrap.why.iter().map(|line| format!("# {line}\n")).collect();
+            format!("{why}LDFLAGS-y += -Wl,--wrap={}\n\n", wrap.symbol)
+        })
+        .collect()
 }
 
 /// Compares an existing file with what [`generate`] would write now.
@@ -129,6 +145,78 @@ pub struct RustBuild {
     /// into an archive with cargo-unikraft as its linker, instead of the staticlib of an
     /// app on rt-unikraft.
     pub linked_bin: Option<LinkedBin>,
+    /// The profile and the user's cargo flags every cargo call of the build carries.
+    pub cargo: CargoOptions,
+}
+
+/// What the user asked of cargo (`cargo unikraft build --profile P --features F --locked`):
+/// the profile, and flags given to every cargo command that builds the app, the one in the
+/// generated `Makefile.uk` included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CargoOptions {
+    /// The cargo profile (`release` unless the user chose another).
+    pub profile: String,
+    /// Features to enable (`--features`), besides the platform's for an app on rt-unikraft.
+    pub features: Vec<String>,
+    /// `--all-features` (plain binaries only: it would enable every backend of an app).
+    pub all_features: bool,
+    /// `--no-default-features` (always given for an app on rt-unikraft).
+    pub no_default_features: bool,
+    /// `--locked`, `--offline`, `--frozen`, `-v`, `-q`: passed through unchanged.
+    pub flags: Vec<String>,
+}
+
+impl Default for CargoOptions {
+    fn default() -> Self {
+        CargoOptions {
+            profile: "release".into(),
+            features: Vec::new(),
+            all_features: false,
+            no_default_features: false,
+            flags: Vec::new(),
+        }
+    }
+}
+
+impl CargoOptions {
+    /// The profile's directory under cargo's target directory (`dev` and `test` build into
+    /// `debug`, `bench` into `release`, any other profile into its own name).
+    pub fn profile_dir(&self) -> &str {
+        profile_dir(&self.profile)
+    }
+
+    /// The feature flags as cargo takes them, for a plain binary.
+    pub fn feature_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if !self.features.is_empty() {
+            args.extend(["--features".to_string(), self.features.join(",")]);
+        }
+        if self.all_features {
+            args.push("--all-features".into());
+        }
+        if self.no_default_features {
+            args.push("--no-default-features".into());
+        }
+        args
+    }
+
+    /// `--release`, or `--profile NAME`.
+    pub fn profile_args(&self) -> Vec<String> {
+        if self.profile == "release" {
+            vec!["--release".into()]
+        } else {
+            vec!["--profile".into(), self.profile.clone()]
+        }
+    }
+}
+
+/// The directory cargo builds `profile` into.
+pub fn profile_dir(profile: &str) -> &str {
+    match profile {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        other => other,
+    }
 }
 
 /// How a plain binary's archive is made (see cargo-unikraft's `linker` module).
@@ -146,73 +234,61 @@ pub struct LinkedBin {
 }
 
 /// The arguments after `cargo` that build the app's staticlib for Unikraft. The generated
-/// `Makefile.uk` and `cargo xtask kraft-run` both use exactly these, so neither undoes the
+/// `Makefile.uk` and `cargo unikraft build` both use exactly these, so neither undoes the
 /// other's build.
 ///
-/// The profile settings are forced because the image depends on them: fat LTO lets the
-/// linker see only what the app reaches (a Rust hello image is about half the size
-/// without it, since whole std objects are pulled in otherwise), one codegen unit puts
-/// rt-unikraft's shims in the same object as its entry (so a `clock_nanosleep` override
-/// is always linked), and `panic = "abort"` is what the `_Unwind_*` stubs assume.
+/// Three settings of the chosen profile are forced because the image depends on them: fat
+/// LTO lets the linker see only what the app reaches (a Rust hello image is about half the
+/// size without it, since whole std objects are pulled in otherwise), one codegen unit puts
+/// rt-unikraft's shims in the same object as its entry (so a `clock_nanosleep` override is
+/// always linked), and `panic = "abort"` is what the `_Unwind_*` stubs assume (a profile
+/// that asks for `panic = "unwind"` is refused before this, naming the key).
 pub fn cargo_staticlib_args(spec: &AppSpec, build: &RustBuild) -> Vec<String> {
-    backend_staticlib_args(spec, build, Backend::Unikraft, &build.cargo_target_dir)
+    platform_staticlib_args(spec, build, target::Platform::Unikraft, &build.cargo_target_dir)
 }
 
-/// A backend an app's staticlib is built for, selected by the app's cargo feature of the
-/// same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Unikraft,
-    Solo5,
-}
-
-/// [`cargo_staticlib_args`] for `backend`, into `target_dir`: the one cargo command line
-/// of every image's Rust archive (Solo5's too), so the profile settings below hold for all.
-pub fn backend_staticlib_args(spec: &AppSpec, build: &RustBuild, backend: Backend, target_dir: &str) -> Vec<String> {
+/// [`cargo_staticlib_args`] for `platform` (Unikraft or Solo5), into `target_dir`: the one
+/// cargo command line of every image's Rust archive (Solo5's too), so the profile settings
+/// above hold for all.
+pub fn platform_staticlib_args(
+    spec: &AppSpec,
+    build: &RustBuild,
+    platform: target::Platform,
+    target_dir: &str,
+) -> Vec<String> {
     // The app's own `unikraft` (or `solo5`) feature selects the backend; `backtrace` in
     // the metadata turns on the real unwinder in rt-unikraft (through the facade).
-    let features = match backend {
-        Backend::Unikraft => {
-            let mut features = String::from("unikraft");
-            if spec.backtrace {
-                features.push_str(",unikernel/backtrace");
-            }
-            if spec.sockets {
-                // Only an app that asks for sockets carries the driver.
-                features.push_str(",unikernel/sockets");
-            }
-            features
-        }
-        Backend::Solo5 => String::from("solo5"),
-    };
-    let mut args: Vec<String> = [
-        "rustc",
-        "--manifest-path",
-        &build.manifest_path,
-        "--lib",
-        "--release",
-        "--no-default-features",
-        "--features",
-        &features,
-        "--crate-type",
-        "staticlib",
-        "--target-dir",
-        target_dir,
-        "--config",
-        "profile.release.lto=true",
-        "--config",
-        "profile.release.codegen-units=1",
-        "--config",
-        "profile.release.panic='abort'",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
-    if spec.backtrace && backend == Backend::Unikraft {
+    let unikraft = platform.feature() == "unikraft";
+    let mut features = String::from(platform.feature());
+    if unikraft && spec.backtrace {
+        features.push_str(",unikernel/backtrace");
+    }
+    if unikraft && spec.sockets {
+        // Only an app that asks for sockets carries the driver.
+        features.push_str(",unikernel/sockets");
+    }
+    // The user's own features go beside the platform's (`--features` is the only feature
+    // flag an app on rt-unikraft takes: the platform feature is chosen here).
+    for feature in &build.cargo.features {
+        features.push(',');
+        features.push_str(feature);
+    }
+    let profile = &build.cargo.profile;
+    let mut args: Vec<String> = ["rustc", "--manifest-path", &build.manifest_path, "--lib"].map(String::from).into();
+    args.extend(build.cargo.profile_args());
+    args.extend(
+        ["--no-default-features", "--features", &features, "--crate-type", "staticlib", "--target-dir", target_dir]
+            .map(String::from),
+    );
+    for setting in ["lto=true", "codegen-units=1", "panic='abort'"] {
+        args.extend(["--config".to_string(), format!("profile.{profile}.{setting}")]);
+    }
+    if spec.backtrace && unikraft {
         // Line tables, so the symbolized frames name files and lines. They live in the
         // debug image only; Unikraft strips the bootable one.
-        args.extend(["--config", "profile.release.debug='line-tables-only'"].map(String::from));
+        args.extend(["--config".to_string(), format!("profile.{profile}.debug='line-tables-only'")]);
     }
+    args.extend(build.cargo.flags.iter().cloned());
     args
 }
 
@@ -333,7 +409,7 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
              APP{upper}_CARGO := $(or $(CARGO),cargo)\n\
              APP{upper}_CARGO_ARGS := {cargo_args}\n\
              APP{upper}_CARGO_TARGET_DIR := {target_dir}\n\
-             APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/release/lib{lib_name}.a\n\
+             APP{upper}_RUST_ARCHIVE := $(APP{upper}_CARGO_TARGET_DIR)/{profile_dir}/lib{lib_name}.a\n\
              UK_ALIBS-y += $(APP{upper}_RUST_ARCHIVE)\n\n\
              {unwinder}\
              .PHONY: app{name}-cargo\n\
@@ -344,6 +420,7 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
             unwinder = if spec.backtrace { unwinder } else { "" },
             target_dir = build.cargo_target_dir,
             lib_name = build.lib_name,
+            profile_dir = build.cargo.profile_dir(),
             cargo_args = quote(&cargo_staticlib_args(spec, build)),
         ),
         Some(bin) => {
@@ -379,22 +456,9 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
         "$(eval $(call addlib,app{name}))\n\n\
          # rt-unikraft's C glue (the C `main`), compiled by Unikraft's build with its own flags.\n\
          {glue}\n\
-         # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
-         # the VM (Unikraft's exit_group drops it).\n\
-         LDFLAGS-y += -Wl,--wrap=exit\n\n\
-         # Unikraft 0.16.3 decides whether to notify a virtio device as if one buffer had been\n\
-         # added since the last notification, and under VIRTIO_F_EVENT_IDX skips ones the device\n\
-         # waits for; the glue's wrapper always notifies (glue/main.c).\n\
-         LDFLAGS-y += -Wl,--wrap=virtqueue_notify_enabled\n\n\
-         {sockets}{rust}",
+         {wraps}{rust}",
         name = spec.name,
-        sockets = if spec.sockets {
-            "# sockets = true: a blocking connect() reports a refused or failed connection as\n\
-             # an error, not as a positive status (rt-unikraft/glue/socket.c, __wrap_uk_syscall_r_connect).\n\
-             LDFLAGS-y += -Wl,--wrap=uk_syscall_r_connect\n\n"
-        } else {
-            ""
-        },
+        wraps = link_wraps(spec.sockets),
     );
     let config_uk = format!("config APP{upper}\nbool \"{name}: a Rust application\"\ndefault y\n", name = spec.name);
 
@@ -409,7 +473,15 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
             vec![format!("CONFIG_UK_NAME=\"{}\"", spec.name), format!("CONFIG_ARCH_{}=y", arch.to_uppercase())];
         match plat {
             "qemu" => lines.extend(["CONFIG_PLAT_KVM=y".to_string(), "CONFIG_KVM_VMM_QEMU=y".to_string()]),
-            "fc" => lines.extend(["CONFIG_PLAT_KVM=y".to_string(), "CONFIG_KVM_VMM_FIRECRACKER=y".to_string()]),
+            "fc" => {
+                lines.extend(["CONFIG_PLAT_KVM=y".to_string(), "CONFIG_KVM_VMM_FIRECRACKER=y".to_string()]);
+                // Firecracker has no PCI bus: its virtio devices are virtio-mmio ones, which
+                // it announces on the kernel command line (`virtio_mmio.device=...`). Kconfig
+                // drops the devices' LIBVIRTIO_PCI there (it depends on HAVE_PCI).
+                if !spec.devices.is_empty() && !spec.kconfig.contains_key(FC_VIRTIO_TRANSPORT) {
+                    lines.push(format!("{FC_VIRTIO_TRANSPORT}=y"));
+                }
+            }
             _ => unreachable!("targets are validated"),
         }
         lines.extend(spec.kconfig.iter().map(|(k, v)| format!("{k}={v}")));

@@ -14,13 +14,15 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::values::{
-    base_kconfig, kconfig_value_problem, parse_memory, KNOWN_DEVICES, MEMORY_MIB_RANGE, SOCKETS_KCONFIG, TARGET_KCONFIG,
+    base_kconfig, kconfig_value_problem, parse_memory, KNOWN_DEVICES, MEMORY_MIB_RANGE, NINEPFS_REPLACES, NINEPFS_ROOT,
+    SOCKETS_KCONFIG, TARGET_KCONFIG,
 };
 
 /// The Unikraft / lib-musl tag used when the metadata names none: the consistent pair.
 pub const DEFAULT_VERSION: &str = "RELEASE-0.16.3";
-/// Targets this generator knows, as `platform/arch`.
-pub const KNOWN_TARGETS: &[&str] = &["qemu/x86_64", "fc/x86_64"];
+/// Targets this generator knows, as `platform/arch`: the Unikraft ones of
+/// [`crate::target::Target`].
+pub const KNOWN_TARGETS: &[&str] = crate::target::UNIKRAFT_TARGETS;
 
 /// Where the table lives in `Cargo.toml`; every error names its key under this.
 pub const TABLE: &str = "package.metadata.unikraft";
@@ -62,7 +64,8 @@ pub struct UnikraftMetadata {
     /// Real backtraces on panic (default `false`): links gcc's unwinder and prints the
     /// frames, which `cargo xtask kraft-run` symbolizes from the debug image.
     pub backtrace: Option<bool>,
-    /// Devices the app uses: any of `net`, `block` (default none).
+    /// Devices the app uses: any of `net`, `block`, `9pfs` (host folders, `run -v`)
+    /// (default none).
     pub devices: Vec<String>,
     /// std's sockets (`std::net`, mio, tokio) over the net device (default `false`):
     /// Unikraft's posix-socket with rt-unikraft's AF_INET driver. Needs `net` in `devices`.
@@ -92,7 +95,7 @@ pub struct AppSpec {
     pub memory_mib: u32,
     /// Real backtraces on panic (gcc's `libgcc_eh` and rt-unikraft's `backtrace` feature).
     pub backtrace: bool,
-    /// Devices (`net`, `block`), sorted; their drivers are in the kconfig.
+    /// Devices (`net`, `block`, `9pfs`), sorted; their drivers are in the kconfig.
     pub devices: Vec<String>,
     /// std's sockets through rt-unikraft's AF_INET driver (posix-socket, epoll, eventfd
     /// in the kconfig; the link wraps `connect`, see rt-unikraft/glue/socket.c).
@@ -322,15 +325,26 @@ impl AppSpec {
         let mut devices = meta.devices.clone();
         devices.sort();
         devices.dedup();
-        // Options the generator sets, and who needs them.
-        let mut owned: BTreeMap<String, String> =
-            base_kconfig().into_keys().map(|k| (k, "std on Unikraft needs it".to_string())).collect();
+        // Options the generator sets: name -> (value, who needs it).
+        let mut owned: BTreeMap<String, (String, String)> =
+            base_kconfig().into_iter().map(|(k, v)| (k, (v, "std on Unikraft needs it".to_string()))).collect();
+        let need = |owned: &mut BTreeMap<String, (String, String)>, option: &str, value: &str, owner: String| {
+            owned.entry(option.to_string()).or_insert_with(|| (value.to_string(), owner));
+        };
         for device in &devices {
             let Some((_, options)) = KNOWN_DEVICES.iter().find(|(name, _)| name == device) else {
                 return Err(MetadataError::UnknownDevice(device.clone()));
             };
             for option in *options {
-                owned.entry(option.to_string()).or_insert_with(|| format!("the {device} device needs it"));
+                need(&mut owned, option, "y", format!("the {device} device needs it"));
+            }
+        }
+        if devices.iter().any(|d| d == "9pfs") {
+            for option in NINEPFS_REPLACES {
+                owned.remove(*option);
+            }
+            for (option, value) in NINEPFS_ROOT {
+                need(&mut owned, option, value, "the 9pfs device mounts the root ramfs this way".to_string());
             }
         }
         let sockets = meta.sockets.unwrap_or(false);
@@ -339,7 +353,7 @@ impl AppSpec {
                 return Err(MetadataError::SocketsWithoutNet);
             }
             for option in SOCKETS_KCONFIG {
-                owned.entry(option.to_string()).or_insert_with(|| "`sockets = true` needs it".to_string());
+                need(&mut owned, option, "y", "`sockets = true` needs it".to_string());
             }
         }
         for (key, value) in &meta.kconfig {
@@ -355,13 +369,13 @@ impl AppSpec {
             let owner = if TARGET_KCONFIG.contains(&key.as_str()) {
                 Some("each defconfig sets it from `name` and `targets`".to_string())
             } else {
-                owned.get(key).filter(|_| value != "y").cloned()
+                owned.get(key).filter(|(wanted, _)| value != wanted).map(|(_, owner)| owner.clone())
             };
             if let Some(owner) = owner {
                 return Err(MetadataError::ReservedKconfig { name: key.clone(), value: value.clone(), owner });
             }
         }
-        let mut kconfig: BTreeMap<String, String> = owned.into_keys().map(|k| (k, "y".to_string())).collect();
+        let mut kconfig: BTreeMap<String, String> = owned.into_iter().map(|(k, (v, _))| (k, v)).collect();
         kconfig.extend(meta.kconfig.clone());
         Ok(AppSpec {
             name,

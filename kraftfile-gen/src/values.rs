@@ -47,13 +47,58 @@ pub const KNOWN_DEVICES: &[(&str, &[&str])] = &[
         ],
     ),
     ("block", &["CONFIG_LIBUKBLKDEV", "CONFIG_LIBVIRTIO_BLK", "CONFIG_LIBVIRTIO_PCI", "CONFIG_LIBUKBUS_PCI"]),
+    // Host folders (`cargo unikraft run -v HOST:GUEST`): virtio-9p, the 9P client and
+    // filesystem, and the mount table from the command line (`vfs.fstab=...`); the root
+    // ramfs moves from the compiled-in table to the fall-back one ([`NINEPFS_ROOT`]).
+    (
+        "9pfs",
+        &[
+            "CONFIG_LIBUK9P",
+            "CONFIG_LIB9PFS",
+            "CONFIG_LIBVIRTIO_9P",
+            "CONFIG_LIBVIRTIO_PCI",
+            "CONFIG_LIBUKBUS_PCI",
+            "CONFIG_LIBVFSCORE_AUTOMOUNT_UP",
+            "CONFIG_LIBVFSCORE_AUTOMOUNT_FB",
+            "CONFIG_LIBVFSCORE_AUTOMOUNT_FB_CUSTOM",
+        ],
+    ),
 ];
+
+/// With the `9pfs` device, the root ramfs is the fall-back mount table's one entry
+/// instead of the compiled-in table's: vfscore mounts the compiled-in table first and
+/// the command line's `vfs.fstab` after it, and a second mount on `/` fails (EBUSY), which
+/// would stop urunc's `vfs.fstab=["fs0:/:9pfs:::"]` (the container's root over 9P) from
+/// booting. The fall-back table is used only when `vfs.fstab` mounts nothing, so a boot
+/// without it still gets its ramfs at `/`, and `cargo unikraft run -v` passes the ramfs
+/// itself before its 9P mounts.
+pub const NINEPFS_ROOT: &[(&str, &str)] =
+    &[("CONFIG_LIBVFSCORE_AUTOMOUNT_FB0_MP", "\"/\""), ("CONFIG_LIBVFSCORE_AUTOMOUNT_FB0_DRIVER", "\"ramfs\"")];
+
+/// The base options the `9pfs` device leaves out: the compiled-in root ramfs (see
+/// [`NINEPFS_ROOT`]).
+pub const NINEPFS_REPLACES: &[&str] = &["CONFIG_LIBVFSCORE_AUTOMOUNT_CI", "CONFIG_LIBVFSCORE_AUTOMOUNT_CI_RAMFS"];
+
+/// Every option the generator may set and the value it sets: the base, every device's and
+/// the socket layer's (for telling the app's own options from the generated ones).
+pub fn generated_kconfig() -> BTreeMap<String, String> {
+    let mut all = base_kconfig();
+    for (_, options) in KNOWN_DEVICES {
+        all.extend(options.iter().map(|o| (o.to_string(), "y".to_string())));
+    }
+    all.extend(SOCKETS_KCONFIG.iter().map(|o| (o.to_string(), "y".to_string())));
+    all.extend(NINEPFS_ROOT.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all
+}
 
 /// What `sockets = true` adds: Unikraft's socket layer, which calls rt-unikraft's AF_INET
 /// driver (rt-unikraft/glue/socket.c), and what mio and tokio need beside it: epoll
 /// (posix-poll), eventfd (mio's waker) and AF_UNIX socket pairs (tokio's signal driver).
 pub const SOCKETS_KCONFIG: &[&str] =
     &["CONFIG_LIBPOSIX_SOCKET", "CONFIG_LIBPOSIX_POLL", "CONFIG_LIBPOSIX_EVENTFD", "CONFIG_LIBPOSIX_UNIXSOCKET"];
+
+/// The virtio transport an `fc/x86_64` defconfig adds when the app has devices.
+pub const FC_VIRTIO_TRANSPORT: &str = "CONFIG_LIBVIRTIO_MMIO";
 
 /// Options each defconfig sets from `name` and `targets`; `kconfig` cannot set them too
 /// (the defconfig would hold the option twice, with the user's line silently losing).

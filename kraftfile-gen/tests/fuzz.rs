@@ -118,6 +118,7 @@ fn table() -> impl Strategy<Value = Value> {
 
 fn build() -> RustBuild {
     RustBuild {
+        cargo: Default::default(),
         manifest_path: "/src/app/Cargo.toml".to_string(),
         lib_name: "app".to_string(),
         cargo_target_dir: "/src/target/unikraft/cargo".to_string(),

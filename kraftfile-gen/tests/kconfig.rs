@@ -169,9 +169,12 @@ fn the_real_unikraft_tree_declares_what_the_generator_writes() {
     // Every option the generator writes takes the value it writes.
     let spec = kraftfile_gen::AppSpec::from_cargo_metadata(
         "app",
-        &serde_json::json!({"unikraft": {"devices": ["net", "block"], "targets": ["qemu/x86_64", "fc/x86_64"]}}),
+        &serde_json::json!({"unikraft": {"devices": ["net", "block", "9pfs"], "targets": ["qemu/x86_64", "fc/x86_64"]}}),
     )
     .unwrap();
+    index
+        .check(spec.kconfig.keys().map(String::as_str).chain([kraftfile_gen::FC_VIRTIO_TRANSPORT]))
+        .expect("every option the devices and an fc target add exists");
     let settings: Vec<(&str, &str)> = spec.kconfig.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     index.check_values(settings).expect("the generated values have the right types");
     assert_eq!(index.type_of("LIBUKDEBUG_PRINTK_INFO"), Some(SymbolType::Bool));

@@ -74,6 +74,7 @@ fn make_reads_back_every_path_and_argument() {
     let base = base.to_str().unwrap();
     let spec = AppSpec::from_cargo_metadata("my-app", &json!({"unikraft": {"backtrace": true}})).unwrap();
     let build = RustBuild {
+        cargo: Default::default(),
         manifest_path: format!("{base}/Cargo.toml"),
         lib_name: "my_app".to_string(),
         cargo_target_dir: format!("{base}/target/unikraft/cargo"),
@@ -100,6 +101,7 @@ fn make_reads_back_every_path_and_argument() {
             .chain([format!("linker={base}/bin/cargo-unikraft")])
             .collect();
     let build = RustBuild {
+        cargo: Default::default(),
         linked_bin: Some(LinkedBin {
             extra_archives: Vec::new(),
             archive: archive.clone(),

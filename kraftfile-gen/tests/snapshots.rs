@@ -7,6 +7,7 @@ use serde_json::json;
 fn build_of(package: &str) -> RustBuild {
     let dir = if package == "conformance" { package.to_string() } else { format!("examples/{package}") };
     RustBuild {
+        cargo: Default::default(),
         manifest_path: format!("/src/{dir}/Cargo.toml"),
         lib_name: package.replace('-', "_"),
         linked_bin: None,

@@ -162,7 +162,8 @@ mod unwind_stubs {
 /// table through `_dl_find_object`, which glibc provides and musl does not; the C glue
 /// (`glue/dl_find_object.inc`) answers with the image's own `.eh_frame_hdr`, whose bounds
 /// Unikraft's linker script exports. The panic hook then prints the return addresses on
-/// one line (`rt-unikraft backtrace: 0x...`) for `cargo xtask kraft-run` to symbolize
+/// one line (`rt-unikraft backtrace: 0x...`, `console_protocol::backtrace`) for
+/// `cargo unikraft run` to symbolize
 /// from the debug image: the image itself carries no symbol names to do it here.
 #[cfg(feature = "backtrace")]
 mod unwinder {
@@ -199,10 +200,7 @@ mod unwinder {
         let mut frames = Frames { ips: [0; MAX_FRAMES], len: 0 };
         // SAFETY: the callback only writes into `frames`, which outlives the call.
         unsafe { _Unwind_Backtrace(record_frame, (&raw mut frames).cast()) };
-        let mut line = std::string::String::from("rt-unikraft backtrace:");
-        for ip in &frames.ips[..frames.len] {
-            line.push_str(&std::format!(" {ip:#x}"));
-        }
-        line
+        use std::string::ToString;
+        console_protocol::backtrace::Backtrace { addresses: &frames.ips[..frames.len] }.to_string()
     }
 }

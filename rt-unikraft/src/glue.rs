@@ -200,7 +200,6 @@ mod tests {
     use super::*;
     use core::mem::{offset_of, size_of};
     use std::path::{Path, PathBuf};
-    use std::process::Command;
 
     fn glue_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("glue")
@@ -357,7 +356,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let source = dir.join("abi_check.c");
         std::fs::write(&source, &c).unwrap();
-        let out = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        // The host's C compiler as the `cc` crate finds it for a build script.
+        let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+        let out = cc::Build::new()
+            .cargo_metadata(false)
+            .cargo_warnings(false)
+            .target(&host)
+            .host(&host)
+            .opt_level(0)
+            .debug(false)
+            .get_compiler()
+            .to_command()
             .args(["-std=c11", "-fsyntax-only", "-Wall", "-Werror", "-I"])
             .arg(glue_dir())
             .arg(&source)

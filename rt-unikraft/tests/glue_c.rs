@@ -24,8 +24,19 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn cc() -> String {
-    std::env::var("CC").unwrap_or_else(|_| "cc".into())
+/// The host's C compiler as the `cc` crate finds it for a build script (`CC`, `CFLAGS`,
+/// else the target's `cc`), with the flags it adds for the target (`-m64`, `-fPIC`, ...).
+fn cc() -> Command {
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    cc::Build::new()
+        .cargo_metadata(false)
+        .cargo_warnings(false)
+        .target(&host)
+        .host(&host)
+        .opt_level(1)
+        .debug(false)
+        .get_compiler()
+        .to_command()
 }
 
 /// A fresh scratch directory for one test's binary.
@@ -41,7 +52,7 @@ fn scratch(test: &str) -> PathBuf {
 fn compile_and_run(test: &str, sources: &[PathBuf], includes: &[PathBuf], flags: &[&str]) -> String {
     let dir = scratch(test);
     let exe = dir.join(test);
-    let mut cmd = Command::new(cc());
+    let mut cmd = cc();
     cmd.args(["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-Wno-unused-function", "-pthread"]);
     cmd.args(flags);
     for include in includes {
@@ -74,7 +85,7 @@ fn the_net_glue_keeps_its_buffers_against_jumbo_frames_and_reports_lengths_drops
     let c = crate_dir().join("tests/c");
     let dir = scratch("netdev");
     let exe = dir.join("netdev_test");
-    let built = Command::new(cc())
+    let built = cc()
         .args(["-std=gnu11", "-O1", "-Wall", "-Wextra", "-Werror", "-DCONFIG_LIBUKNETDEV=1", "-I"])
         .arg(c.join("mock"))
         .arg("-I")

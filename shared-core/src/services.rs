@@ -18,6 +18,7 @@
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::block::BlockDevice;
 use crate::net::NetDevice;
@@ -39,6 +40,8 @@ impl core::fmt::Display for OpenError {
         }
     }
 }
+
+impl core::error::Error for OpenError {}
 
 /// What a backend provides. Implemented once per backend on a unit type; never called
 /// through generics by apps.
@@ -211,13 +214,47 @@ pub fn boot_args() -> Vec<String> {
 }
 
 /// Blocks until a device event or the monotonic `deadline_ns`; used by the executor.
-/// With heap sampling on ([`heap::sampler`](crate::heap::sampler)), a due sample is taken
-/// and printed first, and the wait ends by the next one (a spurious wake-up for the caller).
+/// A [`WaitHook`], when one is set, runs first and may pull the deadline in (the wait then
+/// ends early: a spurious wake-up for the caller).
 pub fn wait_until(deadline_ns: Option<u64>) {
-    crate::heap::sampler::tick();
-    let deadline_ns = crate::heap::sampler::clamp_deadline(deadline_ns);
+    let deadline_ns = before_idle_wait(deadline_ns);
     // SAFETY: as above.
     unsafe { __shared_core_platform_wait_until(deadline_ns) }
+}
+
+/// A function that runs before every idle wait ([`wait_until`]) with the wait's deadline
+/// and returns the deadline to wait for, which it may pull in. This is how a diagnostic
+/// that must get a turn whenever the app waits (the heap sampler prints its samples then)
+/// reaches the wait without being part of the platform's contract.
+pub type WaitHook = fn(Option<u64>) -> Option<u64>;
+
+/// The [`WaitHook`] (null: none).
+static WAIT_HOOK: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Sets the [`WaitHook`], replacing any earlier one (there is one: whoever turns a
+/// diagnostic on at start-up, before the app runs).
+pub fn set_wait_hook(hook: WaitHook) {
+    WAIT_HOOK.store(hook as *mut (), Ordering::Release);
+}
+
+/// Runs the [`WaitHook`], if one is set, for an idle wait until `deadline_ns`; returns the
+/// deadline to wait for. [`wait_until`] calls it; so does any other place a program idles
+/// without going through `wait_until` (rt-unikraft's network thread, where a std program
+/// with sockets idles).
+pub fn before_idle_wait(deadline_ns: Option<u64>) -> Option<u64> {
+    match wait_hook() {
+        Some(hook) => hook(deadline_ns),
+        None => deadline_ns,
+    }
+}
+
+fn wait_hook() -> Option<WaitHook> {
+    let hook = WAIT_HOOK.load(Ordering::Acquire);
+    if hook.is_null() {
+        return None;
+    }
+    // SAFETY: `WAIT_HOOK` only ever holds null or a `WaitHook` stored by `set_wait_hook`.
+    Some(unsafe { core::mem::transmute::<*mut (), WaitHook>(hook) })
 }
 
 /// Opens a network device (`""` for the default one).

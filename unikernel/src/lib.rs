@@ -23,6 +23,7 @@
 //! on, so zero or two backends is a `compile_error!` naming the fix rather than a linker
 //! error about missing or duplicate symbols.
 #![no_std]
+#![warn(missing_docs)]
 
 pub use shared_core::*;
 

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 
-use cargo_unikraft::runner::qemu::{decode_qemu_status, qemu_command, qemu_command_with, QemuDevices};
-use cargo_unikraft::runner::GuestExit;
+use cargo_unikraft::runner::qemu::{Qemu, QemuDevices};
+use cargo_unikraft::runner::{Accel, Guest, GuestExit};
 use cargo_unikraft::sources;
 use cargo_unikraft::unikraft::{build_image, make::UkMake};
 
@@ -157,8 +157,9 @@ const MEMORY_TARGET_MIB: u32 = 4;
 
 /// Boots `image` with `memory_mib` under TCG (deterministic, and what CI has) and says
 /// whether hello-std ran to its end; on failure, the console's last line says why.
-fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::Result<String, String>> {
-    let mut cmd = qemu_command(qemu, image, memory_mib, false, &[]);
+fn boots_in(image: &Path, memory_mib: u32) -> Result<std::result::Result<String, String>> {
+    let guest = Qemu::new(image, memory_mib, Accel::Tcg, QemuDevices::default())?;
+    let mut cmd = guest.command(&[]);
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().context("start QEMU")?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -175,8 +176,8 @@ fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::R
     };
     let out = child.wait_with_output()?;
     let console = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let exit = status.code().map(|code| decode_qemu_status(code, &console));
-    if exit == Some(GuestExit::App(0)) && console.contains("goodbye (exit 0)") {
+    let exit = guest.exit(status, &console);
+    if exit == GuestExit::App(0) && console.contains("goodbye (exit 0)") {
         return Ok(Ok(console));
     }
     let last = console.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
@@ -187,7 +188,6 @@ fn boots_in(qemu: &Path, image: &Path, memory_mib: u32) -> Result<std::result::R
 /// thread) boots and finishes in, on Unikraft under QEMU.
 pub fn bench_runtime() -> Result<u8> {
     let sources = sources::provisioned()?;
-    let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
     let app = examples::app("hello-std")?;
     let image = build_image(&app, "qemu/x86_64", &sources)?;
 
@@ -196,7 +196,7 @@ pub fn bench_runtime() -> Result<u8> {
     let mut stack_line = String::from("thread stack: unknown");
     for &mib in MEMORY_STEPS_MIB {
         eprintln!("bench: booting hello-std with {mib} MiB");
-        match boots_in(&qemu, &image, mib)? {
+        match boots_in(&image, mib)? {
             Ok(console) => {
                 smallest = Some(mib);
                 if let Some(line) = console.lines().find(|l| l.starts_with("thread stack: ")) {
@@ -232,12 +232,13 @@ const NET_SECONDS: u64 = 5;
 
 /// Boots the udp-echo image in a fresh namespace with `runtime_args`, floods it for
 /// [`NET_SECONDS`] and returns the round trips per second.
-fn udp_echo_rate(qemu: &Path, image: &Path, memory_mib: u32, runtime_args: &[&str]) -> Result<f64> {
+fn udp_echo_rate(image: &Path, memory_mib: u32, runtime_args: &[&str]) -> Result<f64> {
     use std::io::{BufRead, BufReader};
-    let ns = cargo_unikraft::netns::NetNs::create("ukbench")?;
-    let devices = QemuDevices { tap: Some(cargo_unikraft::netns::TAP.to_string()), ..QemuDevices::default() };
+    let ns = crate::netns::NetNs::create("ukbench")?;
+    let devices = QemuDevices { tap: Some(crate::netns::TAP.to_string()), ..QemuDevices::default() };
     let args: Vec<String> = runtime_args.iter().map(|a| a.to_string()).collect();
-    let qemu_cmd = qemu_command_with(qemu, image, memory_mib, false, &devices, &args);
+    let guest = Qemu::new(image, memory_mib, Accel::Tcg, devices)?;
+    let qemu_cmd = guest.command(&args);
     let mut child = ns.wrap(&qemu_cmd).stdout(std::process::Stdio::piped()).spawn().context("start QEMU")?;
     let stdout = child.stdout.take().expect("piped");
     let mut lines = BufReader::new(stdout).lines();
@@ -274,20 +275,19 @@ fn median_f64(mut samples: Vec<f64>) -> f64 {
 /// wake-up (`--rt-unikraft-rx-batch=1`), from one run. Under TCG only the ratio means
 /// anything.
 pub fn bench_net() -> Result<u8> {
-    if !cargo_unikraft::netns::is_root() {
+    if !crate::netns::is_root() {
         bail!("bench-net needs root (it boots the guest in a network namespace with a TAP)");
     }
     let sources = sources::provisioned()?;
-    let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
     let app = examples::app("udp-echo")?;
     let image = build_image(&app, "qemu/x86_64", &sources)?;
     let mut drained = Vec::new();
     let mut single = Vec::new();
     for round in 1..=NET_ROUNDS {
         eprintln!("bench: round {round}/{NET_ROUNDS}: drain per wake-up");
-        drained.push(udp_echo_rate(&qemu, &image, app.spec.memory_mib, &[])?);
+        drained.push(udp_echo_rate(&image, app.spec.memory_mib, &[])?);
         eprintln!("bench: round {round}/{NET_ROUNDS}: one packet per wake-up");
-        single.push(udp_echo_rate(&qemu, &image, app.spec.memory_mib, &["--rt-unikraft-rx-batch=1"])?);
+        single.push(udp_echo_rate(&image, app.spec.memory_mib, &["--rt-unikraft-rx-batch=1"])?);
     }
     let (drained, single) = (median_f64(drained), median_f64(single));
     println!(

@@ -8,17 +8,17 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::examples::workspace_root;
-use crate::Backend;
+use cargo_unikraft::target::Platform;
 
 /// The scratch disk: the whole of it is overwritten by each pass.
 const IMAGE_MIB: u64 = 16;
 
-pub(crate) fn bench_block(backend: Backend, requests: u64) -> Result<u8> {
+pub(crate) fn bench_block(backend: Platform, requests: u64) -> Result<u8> {
     let image = workspace_root().join("target/bench-block.img");
     std::fs::File::create(&image)?.set_len(IMAGE_MIB << 20)?;
     let requests_arg = format!("--requests={requests}");
     let out = match backend {
-        Backend::Unix => {
+        Platform::Unix => {
             let build =
                 Command::new(env!("CARGO")).args(["build", "--release", "--quiet", "-p", "block-bench"]).status()?;
             if !build.success() {
@@ -31,7 +31,7 @@ pub(crate) fn bench_block(backend: Backend, requests: u64) -> Result<u8> {
                 .output()
                 .context("running block-bench")?
         }
-        Backend::Unikraft => Command::new(std::env::current_exe()?)
+        Platform::Unikraft => Command::new(std::env::current_exe()?)
             .args(["kraft-run", "--example", "block-bench", "--disk"])
             .arg(&image)
             .args(["--", &requests_arg])

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use cargo_unikraft::app::{cargo, resolve_app};
+use cargo_unikraft::app::cargo;
+use cargo_unikraft::resolve::resolve_app;
 use cargo_unikraft::sources::Sources;
 use cargo_unikraft::unikraft::build_image;
 

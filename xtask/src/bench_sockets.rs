@@ -28,9 +28,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::netns::{self, NetNs};
 use anyhow::{bail, Context, Result};
-use cargo_unikraft::netns::{self, NetNs};
-use cargo_unikraft::runner::qemu::{qemu_command_with, QemuDevices};
+use cargo_unikraft::runner::qemu::{Qemu, QemuDevices};
+use cargo_unikraft::runner::{Accel, Guest, Process};
 use cargo_unikraft::sources;
 use cargo_unikraft::unikraft::build_image;
 
@@ -151,12 +152,12 @@ fn bulk(wrap: impl Fn(&str) -> Command, guest: &str, port: u16) -> Result<f64> {
 /// Boots `example`'s image in a fresh namespace and runs `f` against it.
 fn on_unikraft<T>(example: &str, ready: &str, f: impl FnOnce(&NetNs, u32) -> Result<T>) -> Result<T> {
     let sources = sources::provisioned()?;
-    let qemu = which::which("qemu-system-x86_64").context("qemu-system-x86_64 is not installed")?;
     let app = examples::app(example)?;
     let image = build_image(&app, "qemu/x86_64", &sources)?;
     let ns = NetNs::create("ukbenchsock")?;
     let devices = QemuDevices { tap: Some(netns::TAP.to_string()), ..QemuDevices::default() };
-    let qemu_cmd = qemu_command_with(&qemu, &image, app.spec.memory_mib, false, &devices, &[]);
+    let guest = Qemu::new(&image, app.spec.memory_mib, Accel::Tcg, devices)?;
+    let qemu_cmd = guest.command(&[]);
     // `ip netns exec` execs QEMU: the child's pid is QEMU's.
     let mut child = ns.wrap(&qemu_cmd).stdout(Stdio::piped()).spawn().context("start QEMU")?;
     let result = wait_for(&mut child, ready).and_then(|()| f(&ns, child.id()));
@@ -177,8 +178,8 @@ fn on_unix<T>(example: &str, args: &[String], ready: &str, f: impl FnOnce(u32) -
     if !status.success() {
         bail!("building {example} for unix failed");
     }
-    let exe = root.join("target/release").join(example);
-    let mut child = Command::new(&exe).args(args).stdout(Stdio::piped()).spawn().context("start the server")?;
+    let server = Process::new(root.join("target/release").join(example));
+    let mut child = server.command(args).stdout(Stdio::piped()).spawn().context("start the server")?;
     let result = wait_for(&mut child, ready).and_then(|()| f(child.id()));
     let _ = child.kill();
     let _ = child.wait();

@@ -9,8 +9,8 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use crate::netns::{self, NetNs};
 use anyhow::{bail, Context, Result};
-use cargo_unikraft::netns::{self, NetNs};
 
 use crate::bench_sockets::{load, wait_for, Http};
 use crate::examples::workspace_root;

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
-use cargo_unikraft::app::{resolve_app, App};
+use cargo_unikraft::app::App;
+use cargo_unikraft::resolve::resolve_app;
 
 /// Examples and whether they need a network device.
 pub const EXAMPLES: &[(&str, bool)] = &[
@@ -80,6 +81,8 @@ impl ExampleSelect {
             (_, Some(path)) => path.clone(),
             (example, None) => manifest(example.as_deref().unwrap_or("hello"))?,
         };
-        Ok(cargo_unikraft::cli::AppArgs { manifest_path: Some(manifest) })
+        let mut app = cargo_unikraft::cli::AppArgs::default();
+        app.or_manifest(manifest);
+        Ok(app)
     }
 }

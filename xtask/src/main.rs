@@ -4,9 +4,11 @@
 //! * `cargo xtask conformance --backend unix|hosted-musl|unikraft|solo5`
 //! * `cargo xtask bench-unikraft | bench-runtime | bench-net | bench-block`
 //! * `kraft-run`, `kraft-gen`, `oci`, `solo5-run`, `fetch`, `doctor`: `cargo unikraft run`, `gen`, `oci`,
-//!   `run --target solo5/...`, `fetch` and `doctor`, with `--example NAME` for this
+//!   `run --plat solo5/...`, `fetch` and `doctor`, with `--example NAME` for this
 //!   repository's examples.
-#![forbid(unsafe_code)]
+//!
+//! No unsafe code except in `netns` (signal handlers and `kill` for the namespaces' cleanup).
+#![deny(unsafe_code)]
 
 mod bench;
 mod bench_block;
@@ -15,16 +17,20 @@ mod bench_sockets;
 mod bench_sockets_plain;
 mod conformance;
 mod examples;
+#[allow(unsafe_code)] // signal handlers, pipes and kill(2) through libc; each block says why it is sound
+mod netns;
 mod peer;
 mod report;
 mod run;
+#[cfg(test)]
+mod tidy;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use cargo_unikraft::cli::{build::BuildArgs, gen::GenArgs, run::RunArgs};
-use cargo_unikraft::target::{Target, Tender};
-use clap::{Parser, Subcommand, ValueEnum};
+use cargo_unikraft::target::{Platform, Target, Tender};
+use clap::{Parser, Subcommand};
 use examples::ExampleSelect;
 
 #[derive(Parser)]
@@ -34,22 +40,14 @@ struct Cli {
     command: Cmd,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Backend {
-    Unix,
-    /// The Unikraft app's Rust archive and shims, linked against the host's musl and run
-    /// as a process (no Unikraft, no QEMU).
-    HostedMusl,
-    Unikraft,
-    Solo5,
-}
-
 #[derive(Subcommand)]
 enum Cmd {
     /// Build an example and run it on a backend; exits with the app's exit status.
     Run {
-        #[arg(long, value_enum, default_value = "unix")]
-        backend: Backend,
+        /// Where the example runs: unix, hosted-musl (the Unikraft archive on the host's
+        /// musl, as a process), unikraft or solo5.
+        #[arg(long, default_value = "unix")]
+        backend: Platform,
         #[arg(long, default_value = "hello")]
         example: String,
         #[arg(long)]
@@ -58,27 +56,21 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// `cargo unikraft run` for an example (`--example NAME`) or any crate.
+    /// `cargo unikraft run` for an example of this repository (`--example NAME`: hello,
+    /// hello-std, udp-echo, http, conformance, ...) or any crate (`--manifest-path`).
     KraftRun {
-        /// An example of this repository (hello, hello-std, udp-echo, http, conformance).
-        #[arg(long, conflicts_with = "manifest_path")]
-        example: Option<String>,
         #[command(flatten)]
         run: RunArgs,
     },
-    /// `cargo unikraft run --target solo5/<tender>` for an example or any crate.
+    /// `cargo unikraft run --plat solo5/<tender>` for an example or any crate.
     Solo5Run(Solo5RunArgs),
     /// `cargo unikraft gen` for an example or any crate.
     KraftGen {
-        #[arg(long, conflicts_with = "manifest_path")]
-        example: Option<String>,
         #[command(flatten)]
         gen: GenArgs,
     },
     /// `cargo unikraft oci` for an example or any crate.
     Oci {
-        #[arg(long, conflicts_with = "manifest_path")]
-        example: Option<String>,
         #[command(flatten)]
         oci: cargo_unikraft::cli::oci::OciArgs,
     },
@@ -100,8 +92,10 @@ enum Cmd {
     /// Benchmark of the encrypted block layer: throughput against the plain device in 4 KiB
     /// requests, sequential and random, printed with the ratios (examples/block-bench).
     BenchBlock {
-        #[arg(long, value_enum, default_value = "unix")]
-        backend: Backend,
+        /// Where the example runs: unix, hosted-musl (the Unikraft archive on the host's
+        /// musl, as a process), unikraft or solo5.
+        #[arg(long, default_value = "unix")]
+        backend: Platform,
         /// Random requests per pass.
         #[arg(long, default_value_t = 512)]
         requests: u64,
@@ -110,8 +104,10 @@ enum Cmd {
     Doctor,
     /// Run the conformance app on a backend and check its report.
     Conformance {
-        #[arg(long, value_enum, default_value = "unix")]
-        backend: Backend,
+        /// Where the example runs: unix, hosted-musl (the Unikraft archive on the host's
+        /// musl, as a process), unikraft or solo5.
+        #[arg(long, default_value = "unix")]
+        backend: Platform,
         /// With `--backend solo5`: the tender.
         #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
         solo5_target: String,
@@ -130,14 +126,14 @@ enum Cmd {
     },
 }
 
-/// `cargo xtask solo5-run`: the tender is `--target spt|hvt`.
+/// `cargo xtask solo5-run`: the tender is `--plat spt|hvt` (or `solo5/spt`, `solo5/hvt`).
 #[derive(clap::Args)]
 struct Solo5RunArgs {
     #[command(flatten)]
     select: ExampleSelect,
     /// The tender: spt (a sandboxed Linux process) or hvt (KVM).
-    #[arg(long, default_value = "spt", value_parser = ["spt", "hvt"])]
-    target: String,
+    #[arg(long, default_value = "spt", value_parser = ["spt", "hvt", "solo5/spt", "solo5/hvt"])]
+    plat: String,
     /// Build only; print the unikernel's path.
     #[arg(long, alias = "no-boot")]
     no_run: bool,
@@ -155,10 +151,13 @@ struct Solo5RunArgs {
     args: Vec<String>,
 }
 
-/// The manifest of `--example NAME` put into the delegated command's app arguments.
-fn with_example(example: Option<String>, app: &mut cargo_unikraft::cli::AppArgs) -> Result<()> {
-    if app.manifest_path.is_none() {
-        app.manifest_path = Some(examples::manifest(example.as_deref().unwrap_or("hello"))?);
+/// In this repository `--example NAME` names one of its example crates (default hello),
+/// which becomes the delegated command's `--manifest-path`; with `--manifest-path` given,
+/// `--example` keeps cargo's meaning (an example target of that crate).
+fn with_example(app: &mut cargo_unikraft::cli::AppArgs) -> Result<()> {
+    if app.manifest.manifest_path.is_none() {
+        let example = app.example.take();
+        app.or_manifest(examples::manifest(example.as_deref().unwrap_or("hello"))?);
     }
     Ok(())
 }
@@ -173,7 +172,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            ExitCode::from(cargo_unikraft::cli::exit_status(&e))
         }
     }
 }
@@ -181,14 +180,14 @@ fn main() -> ExitCode {
 fn real_main() -> Result<u8> {
     match Cli::parse().command {
         Cmd::Run { backend, example, release, args } => run::run(backend, &example, release, &args),
-        Cmd::KraftRun { example, mut run } => {
-            with_example(example, &mut run.build.app)?;
+        Cmd::KraftRun { mut run } => {
+            with_example(&mut run.build.app)?;
             run.run()
         }
         Cmd::Solo5Run(args) => {
-            let tender = if args.target == "hvt" { Tender::Hvt } else { Tender::Spt };
+            let tender = if args.plat.ends_with("hvt") { Tender::Hvt } else { Tender::Spt };
             RunArgs {
-                build: BuildArgs { app: args.select.app_args()?, target: Target::Solo5(tender), release: true },
+                build: BuildArgs { app: args.select.app_args()?, plat: Target::Solo5(tender), target: None },
                 accel: cargo_unikraft::runner::Accel::Auto,
                 no_boot: args.no_run,
                 no_build: args.no_build,
@@ -202,16 +201,17 @@ fn real_main() -> Result<u8> {
                 boot_timeout: cargo_unikraft::runner::console::DEFAULT_BOOT_TIMEOUT.as_secs(),
                 heap_plot: args.heap_plot,
                 heap_sample_ms: cargo_unikraft::heap_plot::DEFAULT_SAMPLE_MS,
+                devices: Default::default(),
                 args: args.args,
             }
             .run()
         }
-        Cmd::KraftGen { example, mut gen } => {
-            with_example(example, &mut gen.app)?;
+        Cmd::KraftGen { mut gen } => {
+            with_example(&mut gen.app)?;
             gen.run()
         }
-        Cmd::Oci { example, mut oci } => {
-            with_example(example, &mut oci.build.app)?;
+        Cmd::Oci { mut oci } => {
+            with_example(&mut oci.build.app)?;
             oci.run()
         }
         Cmd::Fetch(args) => cargo_unikraft::sources::fetch(&args),

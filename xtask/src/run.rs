@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::netns::{self, NetNs};
 use anyhow::{bail, Context, Result};
-use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::pipeline::{self, Devices};
+use cargo_unikraft::runner::{console, Accel, Guest, GuestExit, Process};
 use cargo_unikraft::target::Target;
 use xshell::{cmd, Shell};
 
 use crate::examples::{self, workspace_root};
-use crate::Backend;
+use cargo_unikraft::target::Platform;
 
 /// Builds `package` for the unix backend and returns the binary's path.
 pub fn build_unix(package: &str, release: bool) -> Result<PathBuf> {
@@ -36,27 +37,29 @@ pub fn exit_code(status: std::process::ExitStatus) -> u8 {
     }
 }
 
-pub fn run(backend: Backend, example: &str, release: bool, args: &[String]) -> Result<u8> {
+pub fn run(backend: Platform, example: &str, release: bool, args: &[String]) -> Result<u8> {
     let needs_net = examples::needs_net(example)?;
     match backend {
-        Backend::Unikraft => run_vm("kraft-run", example, needs_net, args),
-        Backend::Solo5 => run_vm("solo5-run", example, needs_net, args),
-        Backend::HostedMusl => {
+        Platform::Unikraft => run_vm("kraft-run", example, needs_net, args),
+        Platform::Solo5 => run_vm("solo5-run", example, needs_net, args),
+        Platform::HostedMusl => {
             if needs_net {
                 bail!("{example} needs a network device, which the hosted-musl harness does not have");
             }
             let app = examples::app(example)?;
-            let exe = pipeline::build(&app, Target::HostedMusl, &Devices::default())?;
-            let status = Command::new(&exe).args(args).status().context("start the hosted-musl executable")?;
-            Ok(exit_code(status))
+            let devices = Devices::default();
+            let exe = pipeline::build(&app, Target::HostedMusl, &devices)?;
+            let guest = pipeline::guest(&app, Target::HostedMusl, &exe, app.spec.memory_mib, Accel::Auto, &devices)?;
+            run_guest(&*guest, guest.command(args))
         }
-        Backend::Unix => run_unix(example, examples::needs_net_on_unix(example)?, release, args),
+        Platform::Unix => run_unix(example, examples::needs_net_on_unix(example)?, release, args),
     }
 }
 
 fn run_unix(example: &str, needs_net: bool, release: bool, args: &[String]) -> Result<u8> {
     let bin = build_unix(example, release)?;
-    let status = if needs_net && std::env::var_os("RT_UNIX_TAP").is_none() {
+    let mut guest = Process::new(&bin);
+    if needs_net && std::env::var_os("RT_UNIX_TAP").is_none() {
         if !netns::is_root() {
             bail!(
                 "`{example}` needs a network device: run as root (xtask then creates a network \
@@ -73,19 +76,22 @@ fn run_unix(example: &str, needs_net: bool, release: bool, args: &[String]) -> R
             host = netns::HOST_IP,
             guest = netns::GUEST_IP
         );
-        let status = ns
-            .command("env")
-            .arg(format!("RT_UNIX_TAP={}", netns::TAP))
-            .arg(&bin)
-            .args(args)
-            .status()
-            .context("start the app")?;
+        guest.env.push(("RT_UNIX_TAP".into(), netns::TAP.into()));
+        let code = run_guest(&guest, ns.wrap(&guest.command(args)));
         drop(ns);
-        status
-    } else {
-        Command::new(&bin).args(args).status().context("start the app")?
-    };
-    Ok(exit_code(status))
+        return code;
+    }
+    run_guest(&guest, guest.command(args))
+}
+
+/// Runs a guest through cargo-unikraft's runner seam (its console echoed), and returns
+/// the app's exit status; a guest that ends without one is an error.
+fn run_guest(guest: &dyn Guest, command: Command) -> Result<u8> {
+    let finished = console::run(guest, command, console::Limits::default(), |line| println!("{line}"))?;
+    match finished.exit {
+        GuestExit::App(code) => Ok(code),
+        GuestExit::NotReported(why) => bail!("{} ended without an exit status: {why}", guest.describe()),
+    }
 }
 
 /// `run` on a VM backend: the example through `cargo xtask <subcommand>` (kraft-run or

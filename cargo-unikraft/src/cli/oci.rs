@@ -35,9 +35,31 @@ pub struct OciArgs {
     /// Unikraft guest as `env.vars`); `-e KEY` takes this environment's value. Repeatable.
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<EnvVar>,
+    /// A guest folder where the runtime mounts a host folder or volume (`docker run -v
+    /// HOST:GUEST_DIR`, a pod's `volumeMounts`): the image config's `Volumes`, and urunc is
+    /// asked to share the container's root over 9P (`com.urunc.unikernel.mountRootfs`).
+    /// qemu/x86_64 only (urunc has no shared folders for Firecracker or Solo5); the image
+    /// needs `devices = ["9pfs"]`. Repeatable.
+    #[arg(short = 'v', long = "volume", value_name = "GUEST_DIR", value_parser = parse_oci_volume)]
+    pub volumes: Vec<String>,
     /// The app's arguments: the image's `Cmd` (after the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
+}
+
+/// `-v GUEST_DIR`: only the guest side; the host side is chosen where the image runs.
+fn parse_oci_volume(spec: &str) -> Result<String, String> {
+    if spec.contains(':') {
+        return Err(format!(
+            "`{spec}`: an image only names the guest folder (GUEST_DIR); the host folder is chosen where it runs \
+             (`docker run -v HOST:GUEST_DIR`, a pod's volumeMounts)"
+        ));
+    }
+    let guest = crate::runner::volume::guest_path(spec, spec)?;
+    if guest == "/" {
+        return Err(format!("`{spec}`: the guest's root is the container's own root under urunc; name a folder in it"));
+    }
+    Ok(guest)
 }
 
 impl OciArgs {
@@ -51,10 +73,16 @@ impl OciArgs {
             }
         }
         guest_env::check_distinct(&self.env).map_err(|e| anyhow::anyhow!(e))?;
-        let target = self.build.target;
+        let target = self.build.plat;
         if !self.env.is_empty() && matches!(target, Target::Solo5(_)) {
             bail!(
                 "-e/--env: a Solo5 unikernel has no environment variables; give the setting in the image's arguments"
+            );
+        }
+        if !self.volumes.is_empty() && target != Target::UnikraftQemu {
+            bail!(
+                "-v/--volume: urunc shares folders with a unikernel over virtio-9p under QEMU only \
+                 (--plat qemu/x86_64); it has no shared folders for {target}"
             );
         }
         let app = self.build.app.resolve()?;
@@ -64,6 +92,13 @@ impl OciArgs {
                 let dot_config = image.parent().context("the image is in its build directory")?.join(".config");
                 let dot_config = std::fs::read_to_string(&dot_config)
                     .with_context(|| format!("read the image's kconfig {}", dot_config.display()))?;
+                if !self.volumes.is_empty() && !crate::runner::volume::image_takes_volumes(&dot_config) {
+                    bail!(
+                        "-v/--volume: {}'s image cannot mount a shared folder; add \"9pfs\" to `devices` in its \
+                         [package.metadata.unikraft]",
+                        app.spec.name
+                    );
+                }
                 let capacity = guest_env::unikraft_capacity(&dot_config);
                 if self.env.len() > capacity {
                     bail!(
@@ -97,6 +132,7 @@ impl OciArgs {
             initrd: self.initrd.clone(),
             cmd,
             env: self.env.iter().map(ToString::to_string).collect(),
+            volumes: self.volumes.clone(),
             kind,
         };
         let digest = write_layout(&spec, &output)?;
@@ -111,5 +147,43 @@ impl OciArgs {
         }
         println!("{}", output.display());
         Ok(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn oci_args(args: &[&str]) -> Result<super::OciArgs, String> {
+        let argv = ["cargo-unikraft", "oci"].iter().chain(args);
+        match Cli::try_parse_from(argv).map_err(|e| e.to_string())?.command {
+            Command::Oci(oci) => Ok(oci),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn volumes_name_guest_folders_only() {
+        assert_eq!(oci_args(&["-v", "/data/", "--volume", "/logs"]).unwrap().volumes, ["/data", "/logs"]);
+        for (spec, why) in [
+            ("/host:/data", "the host folder is chosen where it runs"),
+            ("data", "is not absolute"),
+            ("/", "name a folder in it"),
+        ] {
+            let err = oci_args(&["-v", spec]).expect_err(spec);
+            assert!(err.contains("--volume") && err.contains(why), "{spec}: {err}");
+        }
+    }
+
+    /// Refused before anything is built: urunc shares folders under QEMU only.
+    #[test]
+    fn volumes_on_firecracker_or_solo5_are_refused() {
+        for target in ["fc/x86_64", "solo5/spt"] {
+            let oci = oci_args(&["--plat", target, "-v", "/data", "--manifest-path", "/nonexistent/Cargo.toml"]);
+            let err = oci.unwrap().run().unwrap_err().to_string();
+            assert!(err.starts_with("-v/--volume: urunc shares folders with a unikernel over virtio-9p"), "{err}");
+        }
     }
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 use super::build::BuildArgs;
+use super::run_devices::RunDevicesArgs;
 use crate::heap_plot::{self, HeapSamples};
 use crate::pipeline::{self, Devices};
+use crate::runner::console_log::ConsoleLog;
 use crate::runner::guest_env::{self, EnvVar};
 use crate::runner::usernet::{self, PublishedPort};
 use crate::runner::{backtrace, console, Accel, GuestExit};
@@ -68,6 +70,9 @@ pub struct RunArgs {
     /// With --heap-plot: milliseconds between samples.
     #[arg(long, value_name = "MS", default_value_t = heap_plot::DEFAULT_SAMPLE_MS, requires = "heap_plot")]
     pub heap_sample_ms: u64,
+    /// Host folders (`-v`) and the gdb stub (`--gdb`).
+    #[command(flatten)]
+    pub devices: RunDevicesArgs,
     /// Arguments for the app (after those in the metadata's `cmdline`).
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -81,8 +86,10 @@ impl RunArgs {
             disk: self.disk.clone(),
             net_defaults: self.virtio_net_defaults,
             env: self.env.clone(),
+            volumes: self.devices.volumes.clone(),
+            gdb: self.devices.gdb,
         };
-        devices.check_for(self.build.target)?;
+        devices.check_for(self.build.plat)?;
         guest_env::check_distinct(&self.env).map_err(|e| anyhow!(e))?;
         if !self.no_boot {
             // Before the build (minutes) as well as before the boot.
@@ -90,16 +97,16 @@ impl RunArgs {
         }
         let app = self.build.app.resolve()?;
         let image = if self.no_build {
-            pipeline::built_image(&app, self.build.target, &devices)?
+            pipeline::built_image(&app, self.build.plat, &devices)?
         } else {
-            pipeline::build(&app, self.build.target, &devices)?
+            pipeline::build(&app, self.build.plat, &devices)?
         };
         if self.no_boot {
             println!("{}", image.display());
             return Ok(0);
         }
         let memory_mib = self.memory_mib.unwrap_or(app.spec.memory_mib);
-        let guest = pipeline::guest(&app, self.build.target, &image, memory_mib, self.accel, &devices)?;
+        let guest = pipeline::guest(&app, self.build.plat, &image, memory_mib, self.accel, &devices)?;
         let mut args = app.spec.cmdline.clone();
         args.extend(self.args.iter().cloned());
         let sample_arg = format!("{}=", heap_plot::SAMPLE_ARG);
@@ -112,25 +119,38 @@ impl RunArgs {
         for port in &self.publish {
             eprintln!("cargo-unikraft: {}", port.reach_line());
         }
-        // The console is echoed line by line; a backtrace line from rt-unikraft (apps
-        // with `backtrace = true`) is followed by its symbolized frames.
+        for volume in &self.devices.volumes {
+            eprintln!("cargo-unikraft: {} is the guest's {}", volume.host.display(), volume.guest);
+        }
+        if let Some(port) = self.devices.gdb {
+            // The program's crate is its package's name with `-` as `_` (cargo's default).
+            let krate = app.spec.package.replace('-', "_");
+            eprintln!("{}", crate::runner::gdb::attach_hint(&image, port, &krate));
+        }
+        // The console is echoed line by line and kept in a file; a backtrace line from
+        // rt-unikraft (apps with `backtrace = true`) is followed by its symbolized frames.
+        // A guest waiting for a debugger prints nothing until it is continued.
         let limits = console::Limits {
             total: self.timeout.map(Duration::from_secs),
-            boot: Some(Duration::from_secs(self.boot_timeout)),
+            boot: Some(Duration::from_secs(self.boot_timeout)).filter(|_| self.devices.gdb.is_none()),
         };
+        let mut log = ConsoleLog::create(&app.build_dir(self.build.plat.platform()), &app.spec.name);
         let finished = console::run(&*guest, guest.command(&args), limits, |line| {
             println!("{line}");
+            log.line(line);
             heap.on_line(line);
             if let Some(addresses) = backtrace::parse_backtrace_line(line) {
                 for frame in backtrace::symbolized_lines(&image, &addresses) {
                     println!("{frame}");
+                    log.line(&frame);
                 }
             }
         })?;
         if let Some(path) = &self.heap_plot {
-            heap.write_svg(path, &format!("{} ({})", app.spec.package, self.build.target))?;
+            heap.write_svg(path, &format!("{} ({})", app.spec.package, self.build.plat))?;
             eprintln!("cargo-unikraft: heap plot of {} samples written to {}", heap.samples.len(), path.display());
         }
+        log.report_failure(&finished.exit);
         match finished.exit {
             GuestExit::App(code) => Ok(code),
             GuestExit::NotReported(why) => match usernet::hostfwd_failure(&self.publish, &finished.transcript) {

@@ -71,6 +71,10 @@ pub struct ImageSpec {
     /// The app's environment, `KEY=VALUE` each (the config's `Env`; urunc passes it to a
     /// Unikraft guest as `env.vars`).
     pub env: Vec<String>,
+    /// Guest folders the image declares as volumes (the config's `Volumes`): where the
+    /// runtime mounts the host's. With any, urunc is asked to share the container's root
+    /// (`mountRootfs`), into which it bind-mounts the volumes, over 9P.
+    pub volumes: Vec<String>,
     pub kind: Kind,
 }
 
@@ -82,15 +86,17 @@ impl ImageSpec {
         }
     }
 
-    /// The image config's `Cmd` and, when there is one, `Env` (left out when empty, so
+    /// The image config's `Cmd` and, when there are any, `Env` and `Volumes` (left out when empty, so
     /// an image without variables has the digests it always had).
     fn config_builder(&self) -> ConfigBuilder {
-        let builder = ConfigBuilder::default().cmd(self.cmd.clone());
-        if self.env.is_empty() {
-            builder
-        } else {
-            builder.env(self.env.clone())
+        let mut builder = ConfigBuilder::default().cmd(self.cmd.clone());
+        if !self.env.is_empty() {
+            builder = builder.env(self.env.clone());
         }
+        if !self.volumes.is_empty() {
+            builder = builder.volumes(self.volumes.clone());
+        }
+        builder
     }
 
     /// urunc's keys (without the `com.urunc.unikernel.` prefix) and values.
@@ -110,6 +116,12 @@ impl ImageSpec {
         }
         if self.initrd.is_some() {
             keys.push(("initrd", UNIKRAFT_INITRD_PATH.to_string()));
+        }
+        if !self.volumes.is_empty() {
+            // urunc (QEMU) then exports the container's root, the volumes bind-mounted
+            // into it, over virtio-9p (tag fs0) and mounts it on the guest's `/` with
+            // `vfs.fstab=["fs0:/:9pfs:::"]`.
+            keys.push(("mountRootfs", "true".to_string()));
         }
         keys
     }

@@ -13,6 +13,7 @@ fn spec(dir: &Path, kind: Kind) -> ImageSpec {
         initrd: None,
         cmd: vec!["--port=8080".into(), "a b".into()],
         env: Vec::new(),
+        volumes: Vec::new(),
         kind,
     }
 }
@@ -264,4 +265,24 @@ fn the_environment_is_the_configs_env() {
     let manifest = blob(&plain, index["manifests"][0]["digest"].as_str().unwrap());
     let config = blob(&plain, manifest["config"]["digest"].as_str().unwrap());
     assert!(config["config"].get("Env").is_none(), "{config}");
+}
+
+/// `-v GUEST_DIR`: the config declares the volume, and urunc is asked to share the
+/// container's root (where it mounts the volumes) over 9P.
+#[test]
+fn volumes_are_declared_and_ask_urunc_for_the_shared_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("img");
+    let mut with_volumes = spec(tmp.path(), unikraft());
+    with_volumes.volumes = vec!["/data".into()];
+    assert!(with_volumes.urunc_keys().contains(&("mountRootfs", "true".to_string())));
+    write_layout(&with_volumes, &layout).unwrap();
+    let index = read_json(&layout.join("index.json"));
+    for manifest in index["manifests"].as_array().unwrap() {
+        let manifest = blob(&layout, manifest["digest"].as_str().unwrap());
+        let config = blob(&layout, manifest["config"]["digest"].as_str().unwrap());
+        assert_eq!(config["config"]["Volumes"], serde_json::json!({ "/data": {} }), "{config}");
+    }
+    let plain = spec(tmp.path(), unikraft());
+    assert!(!plain.urunc_keys().iter().any(|(k, _)| *k == "mountRootfs"));
 }

@@ -6,10 +6,10 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// The return addresses in a `rt-unikraft backtrace: 0x.. 0x..` console line.
+/// The return addresses in a `rt-unikraft backtrace: 0x.. 0x..` console line
+/// (`console_protocol::backtrace`).
 pub fn parse_backtrace_line(line: &str) -> Option<Vec<u64>> {
-    let rest = line.trim().strip_prefix("rt-unikraft backtrace:")?;
-    rest.split_whitespace().map(|word| u64::from_str_radix(word.strip_prefix("0x")?, 16).ok()).collect()
+    console_protocol::backtrace::parse(line)?.collect()
 }
 
 /// Function, file and line for each return address, from the unstripped image, with

@@ -14,12 +14,15 @@
 pub mod backtrace;
 pub mod cmdline;
 pub mod console;
+pub mod console_log;
 pub mod firecracker;
+pub mod gdb;
 pub mod guest_env;
 pub mod kvm;
 pub mod qemu;
 pub mod solo5;
 pub mod usernet;
+pub mod volume;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};

@@ -12,6 +12,7 @@ use super::cmdline::kernel_command_line;
 use super::guest_env::{self, EnvVar};
 use super::kvm::kvm_problem;
 use super::usernet::{self, PublishedPort};
+use super::volume::{self, Volume};
 use super::{Accel, Guest, GuestExit};
 
 /// The port of the `isa-debug-exit` device (rt-unikraft/glue/main.c's
@@ -19,9 +20,9 @@ use super::{Accel, Guest, GuestExit};
 pub const EXIT_PORT: u16 = 0xf4;
 /// Statuses below this travel exactly through the port; the others are also printed on
 /// the console (glue/main.c's `RT_UNIKRAFT_EXIT_EXACT_MAX`).
-pub const EXIT_EXACT_MAX: u8 = 126;
+pub const EXIT_EXACT_MAX: u8 = console_protocol::exit_status::EXACT_MAX;
 /// The console line that carries a status of [`EXIT_EXACT_MAX`] or more.
-const EXIT_STATUS_LINE: &str = "rt-unikraft: exit status ";
+const EXIT_STATUS_LINE: &str = console_protocol::exit_status::PREFIX;
 
 /// The app's exit from QEMU's exit status and the console. The glue writes
 /// `min(status, EXIT_EXACT_MAX) + 1` to `isa-debug-exit`, and QEMU exits with
@@ -43,8 +44,8 @@ pub fn decode_qemu_status(status: i32, console: &str) -> GuestExit {
     if exact < i32::from(EXIT_EXACT_MAX) {
         return GuestExit::App(exact as u8);
     }
-    match console.lines().rev().find_map(|l| l.trim().strip_prefix(EXIT_STATUS_LINE)).map(|n| n.trim().parse::<u8>()) {
-        Some(Ok(code)) if code >= EXIT_EXACT_MAX => GuestExit::App(code),
+    match console_protocol::exit_status::ExitStatus::last_in(console) {
+        Some(Ok(console_protocol::exit_status::ExitStatus(code))) if code >= EXIT_EXACT_MAX => GuestExit::App(code),
         _ => GuestExit::NotReported(format!(
             "the app exited with a status of {EXIT_EXACT_MAX} or more, but the console line \
              `{EXIT_STATUS_LINE}N` that carries it is missing or malformed"
@@ -65,6 +66,11 @@ pub struct QemuDevices {
     /// Give the net device QEMU's defaults (VIRTIO_F_EVENT_IDX and the offloads on), as
     /// urunc and kraftkit start it, instead of the tuned settings below.
     pub net_defaults: bool,
+    /// Host folders shared over virtio-9p (mount tags `fs0`, `fs1`... in this order).
+    pub volumes: Vec<Volume>,
+    /// QEMU's gdb stub on this host port (127.0.0.1), the guest stopped before its first
+    /// instruction until a debugger continues it.
+    pub gdb: Option<u16>,
 }
 
 /// `value` as one value in QEMU's comma-separated options: QEMU reads `,,` as a comma
@@ -95,6 +101,15 @@ impl QemuDevices {
         if let Some(disk) = &self.disk {
             args.push("-drive".into());
             args.push(qemu_option("file=", disk.as_os_str(), ",if=virtio,format=raw"));
+        }
+        for (i, volume) in self.volumes.iter().enumerate() {
+            args.push("-fsdev".into());
+            args.push(qemu_option(&format!("local,id=vol{i},path="), volume.host.as_os_str(), ",security_model=none"));
+            args.push("-device".into());
+            args.push(format!("virtio-9p-pci,fsdev=vol{i},mount_tag=fs{i}").into());
+        }
+        if let Some(port) = self.gdb {
+            args.extend(["-gdb".into(), format!("tcp:127.0.0.1:{port}").into(), "-S".into()]);
         }
         let netdev = match &self.tap {
             Some(tap) => Some(qemu_option("tap,id=n0,ifname=", OsStr::new(tap), ",script=no,downscript=no")),
@@ -129,13 +144,14 @@ impl QemuDevices {
     }
 
     /// The kernel parameters these devices need: the guest's address on user-mode
-    /// networking.
+    /// networking, the mounts of the shared folders.
     fn kernel_params(&self) -> Vec<String> {
+        let mut params = Vec::new();
         if self.tap.is_none() && !self.published.is_empty() {
-            vec![usernet::netdev_ip_param()]
-        } else {
-            Vec::new()
+            params.push(usernet::netdev_ip_param());
         }
+        params.extend(volume::unikraft_params(&self.volumes));
+        params
     }
 }
 
@@ -293,10 +309,43 @@ mod tests {
         assert!(tap.kernel_params().is_empty());
     }
 
+    /// `-v`: one local fsdev and virtio-9p device per folder, tagged as the mount entries
+    /// on the command line name them; `--gdb`: the stub on loopback, the CPU stopped.
+    #[test]
+    fn shared_folders_and_the_gdb_stub() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("a,b");
+        std::fs::create_dir(&host).unwrap();
+        let host = std::fs::canonicalize(host).unwrap();
+        let devices = QemuDevices {
+            volumes: vec![format!("{}:/data", host.display()).parse().unwrap()],
+            gdb: Some(1234),
+            ..QemuDevices::default()
+        };
+        let args = arg_strings(&devices);
+        let escaped = host.display().to_string().replace(',', ",,");
+        assert_eq!(
+            args,
+            [
+                "-fsdev".to_string(),
+                format!("local,id=vol0,path={escaped},security_model=none"),
+                "-device".to_string(),
+                "virtio-9p-pci,fsdev=vol0,mount_tag=fs0".to_string(),
+                "-gdb".to_string(),
+                "tcp:127.0.0.1:1234".to_string(),
+                "-S".to_string(),
+            ]
+        );
+        let cmd = qemu_command_with_env(Path::new("qemu"), Path::new("k"), 64, false, &devices, &[], &[]);
+        let argv: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let append = &argv[argv.iter().position(|a| a == "-append").unwrap() + 1];
+        assert_eq!(append, "vfs.fstab=none:/:ramfs vfs.fstab=fs0:/data:9pfs:::mkmp --");
+    }
+
     /// The glue and this decoder agree on the port and the encoding's limit.
     #[test]
     fn the_glue_uses_the_same_exit_constants() {
-        let glue = include_str!("../../../rt-unikraft/glue/main.c");
+        let glue = rt_unikraft_glue::file("main.c");
         let define = |name: &str| {
             glue.lines()
                 .find_map(|l| l.strip_prefix("#define ")?.strip_prefix(name)?.split_whitespace().next())

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use kraftfile_gen::{base_kconfig, AppSpec, KNOWN_DEVICES};
+use kraftfile_gen::{generated_kconfig, AppSpec};
 
 /// An option the configuration did not take as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,7 @@ impl fmt::Display for Unapplied {
 
 /// The options the app itself sets (its `kconfig`, less what the generator sets anyway).
 pub fn app_options(spec: &AppSpec) -> BTreeMap<String, String> {
-    let mut generated = base_kconfig();
-    for (_, options) in KNOWN_DEVICES {
-        generated.extend(options.iter().map(|o| (o.to_string(), "y".to_string())));
-    }
+    let generated = generated_kconfig();
     spec.kconfig.iter().filter(|(k, v)| generated.get(*k) != Some(v)).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 

@@ -158,7 +158,7 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         fs::write(&stamp, &wanted)?;
     }
     // Configured first, so a configuration that drops an option fails before the cargo build.
-    build_staticlib(&app.spec, &app.build)?;
+    build_staticlib(app)?;
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
     let started = Instant::now();
     eprintln!(

@@ -4,7 +4,7 @@
 // Each test binary uses a different subset.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
@@ -20,29 +20,12 @@ pub fn show(out: &Output) -> String {
     )
 }
 
-/// Prints a `SKIP:` line.
-pub fn skip(why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
+pub use e2e::skip::skip;
 
 /// Whether the Unikraft sources and QEMU are there; otherwise a SKIP line (or, with
 /// `UNIKERNEL_REQUIRE_SOURCES=1`, a failure). A broken cache always fails.
 pub fn provisioned(test: &str) -> bool {
-    use cargo_unikraft::sources::Provisioning;
-    let why = match cargo_unikraft::sources::provisioning().unwrap() {
-        Provisioning::Broken(why) => panic!("{test}: {why}"),
-        Provisioning::Missing(_) => "the Unikraft sources are not provisioned (`cargo unikraft fetch`)",
-        Provisioning::Ready(_) if which::which("qemu-system-x86_64").is_err() => {
-            skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-            return false;
-        }
-        Provisioning::Ready(_) => return true,
-    };
-    if std::env::var("UNIKERNEL_REQUIRE_SOURCES").is_ok_and(|v| !v.is_empty() && v != "0") {
-        panic!("{test}: sources are required (UNIKERNEL_REQUIRE_SOURCES=1) but {why}");
-    }
-    skip(&format!("{test}: {why}"));
-    false
+    e2e::sources::sources_or_skip(test).is_some()
 }
 
 /// A host port nobody listens on right now.

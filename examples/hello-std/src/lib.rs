@@ -7,7 +7,7 @@
 //! * `--abort`: `std::process::abort()`, which has no exit status to report.
 //!
 //! On Unikraft each of these must reach the host as the QEMU exit status; the tests in
-//! `xtask/tests/unikraft.rs` check all three, and `cargo xtask bench-runtime` boots this
+//! `e2e/tests/unikraft.rs` check all three, and `cargo xtask bench-runtime` boots this
 //! app in ever smaller guests to find the least memory it needs.
 #![forbid(unsafe_code)]
 

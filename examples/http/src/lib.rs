@@ -12,6 +12,7 @@
 //! 405, longer heads 431, and a peer that closes its side before finishing its request
 //! 400. Answers are sent as the peer's window allows, never waiting on a slow reader. Nothing
 //! is printed per request.
+#![forbid(unsafe_code)]
 #![no_std]
 
 extern crate alloc;

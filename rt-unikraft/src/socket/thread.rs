@@ -153,8 +153,10 @@ fn run() {
             next_wait(net, now)
         };
         // This loop is where a std app with sockets idles (its own threads block in
-        // posix-socket, never in the runtime's wait): heap samples are taken here too.
-        shared_core::heap::sampler::tick();
+        // posix-socket, never in `services::wait_until`): the wait hook (heap samples)
+        // gets its turn here too, and may pull the wake-up in.
+        let now = services::monotonic_ns();
+        let wait = services::before_idle_wait(Some(now.saturating_add(wait))).map_or(wait, |d| d.saturating_sub(now));
         if wait == 0 {
             std::thread::yield_now();
         } else {
@@ -257,8 +259,7 @@ pub fn listen_endpoint(local: Option<(smoltcp::wire::Ipv4Address, u16)>) -> IpLi
 /// Nanoseconds until the stack's next timer or the next socket deadline, at most
 /// [`IDLE_WAIT`].
 fn next_wait(net: &mut Net, now: u64) -> u64 {
-    let mut until =
-        shared_core::heap::sampler::clamp_deadline(Some(deadline_after(now, IDLE_WAIT))).unwrap_or(u64::MAX);
+    let mut until = deadline_after(now, IDLE_WAIT);
     if let Some(delay) = net.stack.iface.poll_delay(shared_core::net::stack::now(), &net.stack.sockets) {
         until = until.min(now.saturating_add(delay.total_micros().saturating_mul(1000)));
     }

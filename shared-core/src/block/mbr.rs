@@ -33,6 +33,30 @@ pub enum MbrError {
     EntryOutOfRange(MbrEntry),
 }
 
+impl core::fmt::Display for MbrError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MbrError::Block(e) => write!(f, "reading the partition table failed: {e}"),
+            MbrError::NoSignature => f.write_str("sector 0 holds no partition table (no 55 AA signature)"),
+            MbrError::EmptyEntry(index) => write!(f, "partition {index} is empty"),
+            MbrError::EntryOutOfRange(entry) => write!(
+                f,
+                "partition {} (sectors {}..+{}) reaches past the end of the disk",
+                entry.index, entry.first_lba, entry.sectors
+            ),
+        }
+    }
+}
+
+impl core::error::Error for MbrError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            MbrError::Block(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 impl From<BlockError> for MbrError {
     fn from(e: BlockError) -> Self {
         MbrError::Block(e)

@@ -76,6 +76,8 @@ impl core::fmt::Display for BlockError {
     }
 }
 
+impl core::error::Error for BlockError {}
+
 /// Size facts of a block device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockInfo {
@@ -96,6 +98,72 @@ impl BlockInfo {
 
 /// A sector-addressed device. Callers go through [`BlockExt`], which validates requests;
 /// implementations may assume `lba`/`buf` passed [`check_request`].
+///
+/// A complete device with a queue, the shape of a virtio or ukblkdev backend: a request
+/// is submitted on its first poll (`Pending`; the device's completion wakes the task) and
+/// finished on a later one, and [`cancel`](BlockDevice::cancel) forgets a submitted
+/// request, so the next poll submits anew. Here the "device" is memory that completes at
+/// once; apps call `disk.read(lba, buf).await` ([`BlockExt`]) instead of polling by hand.
+///
+/// ```
+/// use core::task::{Context, Poll, Waker};
+///
+/// use shared_core::block::{BlockDevice, BlockError, BlockInfo};
+///
+/// const SECTOR: usize = 512;
+///
+/// struct QueuedRam {
+///     data: Vec<u8>,
+///     /// The request in the device: (lba, is a write).
+///     in_flight: Option<(u64, bool)>,
+/// }
+///
+/// impl QueuedRam {
+///     /// Submits the request on its first poll; finishes it with `done` on the next.
+///     fn step(&mut self, cx: &mut Context<'_>, request: (u64, bool), done: impl FnOnce(&mut [u8]))
+///         -> Poll<Result<(), BlockError>> {
+///         if self.in_flight != Some(request) {
+///             self.in_flight = Some(request);
+///             cx.waker().wake_by_ref(); // stands in for the device's completion interrupt
+///             return Poll::Pending;
+///         }
+///         self.in_flight = None;
+///         done(&mut self.data[request.0 as usize * SECTOR..]);
+///         Poll::Ready(Ok(()))
+///     }
+/// }
+///
+/// impl BlockDevice for QueuedRam {
+///     fn info(&self) -> BlockInfo {
+///         BlockInfo { sector_size: SECTOR as u32, sectors: (self.data.len() / SECTOR) as u64, read_only: false }
+///     }
+///     fn poll_read(&mut self, cx: &mut Context<'_>, lba: u64, buf: &mut [u8]) -> Poll<Result<(), BlockError>> {
+///         self.step(cx, (lba, false), |at| buf.copy_from_slice(&at[..buf.len()]))
+///     }
+///     fn poll_write(&mut self, cx: &mut Context<'_>, lba: u64, buf: &[u8]) -> Poll<Result<(), BlockError>> {
+///         self.step(cx, (lba, true), |at| at[..buf.len()].copy_from_slice(buf))
+///     }
+///     fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BlockError>> {
+///         Poll::Ready(Ok(())) // memory has no write cache
+///     }
+///     fn cancel(&mut self) {
+///         self.in_flight = None; // the caller gave up: its request is forgotten
+///     }
+/// }
+///
+/// let mut disk = QueuedRam { data: vec![0; 8 * SECTOR], in_flight: None };
+/// let mut cx = Context::from_waker(Waker::noop());
+/// let sector = [0xab; SECTOR];
+/// assert!(disk.poll_write(&mut cx, 3, &sector).is_pending());
+/// assert_eq!(disk.poll_write(&mut cx, 3, &sector), Poll::Ready(Ok(())));
+///
+/// let mut back = [0; SECTOR];
+/// assert!(disk.poll_read(&mut cx, 3, &mut back).is_pending());
+/// disk.cancel(); // dropped before it finished: the next poll starts a new request
+/// assert!(disk.poll_read(&mut cx, 3, &mut back).is_pending());
+/// assert_eq!(disk.poll_read(&mut cx, 3, &mut back), Poll::Ready(Ok(())));
+/// assert_eq!(back, sector);
+/// ```
 pub trait BlockDevice {
     /// Sector size and count.
     fn info(&self) -> BlockInfo;

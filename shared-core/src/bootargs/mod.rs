@@ -135,6 +135,8 @@ impl fmt::Display for ArgError {
     }
 }
 
+impl core::error::Error for ArgError {}
+
 impl BootArgs {
     /// Splits `--key=value` and `--flag` arguments. Fails on anything else or on a
     /// repeated key.

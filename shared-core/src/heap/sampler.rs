@@ -7,12 +7,12 @@
 //!
 //! `t_ms` is milliseconds since the app started, `live` the bytes in use
 //! ([`HeapStats::in_use`](super::HeapStats)), `peak` the most ever in use, `blocks` the blocks
-//! in use. The host tool draws these lines (`--heap-plot FILE`, docs/runtime.md); [`Sample`]
-//! formats and parses them, so both sides share one grammar.
+//! in use. The host tool draws these lines (`--heap-plot FILE`, docs/runtime.md); the
+//! grammar is `console_protocol::heap_sample`, which both sides use.
 //!
 //! A sample is *taken* when it is due and either the app waits (every idle wait goes through
-//! [`services::wait_until`](crate::services::wait_until), whose deadline is pulled in to the
-//! next due sample) or the allocator runs (checked every [`EVERY_N_ALLOCATIONS`]
+//! [`services::wait_until`](crate::services::wait_until), whose deadline [`start`] pulls in
+//! to the next due sample with a [`WaitHook`](crate::services::WaitHook)) or the allocator runs (checked every [`EVERY_N_ALLOCATIONS`]
 //! allocations, so a busy loop that allocates is sampled too, even on a cooperative
 //! scheduler). It is *printed* at the next wait, at the app's end, or by [`tick`]: never
 //! from inside the allocator (a line must not cut into one being written). Taken samples
@@ -21,55 +21,20 @@
 //!
 //! Nothing allocates here: lines are formatted on the stack.
 
-use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use super::stats;
 use crate::services;
 
-/// The boot argument that turns sampling on (milliseconds between samples).
-pub const BOOT_ARG: &str = "heap-sample-ms";
+use console_protocol::heap_sample::{format_into, Dropped};
+pub use console_protocol::heap_sample::{Sample, BOOT_ARG, PREFIX};
+
 /// Help text of [`BOOT_ARG`] in the list of known arguments.
 pub const BOOT_ARG_HELP: &str = "runtime: print a `heap-sample` line every N ms (off by default)";
 /// The allocator checks whether a sample is due once per this many allocations.
 pub const EVERY_N_ALLOCATIONS: usize = 64;
 /// Samples taken but not yet printed, at most.
 pub const RING: usize = 128;
-/// The first word of a sample line.
-pub const PREFIX: &str = "heap-sample";
-
-/// One sample: what a `heap-sample` line says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Sample {
-    /// Milliseconds since the app started.
-    pub t_ms: u64,
-    /// Bytes in use.
-    pub live: u64,
-    /// The most bytes ever in use.
-    pub peak: u64,
-    /// Blocks in use.
-    pub blocks: u64,
-}
-
-impl fmt::Display for Sample {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{PREFIX} t_ms={} live={} peak={} blocks={}", self.t_ms, self.live, self.peak, self.blocks)
-    }
-}
-
-impl Sample {
-    /// Parses a `heap-sample` line (trailing whitespace allowed); `None` for any other line.
-    pub fn parse(line: &str) -> Option<Sample> {
-        let mut words = line.trim_end().split(' ');
-        if words.next()? != PREFIX {
-            return None;
-        }
-        let mut field = |key: &str| words.next()?.strip_prefix(key)?.strip_prefix('=')?.parse::<u64>().ok();
-        let sample =
-            Sample { t_ms: field("t_ms")?, live: field("live")?, peak: field("peak")?, blocks: field("blocks")? };
-        words.next().is_none().then_some(sample)
-    }
-}
 
 /// Nanoseconds between samples; 0 while sampling is off.
 static INTERVAL_NS: AtomicU64 = AtomicU64::new(0);
@@ -131,7 +96,15 @@ pub fn start(interval_ms: u64) {
     CLOCK.store(clock as *mut (), Ordering::Release);
     NEXT_DUE_NS.store(now, Ordering::Relaxed);
     INTERVAL_NS.store(interval_ms.saturating_mul(1_000_000).max(1), Ordering::Release);
+    services::set_wait_hook(before_wait);
     tick();
+}
+
+/// The [`WaitHook`](services::WaitHook) while sampling: a due sample is taken and printed,
+/// and the wait ends by the next one.
+fn before_wait(deadline_ns: Option<u64>) -> Option<u64> {
+    tick();
+    clamp_deadline(deadline_ns)
 }
 
 /// Whether sampling is on.
@@ -218,9 +191,7 @@ fn print_taken() {
     let start = START_NS.load(Ordering::Relaxed);
     let dropped = DROPPED.swap(0, Ordering::Relaxed);
     if dropped > 0 {
-        let mut line = Line::new();
-        let _ = writeln!(line, "{PREFIX}-dropped count={dropped}");
-        services::console_write(line.bytes());
+        print_line(&Dropped { count: dropped });
     }
     let mut next = PRINTED.load(Ordering::Relaxed);
     while next < WRITTEN.load(Ordering::Relaxed) {
@@ -236,65 +207,22 @@ fn print_taken() {
         };
         next += 1;
         PRINTED.store(next, Ordering::Release);
-        let mut line = Line::new();
-        let _ = writeln!(line, "{sample}");
-        services::console_write(line.bytes());
+        print_line(&sample);
     }
     PRINTING.store(false, Ordering::Release);
 }
 
-/// A console line formatted on the stack.
-struct Line {
-    buf: [u8; 128],
-    len: usize,
-}
-
-impl Line {
-    fn new() -> Line {
-        Line { buf: [0; 128], len: 0 }
-    }
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        self.buf.get_mut(self.len..end).ok_or(fmt::Error)?.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
+/// Prints one line, formatted on the stack.
+fn print_line(line: &dyn core::fmt::Display) {
+    let mut buf = [0u8; Sample::MAX_LINE];
+    if let Some(text) = format_into(&mut buf, line) {
+        services::console_write(text.as_bytes());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
-
-    #[test]
-    fn lines_format_and_parse_back() {
-        let s = Sample { t_ms: 1500, live: 20480, peak: 1_069_056, blocks: 37 };
-        let text = s.to_string();
-        assert_eq!(text, "heap-sample t_ms=1500 live=20480 peak=1069056 blocks=37");
-        assert_eq!(Sample::parse(&text), Some(s));
-        assert_eq!(Sample::parse(&(text.clone() + "\r")), Some(s));
-        let mut line = Line::new();
-        writeln!(line, "{}", Sample { t_ms: u64::MAX, live: u64::MAX, peak: u64::MAX, blocks: u64::MAX }).unwrap();
-        assert!(line.bytes().ends_with(b"\n"), "the longest line fits the stack buffer");
-        for other in [
-            "",
-            "heap-sample",
-            "heap-sample t_ms=1 live=2 peak=3",
-            "heap-sample t_ms=1 live=2 peak=3 blocks=4 more=5",
-            "heap-sample live=2 t_ms=1 peak=3 blocks=4",
-            "heap-sample t_ms=x live=2 peak=3 blocks=4",
-            "heap-sample-dropped count=3",
-            "PASS heap.soak",
-        ] {
-            assert_eq!(Sample::parse(other), None, "{other:?}");
-        }
-    }
 
     #[test]
     fn a_deadline_is_pulled_in_only_while_sampling() {

@@ -84,6 +84,70 @@ pub struct RingContext<'a> {
 
 /// A network device, seen as a pair of rings over a shared pool. See the module docs for
 /// the contract.
+///
+/// A complete device: a loopback that hands every transmitted frame back as received,
+/// without copying (the frame's slot moves from the transmit ring to the receive ring).
+/// A backend's device has the same shape, with its hardware queue in place of `pending`;
+/// [`RingPhy`] and [`Stack`] drive it, here the calls are made by hand.
+///
+/// ```
+/// use std::collections::VecDeque;
+///
+/// use shared_core::net::{Frame, FrameRing, NetCounters, NetDevice, NetInfo, PacketPool, RingContext};
+///
+/// struct Loopback {
+///     /// Frames sent and not yet received back; their slots stay taken meanwhile.
+///     pending: VecDeque<Frame>,
+/// }
+///
+/// impl NetDevice for Loopback {
+///     fn info(&self) -> NetInfo {
+///         // max_frame counts the Ethernet header: 1514 for a 1500-byte MTU.
+///         NetInfo { mac: [0x02, 0, 0, 0, 0, 1], max_frame: 1514, headroom: 0 }
+///     }
+///
+///     fn receive(&mut self, ctx: RingContext<'_>) {
+///         // Never blocks: move what is there until the ring is full.
+///         while let Some(frame) = self.pending.pop_front() {
+///             let len = frame.len as u64;
+///             if let Err(frame) = ctx.ring.push(frame) {
+///                 self.pending.push_front(frame); // the ring is full: next time
+///                 break;
+///             }
+///             ctx.counters.rx_packets += 1;
+///             ctx.counters.rx_bytes += len;
+///         }
+///     }
+///
+///     fn transmit(&mut self, ctx: RingContext<'_>) {
+///         // A device that copied the bytes out would `ctx.pool.free(frame.slot)` here.
+///         while let Some(frame) = ctx.ring.pop() {
+///             ctx.counters.tx_packets += 1;
+///             ctx.counters.tx_bytes += frame.len as u64;
+///             self.pending.push_back(frame);
+///         }
+///     }
+/// }
+///
+/// let mut device = Loopback { pending: VecDeque::new() };
+/// let mut pool = PacketPool::new(8, device.info().max_frame);
+/// let (mut rx, mut tx) = (FrameRing::new(4), FrameRing::new(4));
+/// let mut counters = NetCounters::default();
+///
+/// // The stack's side of a send: a slot from the pool, the frame's bytes, the tx ring.
+/// let slot = pool.alloc().expect("a free slot");
+/// pool.buf_mut(&slot)[..6].copy_from_slice(&[0xff; 6]);
+/// tx.push(Frame { slot, len: 60 }).unwrap();
+///
+/// device.transmit(RingContext { pool: &mut pool, ring: &mut tx, counters: &mut counters });
+/// device.receive(RingContext { pool: &mut pool, ring: &mut rx, counters: &mut counters });
+///
+/// let frame = rx.pop().expect("the frame came back");
+/// assert_eq!((frame.len, &pool.buf(&frame.slot)[..6]), (60, &[0xff; 6][..]));
+/// assert_eq!((counters.tx_packets, counters.rx_packets), (1, 1));
+/// pool.free(frame.slot); // the stack's side of a receive: the slot goes back
+/// assert_eq!(pool.available(), 8);
+/// ```
 pub trait NetDevice {
     /// The device's address and frame size.
     fn info(&self) -> NetInfo;

@@ -13,16 +13,17 @@ mod std_net;
 use host_checks::{check_disk, check_encrypted_partition, heap_plot_cases};
 use std_net::std_net_section;
 
+use crate::netns::{self, NetNs};
 use anyhow::{Context, Result};
 use cargo_unikraft::heap_plot;
-use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::pipeline::{self, Devices};
 use cargo_unikraft::runner::{console, Accel, Guest, Process};
 use cargo_unikraft::target::{Target, Tender};
 
 use conformance_protocol::report::{Line, Status};
 
-use crate::{examples, report, Backend};
+use crate::{examples, report};
+use cargo_unikraft::target::Platform;
 
 /// How long one run of a process backend may take before it is killed.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,10 +55,10 @@ enum StdNet {
 const STD_NET_APP: &str = "conformance-std-net";
 const NOT_ROOT: &str = "not root: the section runs in a network namespace the runner creates, with the host peer";
 
-fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Result<Guests> {
+fn guests(backend: Platform, solo5_target: &str, disk: &Path, root: bool) -> Result<Guests> {
     let tap = root.then(|| netns::TAP.to_string());
     Ok(match backend {
-        Backend::Unix => {
+        Platform::Unix => {
             let bin = crate::run::build_unix("conformance", false)?;
             // std's sockets are the host's: the guest runs inside the namespace, no TAP.
             let std_net = if root {
@@ -80,7 +81,7 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
                 block: true,
             }
         }
-        Backend::HostedMusl => {
+        Platform::HostedMusl => {
             let app = examples::app("conformance")?;
             let exe = pipeline::build(&app, Target::HostedMusl, &Devices::default())?;
             // No devices in this harness: the app reports the net and block cases as SKIP.
@@ -96,7 +97,7 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
                 block: false,
             }
         }
-        Backend::Unikraft => {
+        Platform::Unikraft => {
             let app = examples::app("conformance")?;
             let target = Target::UnikraftQemu;
             let image = pipeline::build(&app, target, &Devices::default())?;
@@ -122,7 +123,7 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
                 block: true,
             }
         }
-        Backend::Solo5 => {
+        Platform::Solo5 => {
             let tender = if solo5_target == "hvt" { Tender::Hvt } else { Tender::Spt };
             let target = Target::Solo5(tender);
             let app = examples::app("conformance")?;
@@ -152,14 +153,14 @@ fn guests(backend: Backend, solo5_target: &str, disk: &Path, root: bool) -> Resu
 /// With `--heap-plot`: milliseconds between the main run's heap samples.
 const HEAP_SAMPLE_MS: u64 = 25;
 
-pub fn conformance(backend: Backend, solo5_target: &str, heap_plot: Option<&Path>) -> Result<u8> {
+pub fn conformance(backend: Platform, solo5_target: &str, heap_plot: Option<&Path>) -> Result<u8> {
     let (_scratch, disk) = scratch_disk()?;
     let root = netns::is_root();
     let guests = guests(backend, solo5_target, &disk, root)?;
     let label = guests.label.as_str();
 
     let sample_ms = heap_plot.map(|_| HEAP_SAMPLE_MS);
-    let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Backend::HostedMusl, sample_ms)?;
+    let (transcript, mut host_lines, status) = main_run(&guests, &disk, backend == Platform::HostedMusl, sample_ms)?;
     let report = report::parse(&transcript);
     // The std.net section, merged into the report: its case lines, then the END line
     // counting the main guest's cases and these.
@@ -241,7 +242,9 @@ fn main_run(
             Ok(Some(Line::End(_))) => println!("# the main guest's {line} (the std.net section follows)"),
             _ => println!("{line}"),
         }
-        if line.starts_with("READY net") && peer.is_none() {
+        let net_ready = console_protocol::ready::Ready::parse(line)
+            .is_some_and(|r| r.what == conformance_protocol::net::READY_WHAT);
+        if net_ready && peer.is_none() {
             if let Some(ns) = &ns {
                 match std::env::current_exe().context("the xtask executable") {
                     Ok(exe) => {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use crate::netns::{self, NetNs};
 use anyhow::{Context, Result};
-use cargo_unikraft::netns::{self, NetNs};
 use cargo_unikraft::runner::console;
 use conformance_protocol::report::{Line, Status};
 use conformance_protocol::{std_net, STD_NET_CASES};

@@ -102,7 +102,7 @@ fn solo5_keeps_an_argument_with_spaces_whole_and_refuses_non_utf8() {
     };
     // Split at the space, hello would see `--exit=4` and exit 4; whole, `4 2` is not a number.
     let out = Command::new(XTASK)
-        .args(["solo5-run", "--target", "spt", "--example", "hello", "--", "--exit=4 2", "it's \"quoted\""])
+        .args(["solo5-run", "--plat", "spt", "--example", "hello", "--", "--exit=4 2", "it's \"quoted\""])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

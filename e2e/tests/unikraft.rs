@@ -175,7 +175,7 @@ fn firecracker_image_builds() {
         return;
     }
     let out = Command::new(XTASK)
-        .args(["kraft-run", "--example", "http", "--target", "fc/x86_64", "--no-boot"])
+        .args(["kraft-run", "--example", "http", "--plat", "fc/x86_64", "--no-boot"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", show(&out));

@@ -1,4 +1,4 @@
-//! Helpers shared by the xtask integration tests (each test file includes this module;
+//! Helpers shared by the end-to-end tests (each test file includes this module;
 //! not every file uses every helper).
 #![allow(dead_code)]
 
@@ -9,35 +9,45 @@ use std::time::{Duration, Instant};
 
 pub mod unikraft;
 
-/// The xtask binary under test.
-pub const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+/// The xtask binary under test, as a program name for `Command::new(XTASK)` and
+/// `Ns::command(XTASK)`. These tests are not xtask's own, so Cargo gives them no
+/// `CARGO_BIN_EXE_xtask`: the first use runs `cargo build -p xtask` into the target
+/// directory and profile these tests were built for (a no-op when it is up to date).
+pub const XTASK: XtaskBin = XtaskBin;
 
-/// Prints a skip line straight to stderr, so libtest's output capture does not hide it.
-pub fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
-}
+/// See [`XTASK`].
+#[derive(Clone, Copy)]
+pub struct XtaskBin;
 
-/// The switch CI sets once it has provisioned the Unikraft and Solo5 sources: with it, a
-/// test that would skip for want of sources fails instead (see [`skip_unprovisioned`]).
-pub const REQUIRE_SOURCES: &str = "UNIKERNEL_REQUIRE_SOURCES";
-
-/// Whether `UNIKERNEL_REQUIRE_SOURCES` is set (to anything but empty or `0`).
-pub fn sources_required() -> bool {
-    std::env::var_os(REQUIRE_SOURCES).is_some_and(|v| !v.is_empty() && v != "0")
-}
-
-/// Skips `test` because the Unikraft or Solo5 sources are missing (`why` says what is
-/// missing and how to provision it): prints `SKIP: <test>: <why>`, or, with
-/// `UNIKERNEL_REQUIRE_SOURCES=1` (CI, after provisioning), fails the test instead, so a
-/// provisioning mistake cannot pass as a green run that booted nothing. Skips for host
-/// reasons (not root, no /dev/kvm, no musl-gcc, ...) use plain [`skip`].
-pub fn skip_unprovisioned(test: &str, why: &str) {
-    if sources_required() {
-        panic!("{test}: sources are required ({REQUIRE_SOURCES}=1) but {why}");
+impl AsRef<std::ffi::OsStr> for XtaskBin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+        PATH.get_or_init(build_xtask).as_os_str()
     }
-    skip(&format!("{test}: {why}"));
 }
+
+/// Builds the xtask binary beside this test binary (`<target>/<profile>/deps/<test>`) and
+/// returns its path.
+fn build_xtask() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir =
+        exe.parent().and_then(|deps| deps.parent()).expect("the test binary is in <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("the profile directory is in the target directory");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "-p", "xtask", "--profile", profile, "--target-dir"])
+        .arg(target_dir)
+        .status()
+        .expect("run cargo build -p xtask");
+    assert!(status.success(), "cargo build -p xtask failed ({status})");
+    profile_dir.join("xtask")
+}
+
+#[allow(unused_imports)] // each test binary uses a different subset
+pub use e2e::skip::{skip, skip_unprovisioned, sources_required};
 
 /// Both output streams of a finished command, for assertion messages.
 pub fn show(out: &Output) -> String {
@@ -48,44 +58,9 @@ pub fn show(out: &Output) -> String {
     )
 }
 
-/// Whether the tests run as root (network namespaces need it).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
-        .unwrap_or(false)
-}
-
-/// A network namespace with tap0 = 10.0.0.1/24, deleted on drop.
-pub struct Ns(String);
-
-impl Ns {
-    /// Creates `<tag>-<pid>` (the tag keeps concurrent tests apart).
-    pub fn new(tag: &str) -> Ns {
-        let name = format!("{tag}-{}", std::process::id());
-        let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success(), "ip {args:?}");
-        ip(&["netns", "add", &name]);
-        let ns = Ns(name.clone());
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ip(&["-n", &name, "tuntap", "add", "dev", "tap0", "mode", "tap"]);
-        ip(&["-n", &name, "addr", "add", "10.0.0.1/24", "dev", "tap0"]);
-        ip(&["-n", &name, "link", "set", "tap0", "up"]);
-        ns
-    }
-
-    /// A command that runs `program` inside the namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+// Not every test binary uses both.
+#[allow(unused_imports)]
+pub use e2e::netns::{is_root, Ns};
 
 /// A running guest (process, or runner with its VM/tender in the same process group),
 /// killed and reaped on drop, also when an assertion fails.

@@ -6,19 +6,11 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{is_root, skip, start_until, Ns};
-
-/// Enters network namespace `ns` on this thread (for a thread spawned to do so).
-fn enter_netns(ns: &str) {
-    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the namespace exists");
-    // SAFETY: a valid fd; setns only changes this thread's network namespace.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-}
+use e2e::netns::enter_netns;
 
 /// Sends each payload to the guest's echo port from inside namespace `ns` and returns
 /// what came back for each (`None`: no answer within a second, over a few tries).

@@ -1,6 +1,8 @@
-//! The places an app can be built for and run on: the one list of targets, parsed from
-//! `--target` (Unikraft's `platform/arch` names, `solo5/<tender>`, `hosted-musl`), and the
-//! [`Platform`] whose build directory each target's build uses.
+//! The one vocabulary of where an app runs, for the whole workspace: the [`Target`]s an
+//! image is built for and booted on, parsed from `cargo unikraft --plat` (Unikraft's
+//! `platform/arch` names as kraft writes them, `solo5/<tender>`, `hosted-musl`), and the
+//! [`Platform`] each is built with (its build directory, its cargo feature, and xtask's
+//! `--backend`). cargo-unikraft re-exports this module as `cargo_unikraft::target`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,6 +30,7 @@ pub enum Tender {
 }
 
 impl Tender {
+    /// The tender's name, as `solo5-<name>` and `--plat solo5/<name>` spell it.
     pub fn name(self) -> &'static str {
         match self {
             Tender::Spt => "spt",
@@ -37,8 +40,8 @@ impl Tender {
 }
 
 /// What an app is built with: each platform's build of an app has a directory of its own,
-/// `<target dir>/<platform>/<app name>/` ([`crate::app::App::build_dir`]), locked by that
-/// build alone ([`crate::appdir::BuildLock`]), so a Solo5 or hosted-musl build never waits
+/// `<target dir>/<platform>/<app name>/` (cargo-unikraft's `App::build_dir`), locked by that
+/// build alone (cargo-unikraft's `BuildLock`), so a Solo5 or hosted-musl build never waits
 /// for a Unikraft build of the same app, nor the other way round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Platform {
@@ -50,6 +53,9 @@ pub enum Platform {
     Solo5,
     /// The hosted-musl harness's executable.
     HostedMusl,
+    /// This project's hosted backend (rt-unix): the app's own cargo build, run as a Linux
+    /// process. No [`Target`] builds for it (`cargo run` does); xtask runs examples on it.
+    Unix,
 }
 
 impl Platform {
@@ -59,11 +65,45 @@ impl Platform {
             Platform::Unikraft => "unikraft",
             Platform::Solo5 => "solo5",
             Platform::HostedMusl => "hosted-musl",
+            Platform::Unix => "unix",
+        }
+    }
+
+    /// The app's cargo feature that selects this platform's backend (`unikraft`, `solo5`,
+    /// `unix`); the hosted-musl harness links the Unikraft archive.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Platform::Unikraft | Platform::HostedMusl => "unikraft",
+            Platform::Solo5 => "solo5",
+            Platform::Unix => "unix",
         }
     }
 }
 
-/// Every accepted `--target` value, for help and errors.
+/// Every platform, for help and errors.
+pub const PLATFORMS: &[Platform] = &[Platform::Unix, Platform::HostedMusl, Platform::Unikraft, Platform::Solo5];
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.dir_name())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PLATFORMS.iter().copied().find(|p| p.dir_name() == s).ok_or_else(|| {
+            let names: Vec<&str> = PLATFORMS.iter().map(|p| p.dir_name()).collect();
+            format!("unknown platform `{s}`; platforms: {}", names.join(", "))
+        })
+    }
+}
+
+/// The Unikraft targets (`platform/arch`, as in a Kraftfile's `targets`).
+pub const UNIKRAFT_TARGETS: &[&str] = &["qemu/x86_64", "fc/x86_64"];
+
+/// Every accepted `--plat` value, for help and errors.
 pub const TARGET_NAMES: &[&str] = &["qemu/x86_64", "fc/x86_64", "solo5/spt", "solo5/hvt", "hosted-musl"];
 
 impl Target {
@@ -109,7 +149,7 @@ impl FromStr for Target {
             "solo5/spt" | "spt" => Target::Solo5(Tender::Spt),
             "solo5/hvt" | "hvt" => Target::Solo5(Tender::Hvt),
             "hosted-musl" => Target::HostedMusl,
-            other => return Err(format!("unknown target `{other}`; targets: {}", TARGET_NAMES.join(", "))),
+            other => return Err(format!("unknown platform `{other}`; platforms: {}", TARGET_NAMES.join(", "))),
         })
     }
 }
@@ -124,5 +164,24 @@ mod tests {
             assert_eq!(name.parse::<Target>().unwrap().to_string(), *name);
         }
         assert!("qemu/arm64".parse::<Target>().unwrap_err().contains("qemu/x86_64, fc/x86_64"));
+    }
+
+    #[test]
+    fn the_unikraft_targets_are_the_listed_ones() {
+        let unikraft: Vec<&str> =
+            TARGET_NAMES.iter().filter_map(|n| n.parse::<Target>().unwrap().unikraft_target()).collect();
+        assert_eq!(unikraft, UNIKRAFT_TARGETS);
+    }
+
+    #[test]
+    fn platforms_parse_by_their_directory_names() {
+        for platform in PLATFORMS {
+            assert_eq!(platform.to_string().parse::<Platform>().unwrap(), *platform);
+        }
+        assert!("qemu".parse::<Platform>().unwrap_err().contains("unix, hosted-musl, unikraft, solo5"));
+        for target in TARGET_NAMES {
+            let target: Target = target.parse().unwrap();
+            assert_ne!(target.platform(), Platform::Unix, "{target}");
+        }
     }
 }

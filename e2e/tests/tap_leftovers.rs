@@ -12,14 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::{build_first, is_root, show, skip, start_until, Ns, XTASK};
-
-/// Enters network namespace `ns` on this thread (for a thread spawned to do so).
-fn enter_netns(ns: &str) {
-    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("the namespace exists");
-    // SAFETY: a valid fd; setns only changes this thread's network namespace.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-}
+use e2e::netns::enter_netns;
 
 /// Does to TAP `ifname` in namespace `ns` what QEMU's virtio-net backend does (vnet
 /// headers, checksum and segmentation offloads), then lets go, as QEMU does on exit.

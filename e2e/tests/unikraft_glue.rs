@@ -2,7 +2,7 @@
 //! rt-unikraft/glue/rt_glue.h and docs/unikraft.md). Host-only checks of the same glue
 //! are in rt-unikraft's own tests (`cargo test -p rt-unikraft`).
 //!
-//! Like xtask/tests/unikraft.rs, these need the pinned sources and QEMU (otherwise they
+//! Like e2e/tests/unikraft.rs, these need the pinned sources and QEMU (otherwise they
 //! print `SKIP:`), and the network ones need root for a namespace with a TAP.
 
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{build_first, is_root, show, skip, skip_unprovisioned, start_until, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, start_until, Guest, Ns, XTASK};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -23,15 +23,7 @@ fn workspace_root() -> PathBuf {
 /// Takes the lock and checks sources, QEMU and root; `None` after printing why not.
 fn ready_or_skip(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
-    if !out.status.success() {
-        skip_unprovisioned(test, &format!("`xtask sources` failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
-        return None;
-    }
-    if !on_path("qemu-system-x86_64") {
-        skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-        return None;
-    }
+    common::unikraft::sources_or_skip(test)?;
     if !is_root() {
         skip(&format!("{test}: not root (needs a network namespace and TAP)"));
         return None;

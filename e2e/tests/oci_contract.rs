@@ -28,8 +28,7 @@ fn work_dir() -> PathBuf {
 }
 
 fn ready(test: &str, needs_root: bool) -> bool {
-    if cargo_unikraft::sources::provisioned().is_err() {
-        skip_unprovisioned(test, "the Unikraft sources are not provisioned (cargo xtask fetch)");
+    if common::unikraft::sources_or_skip(test).is_none() {
         return false;
     }
     for tool in ["umoci", "skopeo", "qemu-system-x86_64", "curl"] {
@@ -53,7 +52,7 @@ fn write_layout(example: &str, output: &Path, cmd: &[&str]) {
 /// [`write_layout`] for `target`.
 fn write_layout_for(example: &str, target: &str, output: &Path, cmd: &[&str]) {
     let out = Command::new(XTASK)
-        .args(["oci", "--example", example, "--target", target, "--output"])
+        .args(["oci", "--example", example, "--plat", target, "--output"])
         .arg(output)
         .arg("--")
         .args(cmd)

@@ -12,7 +12,7 @@ use common::{build_first, is_root, show, skip, skip_unprovisioned, start_until, 
 
 fn solo5_run(target: &str, args: &[&str]) -> Output {
     Command::new(XTASK)
-        .args(["solo5-run", "--target", target, "--example", "hello", "--"])
+        .args(["solo5-run", "--plat", target, "--example", "hello", "--"])
         .args(args)
         .output()
         .expect("run xtask solo5-run")

@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{build_first, is_root, show, skip, skip_unprovisioned, Guest, Ns, XTASK};
+use common::{build_first, is_root, show, skip, Guest, Ns, XTASK};
 
 /// Spawns `cmd` (in its own process group) and collects its stdout lines until one
 /// contains `ready`, returning the guest and the lines seen.
@@ -42,24 +42,10 @@ fn start_collecting(mut cmd: Command, ready: &str, timeout: Duration) -> (Guest,
     }
 }
 
-fn sources_provisioned(test: &str) -> bool {
-    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
-    if out.status.success() {
-        return true;
-    }
-    let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(
-        err.contains("the Unikraft sources are not provisioned"),
-        "{test}: the Unikraft sources are provisioned but unusable (`xtask sources` failed: {err})"
-    );
-    skip_unprovisioned(test, "the Unikraft sources are not provisioned (`cargo xtask fetch`)");
-    false
-}
-
 #[test]
 fn std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft() {
     let test = "std_echo_serves_tcp_and_udp_and_sees_refusals_on_unikraft";
-    if !sources_provisioned(test) {
+    if common::unikraft::sources_or_skip(test).is_none() {
         return;
     }
     if !is_root() {
@@ -173,7 +159,7 @@ fn which(program: &str) -> Option<String> {
 #[test]
 fn tokio_http_serves_curl_wrk_and_ab_on_unikraft() {
     let test = "tokio_http_serves_curl_wrk_and_ab_on_unikraft";
-    if !sources_provisioned(test) {
+    if common::unikraft::sources_or_skip(test).is_none() {
         return;
     }
     if !is_root() {

@@ -1,4 +1,4 @@
-// The guest of xtask/tests/unikraft_device_edge.rs (copied into target/test-apps/ and
+// The guest of e2e/tests/unikraft_device_edge.rs (copied into target/test-apps/ and
 // built as a Unikraft image; not a test target of its own). The first boot argument picks the scenario; each prints its
 // verdict as one `<scenario>: ...` line.
 use std::future::Future;

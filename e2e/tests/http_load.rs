@@ -13,14 +13,14 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{build_first, is_root, show, skip, skip_unprovisioned, start_until, Ns, XTASK};
+use e2e::netns::in_netns;
 
 /// One load test at a time: they measure a guest, and two would share the two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -107,7 +107,7 @@ fn exercise(test: &str, ns_tag: &str, ns: &Ns, load: &Load) {
     let wrk = wrk_gets_no_error(ns, load.wrk_seconds);
     let held = idle_and_slow_clients_neither_stop_it_nor_stay_open(ns, &name, load.ab_requests / 4);
     let kept = clients_that_never_close_do_not_fill_it(ns, &name, load.ab_requests / 4);
-    let page = in_ns(&name, || exchange(b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(30)));
+    let page = in_netns(&name, || exchange(b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(30)));
     assert!(page.starts_with("HTTP/1.0 200 OK"), "the guest stopped serving after the load: {page:?}");
     eprintln!("{test}: {ab}; {wrk}; {held}; {kept} ({:.0?} in all)", started.elapsed());
 }
@@ -116,26 +116,26 @@ fn exercise(test: &str, ns_tag: &str, ns: &Ns, load: &Load) {
 /// its answer and is closed. Then a normal request still works.
 fn bad_requests_get_an_answer_and_a_close(ns_name: &str) {
     let t = Duration::from_secs(30);
-    let lf_only = in_ns(ns_name, move || exchange(b"GET / HTTP/1.0\nHost: guest\n\n", t));
+    let lf_only = in_netns(ns_name, move || exchange(b"GET / HTTP/1.0\nHost: guest\n\n", t));
     assert!(lf_only.starts_with("HTTP/1.0 200 OK") && lf_only.contains("Hello from a unikernel"), "{lf_only:?}");
 
     let mut big = b"GET / HTTP/1.0\r\nX-Filler: ".to_vec();
     big.resize(9 * 1024, b'a');
-    let too_large = in_ns(ns_name, move || exchange(&big, t));
+    let too_large = in_netns(ns_name, move || exchange(&big, t));
     assert!(too_large.starts_with("HTTP/1.0 431 "), "{too_large:?}");
 
     // A request cut short by the client's FIN: an answer, not a socket in CLOSE-WAIT.
-    let cut = in_ns(ns_name, move || exchange_then(b"GET / HTTP/1.0\r\nHost: gu", t, true));
+    let cut = in_netns(ns_name, move || exchange_then(b"GET / HTTP/1.0\r\nHost: gu", t, true));
     assert!(cut.starts_with("HTTP/1.0 400 "), "{cut:?}");
 
-    let post = in_ns(ns_name, move || exchange(b"POST / HTTP/1.0\r\nContent-Length: 0\r\n\r\n", t));
+    let post = in_netns(ns_name, move || exchange(b"POST / HTTP/1.0\r\nContent-Length: 0\r\n\r\n", t));
     assert!(post.starts_with("HTTP/1.0 405 ") && post.contains("Allow: GET, HEAD"), "{post:?}");
 
-    let head = in_ns(ns_name, move || exchange(b"HEAD / HTTP/1.0\r\n\r\n", t));
+    let head = in_netns(ns_name, move || exchange(b"HEAD / HTTP/1.0\r\n\r\n", t));
     assert!(head.starts_with("HTTP/1.0 200 OK") && head.ends_with("\r\n\r\n"), "{head:?}");
 
     // A request split into many segments still arrives whole.
-    let split = in_ns(ns_name, move || {
+    let split = in_netns(ns_name, move || {
         let mut s = connect();
         for part in [&b"GET / HT"[..], b"TP/1.0\r", b"\nHost: g\r\n", b"\r\n"] {
             s.write_all(part).unwrap();
@@ -200,7 +200,7 @@ fn idle_and_slow_clients_neither_stop_it_nor_stay_open(ns: &Ns, ns_name: &str, r
     const IDLE: usize = 200;
     const SLOW: usize = 20;
     let opened = Instant::now();
-    let (idle, slow) = in_ns(ns_name, || {
+    let (idle, slow) = in_netns(ns_name, || {
         let idle: Vec<TcpStream> = (0..IDLE).map(|_| connect()).collect();
         let slow: Vec<thread::JoinHandle<Option<Duration>>> = (0..SLOW)
             .map(|_| {
@@ -226,7 +226,7 @@ fn idle_and_slow_clients_neither_stop_it_nor_stay_open(ns: &Ns, ns_name: &str, r
     // the newest would be refused: see docs/runtime.md.)
     thread::sleep(Duration::from_millis(500));
     let ab = ab_gets_no_failed_request(ns, requests);
-    let page = in_ns(ns_name, || exchange(b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(30)));
+    let page = in_netns(ns_name, || exchange(b"GET / HTTP/1.0\r\n\r\n", Duration::from_secs(30)));
     assert!(page.starts_with("HTTP/1.0 200 OK"), "no page while idle and slow clients were open: {page:?}");
     let served_after = opened.elapsed();
 
@@ -257,7 +257,7 @@ fn idle_and_slow_clients_neither_stop_it_nor_stay_open(ns: &Ns, ns_name: &str, r
 /// side open; every one is answered, and so is `ab` at 64 connections after them.
 fn clients_that_never_close_do_not_fill_it(ns: &Ns, ns_name: &str, requests: u32) -> String {
     const CLIENTS: usize = 300;
-    let kept = in_ns(ns_name, || {
+    let kept = in_netns(ns_name, || {
         (0..CLIENTS)
             .map(|i| {
                 let mut s = connect();
@@ -305,21 +305,6 @@ fn read_to_end(mut s: TcpStream, timeout: Duration) -> String {
     }
 }
 
-/// Runs `f` on a thread that has entered the network namespace `name` (sockets it and
-/// the threads it spawns open are the namespace's), and returns its result.
-fn in_ns<R: Send + 'static>(name: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let path = PathBuf::from("/var/run/netns").join(name);
-    thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        // SAFETY: setns on a valid namespace fd; it changes only this thread's namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {}: {}", path.display(), std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
 /// The number after `label` on its line of a tool's report.
 fn field(text: &str, label: &str) -> Option<u64> {
     text.lines().find_map(|l| l.strip_prefix(label)).and_then(|v| v.split_whitespace().next()?.parse().ok())
@@ -339,21 +324,7 @@ fn root_and_tools(test: &str) -> bool {
 }
 
 fn unikraft_provisioned(test: &str) -> bool {
-    let out = Command::new(XTASK).arg("sources").output().expect("run xtask sources");
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr).split_whitespace().collect::<Vec<_>>().join(" ");
-        if err.contains("not provisioned") || err.is_empty() {
-            skip_unprovisioned(test, "the Unikraft sources are not provisioned (`cargo xtask fetch`)");
-            return false;
-        }
-        panic!("{test}: the Unikraft sources are not usable (`xtask sources` failed: {err})");
-    }
-    let qemu = Command::new("sh").args(["-c", "command -v qemu-system-x86_64"]).output().unwrap();
-    if !qemu.status.success() {
-        skip(&format!("{test}: qemu-system-x86_64 is not installed"));
-        return false;
-    }
-    true
+    common::unikraft::sources_or_skip(test).is_some()
 }
 
 fn solo5_provisioned(test: &str) -> bool {
