@@ -382,6 +382,11 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
          # Every exit(code) goes through the glue's __wrap_exit, which carries the code out of\n\
          # the VM (Unikraft's exit_group drops it).\n\
          LDFLAGS-y += -Wl,--wrap=exit\n\n\
+         # abort() reports status 134, as SIGABRT on Linux, through the glue's __wrap_abort\n\
+         # (lib-musl's halts the VM as a crash, with no exit status).\n\
+         LDFLAGS-y += -Wl,--wrap=abort\n\n\
+         # dlsym finds the libc functions gnu-target crates look up at run time (getrandom).\n\
+         LDFLAGS-y += -Wl,--wrap=dlsym\n\n\
          # Unikraft 0.16.3 decides whether to notify a virtio device as if one buffer had been\n\
          # added since the last notification, and under VIRTIO_F_EVENT_IDX skips ones the device\n\
          # waits for; the glue's wrapper always notifies (glue/main.c).\n\

@@ -65,14 +65,17 @@ impl TestArgs {
                 &test_app,
                 Target::UnikraftQemu,
                 &image,
-                test_app.spec.memory_mib,
+                test_app.spec.memory_mib.max(TEST_MEMORY_MIB),
                 Accel::Auto,
-                &Devices::default(),
+                &harness_devices(),
             )?;
             let limits = console::Limits::total(Duration::from_secs(self.timeout));
             let finished = console::run(&*guest, guest.command(&self.args), limits, |line| println!("{line}"))?;
             match finished.exit {
                 GuestExit::App(0) => {}
+                GuestExit::App(_) if finished.aborted.is_some() => {
+                    failed.push(format!("`{}` ({})", harness.target, finished.aborted.unwrap_or_default()))
+                }
                 GuestExit::App(code) => failed.push(format!("`{}` (exit status {code})", harness.target)),
                 GuestExit::NotReported(why) => failed.push(format!("`{}` ({why})", harness.target)),
             }
@@ -85,6 +88,22 @@ impl TestArgs {
             Ok(101)
         }
     }
+}
+
+/// The least memory a test image gets (the app's `memory` when larger). Real suites
+/// allocate far more than an app: one saw `memory allocation of 17825792 bytes failed` in
+/// the default 64 MiB. QEMU only backs pages the guest touches, and a 2 GiB guest boots as
+/// fast as a 64 MiB one (0.3 s under TCG; QEMU's resident size grows by ~40 MB).
+pub const TEST_MEMORY_MIB: u32 = 1024;
+
+/// The stack of each libtest thread, as on Linux (std's 2 MiB default). The glue's default
+/// for apps is 256 KiB (Unikraft backs a whole stack up front), too little for suites that
+/// recurse deeply, and a Unikraft stack has no guard page to stop an overflow.
+const TEST_THREAD_STACK: &str = "RUST_MIN_STACK=2097152";
+
+/// What every harness's guest gets: no devices; the environment.
+fn harness_devices() -> Devices {
+    Devices { env: vec![TEST_THREAD_STACK.parse().expect("a valid KEY=VALUE")], ..Devices::default() }
 }
 
 /// `cargo test --no-run` with this tool as the linker: the harness archives.
