@@ -127,7 +127,9 @@ fn failure_message<'a>(name: &str, lines: &mut std::iter::Peekable<impl Iterator
             break;
         }
         lines.next();
-        if let Some(at) = line.strip_prefix("thread '").and_then(|l| l.split_once("' panicked at ")) {
+        // `thread 'NAME' panicked at FILE:LINE:COL:`; newer std adds the thread id:
+        // `thread 'NAME' (2) panicked at ...`.
+        if let Some(at) = line.strip_prefix("thread '").and_then(|l| l.split_once(" panicked at ")) {
             location = Some(at.1.trim_end_matches(':').to_string());
         } else if !line.is_empty() {
             return match location {
@@ -193,7 +195,7 @@ failures:
 
 ---- b stdout ----
 
-thread 'b' panicked at src/lib.rs:10:5:
+thread 'b' (2) panicked at src/lib.rs:10:5:
 assertion `left == right` failed
   left: 1
 
