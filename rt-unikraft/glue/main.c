@@ -164,9 +164,14 @@ static int rt_unikraft_drop_stop_sequence(int argc, char *argv[])
 	return argc - 1;
 }
 
+/* Defined by socket.c when the image has std's sockets (`sockets = true`). */
+void rt_unikraft_sockets_boot(void) __attribute__((weak));
+
 int main(int argc, char *argv[])
 {
 	argc = rt_unikraft_drop_stop_sequence(argc, argv);
+	if (rt_unikraft_sockets_boot)
+		rt_unikraft_sockets_boot();
 	atexit(rt_unikraft_report_exit);
 	rt_unikraft_default_thread_stack();
 	exit(unikernel_main(argc, argv));

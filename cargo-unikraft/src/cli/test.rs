@@ -149,13 +149,14 @@ fn build_harnesses(app: &App) -> Result<Vec<Harness>> {
 fn harness_app(app: &App, harness: &Harness) -> Result<App> {
     let mut test_app = app.clone();
     test_app.spec.name = test_name(&app.spec.name);
+    crate::plain_sockets::add_to(&mut test_app)?;
     let dir = test_app.unikraft_dir();
     let archive = dir.join("harness.a");
     fs::create_dir_all(&dir)?;
     fs::copy(&harness.archive, &archive)
         .with_context(|| format!("copy {} to {}", harness.archive.display(), archive.display()))?;
     // The crate's socket driver (sockets = true) goes into every harness's image too.
-    let extra_archives = app.build.linked_bin.as_ref().map(|b| b.extra_archives.clone()).unwrap_or_default();
+    let extra_archives = test_app.build.linked_bin.as_ref().map(|b| b.extra_archives.clone()).unwrap_or_default();
     test_app.build.linked_bin = Some(LinkedBin { archive: path_str(&archive)?, cargo: None, extra_archives });
     Ok(test_app)
 }
