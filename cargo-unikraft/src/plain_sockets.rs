@@ -23,6 +23,38 @@ use anyhow::{bail, Context, Result};
 
 use crate::app::{cargo, path_str};
 
+/// Gives a plain crate's app std's sockets as `devices = ["net"]` with `sockets = true`
+/// would (the kconfig of both, the glue's net and socket C files, the driver's archive),
+/// when it does not have them already. `cargo unikraft test` does this for every test
+/// image: test suites talk to themselves over 127.0.0.1 as freely as on Linux (the
+/// loopback needs no net device attached).
+pub fn add_to(app: &mut crate::app::App) -> Result<()> {
+    if app.spec.sockets {
+        return Ok(());
+    }
+    let Some(linked_bin) = app.build.linked_bin.as_mut() else { return Ok(()) };
+    let glue_dir = app
+        .build
+        .glue_sources
+        .first()
+        .and_then(|main| Path::new(main).parent())
+        .context("a plain binary's glue has its main.c")?
+        .to_path_buf();
+    for file in ["netdev.c", "blkdev.c", "socket.c"] {
+        app.build.glue_sources.push(path_str(&glue_dir.join(file))?);
+    }
+    linked_bin.extra_archives.push(path_str(&archive_path(&app.target_dir))?);
+    let net = kraftfile_gen::KNOWN_DEVICES.iter().find(|(name, _)| *name == "net").map_or(&[][..], |(_, o)| *o);
+    for option in net.iter().chain(kraftfile_gen::SOCKETS_KCONFIG) {
+        app.spec.kconfig.entry(option.to_string()).or_insert_with(|| "y".to_string());
+    }
+    if !app.spec.devices.iter().any(|d| d == "net") {
+        app.spec.devices.push("net".to_string());
+    }
+    app.spec.sockets = true;
+    Ok(())
+}
+
 /// The functions `glue/socket.c` calls: the driver's whole interface.
 const DRIVER_SYMBOLS: &[&str] = &[
     "rtuk_sock_create",

@@ -197,12 +197,18 @@ fn run() -> i32 {
     assert!(!makefile.contains(&workspace_root().join("target").display().to_string()), "{makefile}");
 }
 
-#[test]
-fn cargo_unikraft_test_reports_passing_and_failing_tests_like_cargo_test() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !provisioned("cargo_unikraft_test_reports_passing_and_failing_tests") {
-        return;
-    }
+/// A test whose allocation fails: Rust prints `memory allocation of N bytes failed` and
+/// aborts (on Linux: SIGABRT, status 134).
+const ABORTS: &str = r#"#[test]
+fn runs_out_of_memory() {
+    let huge: Vec<u8> = Vec::with_capacity(1 << 40);
+    std::hint::black_box(&huge);
+}
+"#;
+
+/// A library with passing and failing tests, and a harness that aborts (a failed
+/// allocation), as `cargo unikraft test` meets them.
+fn tested_crate() -> PathBuf {
     let dir = outside_dir().join("tested");
     let lib = r#"pub fn add(a: u32, b: u32) -> u32 {
     a + b
@@ -238,7 +244,21 @@ fn fails_on_purpose() {
 }
 "#;
     let cargo_toml = "[package]\nname = \"tested\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
-    write_crate(&dir, &[("Cargo.toml", cargo_toml), ("src/lib.rs", lib), ("tests/outside.rs", failing)]);
+    write_crate(
+        &dir,
+        &[("Cargo.toml", cargo_toml), ("src/lib.rs", lib), ("tests/outside.rs", failing), ("tests/aborts.rs", ABORTS)],
+    );
+
+    dir
+}
+
+#[test]
+fn cargo_unikraft_test_reports_passing_and_failing_tests_like_cargo_test() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("cargo_unikraft_test_reports_passing_and_failing_tests") {
+        return;
+    }
+    let dir = tested_crate();
 
     let out = tool(&dir, &["test"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -301,6 +321,36 @@ fn fails_on_purpose() {
     assert_eq!(images.len(), 1, "{}", show(&out));
     assert!(images[0].ends_with("tested_test/images/lib") && Path::new(images[0]).is_file(), "{}", show(&out));
     assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+/// A test harness that aborts is reported as an abort, with the status Linux gives
+/// (SIGABRT: 134) and the last line it printed, not as a guest that "stopped without
+/// reporting an exit code" (lib-musl's abort halted the VM as a crash, QEMU exited 0).
+#[test]
+fn an_aborting_test_harness_is_reported_as_an_abort_with_its_last_line() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !provisioned("an_aborting_test_harness_is_reported_as_an_abort_with_its_last_line") {
+        return;
+    }
+    let dir = tested_crate();
+    let message = "memory allocation of 1099511627776 bytes failed";
+    // Linux first: the same harness dies of SIGABRT after the message.
+    let linux = Command::new("cargo").args(["test", "-q", "--test", "aborts"]).current_dir(&dir).output().unwrap();
+    let linux_stderr = String::from_utf8_lossy(&linux.stderr);
+    assert!(linux_stderr.contains(message) && linux_stderr.contains("SIGABRT"), "{}", show(&linux));
+
+    let out = tool(&dir, &["test", "--", "runs_out_of_memory"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reported = stderr
+        .lines()
+        .find(|l| l.starts_with("error: test failed in"))
+        .unwrap_or_else(|| panic!("no failure line: {}", show(&out)));
+    assert!(reported.contains("`aborts` (aborted: status 134, SIGABRT on Linux"), "{}", show(&out));
+    assert!(reported.contains(message), "the last line is missing: {}", show(&out));
+    assert!(!stderr.contains("without reporting an exit code"), "{}", show(&out));
+    // The other harnesses (no test matches the filter in them) passed.
+    assert!(!reported.contains("`lib`") && !reported.contains("`outside`"), "{}", show(&out));
+    assert_eq!(out.status.code(), Some(101), "{}", show(&out));
 }
 
 /// Two builds of one app at once used to rewrite each other's files; now the second waits

@@ -64,6 +64,19 @@ pub const LINK_WRAPS: &[LinkWrap] = &[
         ],
     },
     LinkWrap {
+        symbol: "abort",
+        sockets_only: false,
+        why: &[
+            "abort() reports status 134, as SIGABRT on Linux, through the glue's __wrap_abort",
+            "(lib-musl's halts the VM as a crash, with no exit status).",
+        ],
+    },
+    LinkWrap {
+        symbol: "dlsym",
+        sockets_only: false,
+        why: &["dlsym finds the libc functions gnu-target crates look up at run time (getrandom)."],
+    },
+    LinkWrap {
         symbol: "virtqueue_notify_enabled",
         sockets_only: false,
         why: &[

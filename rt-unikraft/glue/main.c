@@ -34,10 +34,18 @@
  * as "the app exited 0". Only 7 bits survive QEMU's exit status, so a status of
  * RT_UNIKRAFT_EXIT_EXACT_MAX or more is also printed on the console as
  * "rt-unikraft: exit status N", which the runner reads.
+ *
+ * abort(): lib-musl's halts the VM as a crash (`CRIT: [libmusl] abort called`), which
+ * QEMU ends with status 0, so the runner could only say that no exit code came. The link
+ * wraps it (-Wl,--wrap=abort) and `__wrap_abort` reports status 134 instead, the status a
+ * process killed by SIGABRT has on Linux, after the line RT_UNIKRAFT_ABORT_LINE.
  */
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 #include <uk/plat/bootstrap.h>
 
 /* The I/O port of the isa-debug-exit device the runner adds (not Unikraft's own 0x501,
@@ -45,6 +53,10 @@
 #define RT_UNIKRAFT_EXIT_PORT 0xf4
 /* Statuses below this are carried exactly by the port; the rest also on the console. */
 #define RT_UNIKRAFT_EXIT_EXACT_MAX 126
+/* What an abort reports: the status of a process killed by SIGABRT (128 + 6). */
+#define RT_UNIKRAFT_ABORT_STATUS 134
+/* The console line an abort prints before its status line (the runner reads it). */
+#define RT_UNIKRAFT_ABORT_LINE "rt-unikraft: abort"
 
 #include "std_shims.inc"
 #include "dl_find_object.inc"
@@ -54,26 +66,45 @@ void __real_exit(int code) __attribute__((noreturn));
 
 static volatile int rt_unikraft_exit_code;
 
+/* Writes a status to the exit device; returns only when there is none. */
+static void rt_unikraft_exit_port(unsigned int status)
+{
+	unsigned int value = status >= RT_UNIKRAFT_EXIT_EXACT_MAX ? RT_UNIKRAFT_EXIT_EXACT_MAX + 1 : status + 1;
+
+	/* Ring 0: port I/O is allowed; an unclaimed port is ignored by the VMM. */
+	__asm__ __volatile__("outl %0, %w1" : : "a"(value), "Nd"(RT_UNIKRAFT_EXIT_PORT));
+}
+
 static void rt_unikraft_report_exit(void)
 {
 	int code = rt_unikraft_exit_code;
 	unsigned int status = (unsigned int)code & 0xff;
-	unsigned int value;
 
 	if (code != 0 && status == 0)
 		status = 255;
-	if (status >= RT_UNIKRAFT_EXIT_EXACT_MAX) {
+	if (status >= RT_UNIKRAFT_EXIT_EXACT_MAX)
 		printf("rt-unikraft: exit status %u\n", status);
-		value = RT_UNIKRAFT_EXIT_EXACT_MAX + 1;
-	} else {
-		value = status + 1;
-	}
 	fflush(NULL);
-	/* Ring 0: port I/O is allowed; an unclaimed port is ignored by the VMM. */
-	__asm__ __volatile__("outl %0, %w1" : : "a"(value), "Nd"(RT_UNIKRAFT_EXIT_PORT));
+	rt_unikraft_exit_port(status);
 	/* Still here: no exit device. The last exit handler (registered first), so nothing
 	 * else is left to run. */
 	ukplat_terminate(UKPLAT_HALT);
+}
+
+/*
+ * Rust's aborts come here: std::process::abort, a failed allocation ("memory allocation
+ * of N bytes failed"), a panic while panicking, libgcc's unwinder giving up. As with a
+ * real abort, no exit handler runs and stdio is not flushed; the lines go out with
+ * write(2), which takes no stdio lock (the aborting thread may hold one). Then a crash
+ * for a VMM without the exit device (pvpanic; QEMU as urunc or kraftkit starts it).
+ */
+__attribute__((noreturn)) void __wrap_abort(void)
+{
+	static const char lines[] = "\n" RT_UNIKRAFT_ABORT_LINE "\nrt-unikraft: exit status 134\n";
+
+	(void)!write(2, lines, sizeof(lines) - 1);
+	rt_unikraft_exit_port(RT_UNIKRAFT_ABORT_STATUS);
+	ukplat_terminate(UKPLAT_CRASH);
 }
 
 /*
@@ -100,6 +131,23 @@ void __wrap_exit(int code)
 }
 
 /*
+ * dlsym(): crates built for the gnu target look newer libc functions up at run time
+ * instead of linking them; the getrandom crate (0.3, under rand 0.9's and 0.10's
+ * ThreadRng) asks for `getrandom` this way and otherwise reads /dev/urandom. lib-musl's
+ * dlsym finds nothing (there is no dynamic linker) and an image has no /dev/urandom, so
+ * rand failed with "No such file or directory (os error 2)" where Linux gives random
+ * bytes. The link wraps dlsym (-Wl,--wrap=dlsym): the functions lib-musl has are
+ * answered here, anything else goes to lib-musl's dlsym as before.
+ */
+void *__real_dlsym(void *restrict handle, const char *restrict name);
+void *__wrap_dlsym(void *restrict handle, const char *restrict name)
+{
+	if (handle == RTLD_DEFAULT && name && strcmp(name, "getrandom") == 0)
+		return (void *)getrandom;
+	return __real_dlsym(handle, name);
+}
+
+/*
  * The app's arguments follow the first `--` of the kernel command line (Unikraft's
  * parameters precede it; cargo-unikraft/src/runner/cmdline.rs). Unikraft removes
  * `<params> --` itself, but leaves a `--` that has no parameter before it; drop that one
@@ -116,9 +164,14 @@ static int rt_unikraft_drop_stop_sequence(int argc, char *argv[])
 	return argc - 1;
 }
 
+/* Defined by socket.c when the image has std's sockets (`sockets = true`). */
+void rt_unikraft_sockets_boot(void) __attribute__((weak));
+
 int main(int argc, char *argv[])
 {
 	argc = rt_unikraft_drop_stop_sequence(argc, argv);
+	if (rt_unikraft_sockets_boot)
+		rt_unikraft_sockets_boot();
 	atexit(rt_unikraft_report_exit);
 	rt_unikraft_default_thread_stack();
 	exit(unikernel_main(argc, argv));

@@ -27,9 +27,33 @@
 #include "rt_glue.h"
 
 #if CONFIG_LIBPOSIX_SOCKET
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 #include <uk/socket_driver.h>
+
+/*
+ * `localhost` for musl's resolver, in /etc/hosts unless the app's filesystem has one.
+ * Called by the glue's main before the app starts (main.c's weak declaration): std
+ * resolves "localhost:port" before it creates any socket, so the socket layer writing the
+ * file when it starts (on the first socket()) came too late, and bind("localhost:20000")
+ * failed with "failed to lookup address information" (serde_json's tests).
+ */
+void rt_unikraft_sockets_boot(void)
+{
+	FILE *hosts;
+
+	if (access("/etc/hosts", F_OK) == 0)
+		return;
+	mkdir("/etc", 0755);
+	hosts = fopen("/etc/hosts", "w");
+	if (!hosts)
+		return;
+	fputs("127.0.0.1\tlocalhost\n", hosts);
+	fclose(hosts);
+}
 
 /* struct rtuk_iovec is struct iovec under another name (the header stays libc-free). */
 _Static_assert(sizeof(struct rtuk_iovec) == sizeof(struct iovec), "rtuk_iovec size");

@@ -3,6 +3,7 @@
 //! * `cargo xtask run [--backend unix] [--example hello] [-- boot args]`
 //! * `cargo xtask conformance --backend unix|hosted-musl|unikraft|solo5`
 //! * `cargo xtask bench-unikraft | bench-runtime | bench-net | bench-block`
+//! * `cargo xtask corpus [CRATE...]`: crates.io crates' test suites on Linux and on Unikraft
 //! * `kraft-run`, `kraft-gen`, `oci`, `solo5-run`, `fetch`, `doctor`: `cargo unikraft run`, `gen`, `oci`,
 //!   `run --plat solo5/...`, `fetch` and `doctor`, with `--example NAME` for this
 //!   repository's examples.
@@ -16,6 +17,7 @@ mod bench_plain;
 mod bench_sockets;
 mod bench_sockets_plain;
 mod conformance;
+mod corpus;
 mod examples;
 #[allow(unsafe_code)] // signal handlers, pipes and kill(2) through libc; each block says why it is sound
 mod netns;
@@ -100,6 +102,9 @@ enum Cmd {
         #[arg(long, default_value_t = 512)]
         requests: u64,
     },
+    /// Real crates' own test suites from crates.io, on Linux and inside unikernels: a
+    /// table of passed/failed/ignored on each (long: one Unikraft build per crate).
+    Corpus(corpus::CorpusArgs),
     /// `cargo unikraft doctor`.
     Doctor,
     /// Run the conformance app on a backend and check its report.
@@ -227,6 +232,7 @@ fn real_main() -> Result<u8> {
             println!("musl_tarball={}", found.musl_tarball.display());
             Ok(0)
         }
+        Cmd::Corpus(args) => corpus::corpus(&args),
         Cmd::Doctor => {
             cargo_unikraft::doctor::report();
             Ok(0)

@@ -159,9 +159,10 @@ impl TestArgs {
                 println!("{}", keep_image(&test_app, harness, &image)?.display());
                 continue;
             }
-            let memory_mib = self.memory_mib.unwrap_or(test_app.spec.memory_mib);
+            // `--memory-mib`, or the app's memory but at least what real test suites need.
+            let memory_mib = self.memory_mib.unwrap_or(test_app.spec.memory_mib.max(TEST_MEMORY_MIB));
             let guest =
-                pipeline::guest(&test_app, Target::UnikraftQemu, &image, memory_mib, Accel::Auto, &Devices::default())?;
+                pipeline::guest(&test_app, Target::UnikraftQemu, &image, memory_mib, Accel::Auto, &harness_devices())?;
             let limits = console::Limits::total(Duration::from_secs(self.timeout));
             // Each harness's console is kept (target/unikraft/<crate>_test/logs/).
             let mut log = ConsoleLog::create(&test_app.unikraft_dir(), &harness.target);
@@ -173,6 +174,9 @@ impl TestArgs {
             log.report_failure(&finished.exit);
             match finished.exit {
                 GuestExit::App(0) => {}
+                GuestExit::App(_) if finished.aborted.is_some() => {
+                    failed.push(format!("`{}` ({})", harness.target, finished.aborted.unwrap_or_default()))
+                }
                 GuestExit::App(code) => failed.push(format!("`{}` (exit status {code})", harness.target)),
                 GuestExit::NotReported(why) => failed.push(format!("`{}` ({why})", harness.target)),
             }
@@ -214,6 +218,22 @@ impl TestArgs {
         }
         args
     }
+}
+
+/// The least memory a test image gets (the app's `memory` when larger). Real suites
+/// allocate far more than an app: one saw `memory allocation of 17825792 bytes failed` in
+/// the default 64 MiB. QEMU only backs pages the guest touches, and a 2 GiB guest boots as
+/// fast as a 64 MiB one (0.3 s under TCG; QEMU's resident size grows by ~40 MB).
+pub const TEST_MEMORY_MIB: u32 = 1024;
+
+/// The stack of each libtest thread, as on Linux (std's 2 MiB default). The glue's default
+/// for apps is 256 KiB (Unikraft backs a whole stack up front), too little for suites that
+/// recurse deeply, and a Unikraft stack has no guard page to stop an overflow.
+const TEST_THREAD_STACK: &str = "RUST_MIN_STACK=2097152";
+
+/// What every harness's guest gets: no devices; the environment.
+fn harness_devices() -> Devices {
+    Devices { env: vec![TEST_THREAD_STACK.parse().expect("a valid KEY=VALUE")], ..Devices::default() }
 }
 
 /// `cargo test --no-run` with this tool as the linker: the harness archives.
@@ -279,13 +299,14 @@ fn keep_image(test_app: &App, harness: &Harness, image: &Path) -> Result<PathBuf
 fn harness_app(app: &App, harness: &Harness) -> Result<App> {
     let mut test_app = app.clone();
     test_app.spec.name = test_name(&app.spec.name);
+    crate::plain_sockets::add_to(&mut test_app)?;
     let dir = test_app.unikraft_dir();
     let archive = dir.join("harness.a");
     fs::create_dir_all(&dir)?;
     fs::copy(&harness.archive, &archive)
         .with_context(|| format!("copy {} to {}", harness.archive.display(), archive.display()))?;
     // The crate's socket driver (sockets = true) goes into every harness's image too.
-    let extra_archives = app.build.linked_bin.as_ref().map(|b| b.extra_archives.clone()).unwrap_or_default();
+    let extra_archives = test_app.build.linked_bin.as_ref().map(|b| b.extra_archives.clone()).unwrap_or_default();
     test_app.build.linked_bin = Some(LinkedBin { archive: path_str(&archive)?, cargo: None, extra_archives });
     Ok(test_app)
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{Guest, GuestExit};
+use super::{abort, Guest, GuestExit};
 
 /// What a finished run left behind.
 #[derive(Debug)]
@@ -18,6 +18,9 @@ pub struct Finished {
     pub exit: GuestExit,
     /// Whether the deadline passed and the guest was killed.
     pub timed_out: bool,
+    /// When the app aborted (status 134, as SIGABRT on Linux): that, with the last line
+    /// it printed ([`abort::describe`]).
+    pub aborted: Option<String>,
 }
 
 /// How long a guest may take.
@@ -105,7 +108,12 @@ pub fn run(guest: &dyn Guest, mut cmd: Command, limits: Limits, mut on_line: imp
     } else {
         guest.exit(status, &transcript)
     };
-    Ok(Finished { transcript, exit, timed_out })
+    let aborted = (exit == GuestExit::App(abort::ABORT_STATUS) && abort::aborted(&transcript))
+        .then(|| abort::describe(&transcript));
+    if let Some(why) = &aborted {
+        eprintln!("cargo-unikraft: the app {why}");
+    }
+    Ok(Finished { transcript, exit, timed_out, aborted })
 }
 
 fn forward(stream: impl Read + Send + 'static, tx: Sender<String>) {

@@ -11,6 +11,7 @@
 //! [`console::run`] is the one loop that reads a guest's console until it ends or a
 //! deadline passes.
 
+pub mod abort;
 pub mod backtrace;
 pub mod cmdline;
 pub mod console;

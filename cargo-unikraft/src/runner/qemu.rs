@@ -13,7 +13,7 @@ use super::guest_env::{self, EnvVar};
 use super::kvm::kvm_problem;
 use super::usernet::{self, PublishedPort};
 use super::volume::{self, Volume};
-use super::{Accel, Guest, GuestExit};
+use super::{abort, Accel, Guest, GuestExit};
 
 /// The port of the `isa-debug-exit` device (rt-unikraft/glue/main.c's
 /// `RT_UNIKRAFT_EXIT_PORT`).
@@ -28,8 +28,14 @@ const EXIT_STATUS_LINE: &str = console_protocol::exit_status::PREFIX;
 /// `min(status, EXIT_EXACT_MAX) + 1` to `isa-debug-exit`, and QEMU exits with
 /// `(value << 1) | 1`; anything else is QEMU's own status (1: QEMU failed, for instance
 /// to open a disk image; 0: the guest halted or rebooted without the app reporting).
+///
+/// An abort inside lib-musl halts the VM as a crash (status 0) with Unikraft's
+/// `[libmusl] abort called`: that is an abort, 134 as on Linux ([`abort`]).
 pub fn decode_qemu_status(status: i32, console: &str) -> GuestExit {
     let value = (status - 1) / 2;
+    if status == 0 && abort::aborted(console) {
+        return GuestExit::App(abort::ABORT_STATUS);
+    }
     if status & 1 == 0 || value < 1 {
         return GuestExit::NotReported(match status {
             1 => "QEMU failed before the app reported an exit status (exit status 1; see QEMU's message above)"
@@ -269,6 +275,10 @@ mod tests {
         // QEMU's own failure (status 1) is never "the app exited 0".
         assert!(matches!(decode_qemu_status(1, ""), GuestExit::NotReported(_)));
         assert!(matches!(decode_qemu_status(0, ""), GuestExit::NotReported(_)));
+        // An abort: the glue's (through the port and its status line), or lib-musl's own
+        // (a crash, QEMU's status 0), both 134 as SIGABRT on Linux.
+        assert_eq!(decode_qemu_status(255, "rt-unikraft: abort\nrt-unikraft: exit status 134\n"), GuestExit::App(134));
+        assert_eq!(decode_qemu_status(0, "x\n[    2.1] CRIT: [libmusl] abort called\n"), GuestExit::App(134));
     }
 
     fn arg_strings(devices: &QemuDevices) -> Vec<String> {
