@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use kraftfile_gen::{base_kconfig, AppSpec, KNOWN_DEVICES};
+use kraftfile_gen::{base_kconfig, AppSpec, DEFAULT_DEBUG_LEVEL, KNOWN_DEVICES};
 
 /// An option the configuration did not take as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,7 @@ impl fmt::Display for Unapplied {
 /// The options the app itself sets (its `kconfig`, less what the generator sets anyway).
 pub fn app_options(spec: &AppSpec) -> BTreeMap<String, String> {
     let mut generated = base_kconfig();
+    generated.insert(DEFAULT_DEBUG_LEVEL.to_string(), "y".to_string());
     for (_, options) in KNOWN_DEVICES {
         generated.extend(options.iter().map(|o| (o.to_string(), "y".to_string())));
     }

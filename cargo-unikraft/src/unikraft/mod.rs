@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod make;
+pub mod relink;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use crate::appdir::{write_app_dir, BuildLock};
 use crate::sources::{self, Sources};
 use crate::staticlib::build_staticlib;
 use make::UkMake;
+use relink::{Plan, Relink};
 
 /// Checks that the app asks for the source set `cargo unikraft fetch` provisions: the build
 /// has exactly one Unikraft tree and one lib-musl tree, so any other version or library
@@ -158,17 +160,49 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         fs::write(&stamp, &wanted)?;
     }
     // Configured first, so a configuration that drops an option fails before the cargo build.
-    build_staticlib(&app.spec, &app.build)?;
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
-    let started = Instant::now();
-    eprintln!(
-        "cargo-unikraft: building the Unikraft image (the first build takes a few minutes; log: {})",
-        make.log().display()
-    );
-    make.run(&["-j", &jobs], "build")?;
+    let archive = build_staticlib(&app.spec, &app.build)?;
     let image = image_path(app, target);
-    if !image.is_file() {
-        bail!("Unikraft's build finished but {} is missing", image.display());
+    let mut archives = vec![archive];
+    let extra = app.build.linked_bin.iter().flat_map(|bin| &bin.extra_archives);
+    archives.extend(extra.map(PathBuf::from));
+    // The C glue's directories (sources and the headers beside them).
+    let mut sources = vec![app_dir.clone()];
+    for glue in &app.build.glue_sources {
+        let dir = Path::new(glue).parent().expect("glue sources are absolute files").to_path_buf();
+        if !sources.contains(&dir) {
+            sources.push(dir);
+        }
+    }
+    let relink = Relink::new(&make, image.clone(), archives, sources);
+    let started = Instant::now();
+    match relink.plan()? {
+        Plan::UpToDate => {
+            eprintln!("cargo-unikraft: image {} is up to date", image.display());
+            return Ok(image);
+        }
+        Plan::Relink => {
+            relink.relink()?;
+            eprintln!(
+                "cargo-unikraft: relinked {} without make (only the Rust archive changed) in {:.1} s",
+                image.display(),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(image);
+        }
+        Plan::Make(why) => {
+            let sources = relink.sources_snapshot()?;
+            relink.forget()?;
+            let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+            eprintln!(
+                "cargo-unikraft: building the Unikraft image ({why}; the first build takes a few minutes; log: {})",
+                make.log().display()
+            );
+            make.run(&["-j", &jobs], "build")?;
+            if !image.is_file() {
+                bail!("Unikraft's build finished but {} is missing", image.display());
+            }
+            relink.record(&sources)?;
+        }
     }
     let size = fs::metadata(&image)?.len();
     eprintln!(
