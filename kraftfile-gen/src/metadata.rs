@@ -14,7 +14,8 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::values::{
-    base_kconfig, kconfig_value_problem, parse_memory, KNOWN_DEVICES, MEMORY_MIB_RANGE, SOCKETS_KCONFIG, TARGET_KCONFIG,
+    base_kconfig, kconfig_value_problem, parse_memory, DEBUG_LEVEL_PREFIX, DEFAULT_DEBUG_LEVEL, KNOWN_DEVICES,
+    MEMORY_MIB_RANGE, SOCKETS_KCONFIG, TARGET_KCONFIG,
 };
 
 /// The Unikraft / lib-musl tag used when the metadata names none: the consistent pair.
@@ -362,6 +363,9 @@ impl AppSpec {
             }
         }
         let mut kconfig: BTreeMap<String, String> = owned.into_keys().map(|k| (k, "y".to_string())).collect();
+        if !meta.kconfig.keys().any(|k| k.starts_with(DEBUG_LEVEL_PREFIX)) {
+            kconfig.insert(DEFAULT_DEBUG_LEVEL.to_string(), "y".to_string());
+        }
         kconfig.extend(meta.kconfig.clone());
         Ok(AppSpec {
             name,

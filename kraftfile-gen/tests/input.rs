@@ -172,3 +172,19 @@ fn paths_make_cannot_take_are_refused_naming_the_path() {
         generate(&spec, &b).unwrap_or_else(|e| panic!("{good}: {e}"));
     }
 }
+
+/// Unikraft's C code gets `-g2` unless the app picks a debug level itself (`-g3` makes
+/// every relink read some 350 MB of macro strings); a level the app picks is the only one.
+#[test]
+fn the_debug_level_is_g2_unless_the_app_picks_one() {
+    let spec = |table: Value| AppSpec::from_cargo_metadata("app", &json!({ "unikraft": table })).unwrap();
+    let levels = |spec: &AppSpec| -> Vec<String> {
+        spec.kconfig.keys().filter(|k| k.starts_with("CONFIG_DEBUG_SYMBOLS_LVL")).cloned().collect()
+    };
+    assert_eq!(levels(&spec(json!({}))), ["CONFIG_DEBUG_SYMBOLS_LVL2"]);
+    let picked = spec(json!({"kconfig": {"CONFIG_DEBUG_SYMBOLS_LVL3": "y"}}));
+    assert_eq!(levels(&picked), ["CONFIG_DEBUG_SYMBOLS_LVL3"]);
+    let defconfig = generate(&picked, &build()).unwrap();
+    let (_, body) = defconfig.files.iter().find(|(name, _)| name == "defconfig.qemu-x86_64").unwrap();
+    assert!(body.contains("CONFIG_DEBUG_SYMBOLS_LVL3=y\n") && !body.contains("LVL2"), "{body}");
+}
