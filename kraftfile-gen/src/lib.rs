@@ -177,8 +177,11 @@ pub fn backend_staticlib_args(spec: &AppSpec, build: &RustBuild, backend: Backen
             if spec.backtrace {
                 features.push_str(",unikernel/backtrace");
             }
+            // Only an app that asks for a device (or sockets) carries its driver.
+            for device in &spec.devices {
+                features.push_str(&format!(",unikernel/{device}"));
+            }
             if spec.sockets {
-                // Only an app that asks for sockets carries the driver.
                 features.push_str(",unikernel/sockets");
             }
             features

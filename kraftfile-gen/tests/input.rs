@@ -188,3 +188,19 @@ fn the_debug_level_is_g2_unless_the_app_picks_one() {
     let (_, body) = defconfig.files.iter().find(|(name, _)| name == "defconfig.qemu-x86_64").unwrap();
     assert!(body.contains("CONFIG_DEBUG_SYMBOLS_LVL3=y\n") && !body.contains("LVL2"), "{body}");
 }
+
+/// Only what an app asks for is compiled in: each device's driver (`unikernel/net`,
+/// `unikernel/block`) and the socket driver come with their metadata, never by default.
+#[test]
+fn drivers_are_features_of_the_devices_an_app_lists() {
+    let features = |table: Value| {
+        let spec = AppSpec::from_cargo_metadata("app", &json!({ "unikraft": table })).unwrap();
+        let args = kraftfile_gen::cargo_staticlib_args(&spec, &build());
+        let at = args.iter().position(|a| a == "--features").unwrap();
+        args[at + 1].clone()
+    };
+    assert_eq!(features(json!({})), "unikraft");
+    assert_eq!(features(json!({"devices": ["block"]})), "unikraft,unikernel/block");
+    assert_eq!(features(json!({"devices": ["net", "block"]})), "unikraft,unikernel/block,unikernel/net");
+    assert_eq!(features(json!({"devices": ["net"], "sockets": true})), "unikraft,unikernel/net,unikernel/sockets");
+}
