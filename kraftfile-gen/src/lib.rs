@@ -63,6 +63,27 @@ fn with_header(comment: &str, body: String) -> String {
     format!("{comment} {MARK}\n{comment} body-hash: {}\n{body}", body_hash(&body))
 }
 
+/// [`with_header`] for a linker script, whose comments are `/* ... */`.
+fn with_c_header(body: String) -> String {
+    format!("/* {MARK} */\n/* body-hash: {} */\n{body}", body_hash(&body))
+}
+
+/// The linker script fragment that leaves the Rust archive's unwind tables out of the
+/// image (see [`generate`]); `archive` is the archive's file name.
+fn no_unwind_tables_lds(archive: &str) -> String {
+    format!(
+        "/* The app's Rust code is built with panic = \"abort\" and, without `backtrace = true`, with\n   \
+         rt-unikraft's _Unwind_* stubs: nothing reads its unwind tables (the precompiled std still\n   \
+         carries them), so they stay out of the image. The first matching rule of the link\n   \
+         wins: this one is inserted before Unikraft's .eh_frame. */\n\
+         SECTIONS\n{{\n\t/DISCARD/ : {{ *{archive}:*(.eh_frame) *{archive}:*(.gcc_except_table .gcc_except_table.*) }}\n}}\n\
+         INSERT BEFORE .eh_frame;\n"
+    )
+}
+
+/// The generated linker script of an app on rt-unikraft without `backtrace = true`.
+pub const NO_UNWIND_TABLES_LDS: &str = "no_unwind_tables.lds";
+
 /// What [`check_drift`] found in an existing file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
@@ -84,7 +105,8 @@ pub fn check_drift(existing: &str, expected: &str) -> Drift {
     let (Some(first), Some(second), Some(body)) = (lines.next(), lines.next(), lines.next()) else {
         return Drift::HandEdited;
     };
-    let recorded = second.rsplit("body-hash: ").next().unwrap_or("");
+    // `# body-hash: X`, or `/* body-hash: X */` in a linker script.
+    let recorded = second.rsplit("body-hash: ").next().unwrap_or("").trim_end_matches(" */");
     if first.contains(MARK) && second.contains("body-hash: ") && recorded == body_hash(body) {
         Drift::Stale
     } else {
@@ -344,7 +366,15 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
              $(APP{upper}_RUST_ARCHIVE): app{name}-cargo\n\
              \t$(call verbose_cmd,CARGO,app{name},$(APP{upper}_CARGO) $(APP{upper}_CARGO_ARGS))\n",
             name = spec.name,
-            unwinder = if spec.backtrace { unwinder } else { "" },
+            unwinder = if spec.backtrace {
+                unwinder.to_string()
+            } else {
+                format!(
+                    "# Nothing unwinds (panic = \"abort\", no `backtrace = true`): the Rust code's unwind\n\
+                     # tables stay out of the image ({NO_UNWIND_TABLES_LDS}).\n\
+                     EXTRA_LD_SCRIPT-y += $(APP{upper}_BASE)/{NO_UNWIND_TABLES_LDS}\n\n"
+                )
+            },
             target_dir = build.cargo_target_dir,
             lib_name = build.lib_name,
             cargo_args = quote(&cargo_staticlib_args(spec, build)),
@@ -406,6 +436,10 @@ pub fn generate(spec: &AppSpec, build: &RustBuild) -> Result<GeneratedFiles, Uns
         ("Makefile.uk".to_string(), with_header("#", makefile_uk)),
         ("Config.uk".to_string(), with_header("#", config_uk)),
     ];
+    if build.linked_bin.is_none() && !spec.backtrace {
+        let archive = format!("lib{}.a", build.lib_name);
+        files.push((NO_UNWIND_TABLES_LDS.to_string(), with_c_header(no_unwind_tables_lds(&archive))));
+    }
     for target in &spec.targets {
         let (plat, arch) = target.split_once('/').expect("targets are validated");
         let mut lines =

@@ -204,3 +204,22 @@ fn drivers_are_features_of_the_devices_an_app_lists() {
     assert_eq!(features(json!({"devices": ["net", "block"]})), "unikraft,unikernel/block,unikernel/net");
     assert_eq!(features(json!({"devices": ["net"], "sockets": true})), "unikraft,unikernel/net,unikernel/sockets");
 }
+
+/// The generated linker script (an app without `backtrace = true`) has a header of `/* */`
+/// comments; regenerated for another archive it is stale, not edited by hand.
+#[test]
+fn the_unwind_table_script_is_regenerated_not_taken_for_a_hand_edit() {
+    use kraftfile_gen::{check_drift, Drift, NO_UNWIND_TABLES_LDS};
+    let spec = AppSpec::from_cargo_metadata("app", &json!({})).unwrap();
+    let script = |lib: &str| {
+        let files = generate(&spec, &RustBuild { lib_name: lib.to_string(), ..build() }).unwrap();
+        files.files.into_iter().find(|(name, _)| name == NO_UNWIND_TABLES_LDS).unwrap().1
+    };
+    let (old, new) = (script("app"), script("other"));
+    assert!(new.contains("*libother.a:*(.eh_frame)"), "{new}");
+    assert_eq!(check_drift(&old, &new), Drift::Stale);
+    assert_eq!(check_drift(&old.replace("DISCARD", "KEEP"), &new), Drift::HandEdited);
+    let with_backtrace = AppSpec::from_cargo_metadata("app", &json!({"unikraft": {"backtrace": true}})).unwrap();
+    let files = generate(&with_backtrace, &build()).unwrap();
+    assert!(files.files.iter().all(|(name, _)| name != NO_UNWIND_TABLES_LDS), "backtraces need the tables");
+}
