@@ -128,9 +128,12 @@ fn a_removed_or_rewritten_image_is_relinked() {
     assert_eq!(fake.image(), "rust v1toolchain/libgcc_eh.ainfo\n");
 }
 
+/// A change to a stand-in build, named for the assertion's message.
+type Change = (&'static str, fn(&Fake));
+
 #[test]
 fn a_change_make_must_see_goes_to_make() {
-    let changes: &[(&str, fn(&Fake))] = &[
+    let changes: &[Change] = &[
         ("a kconfig change", |f| write(&f.make.config(), &format!("{CONFIG}CONFIG_LIBUKDEBUG_ANSI_COLOR=y\n"))),
         ("a touched Unikraft source", |f| touch(&f.root.join("unikraft/Makefile"))),
         ("a new library source", |f| write(&f.root.join("musl/src/new.c"), "int x;")),
