@@ -122,8 +122,12 @@ fn build_c_hello(rust_app: &cargo_unikraft::app::App, sources: &sources::Sources
         build_dir: build_dir.clone(),
         name: "chello".into(),
     };
-    if !make.config().is_file() {
+    // Configured again whenever the Rust hello's defconfig (and so this one) changed.
+    let stamp = build_dir.join(".defconfig-applied");
+    if !make.config().is_file() || fs::read_to_string(&stamp).ok().as_deref() != Some(defconfig.as_str()) {
+        let _ = fs::remove_file(&stamp);
         make.run(&[&format!("UK_DEFCONFIG={}", app_dir.join("defconfig").display()), "defconfig"], "configure")?;
+        fs::write(&stamp, &defconfig)?;
     }
     eprintln!("bench: building the C hello (same configuration; the first build takes a few minutes)");
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();

@@ -1,6 +1,7 @@
-//! Building a Unikraft image: the app directory is written, kconfig names are checked
-//! against the tree before anything slow runs, cargo builds the Rust archive, then
-//! Unikraft's make configures (only when the defconfig changed) and builds.
+//! Building a Unikraft image: the app directory is written; when the defconfig changed,
+//! its kconfig names are checked against the tree and Unikraft's make applies it, before
+//! anything slow runs; cargo builds the Rust archive; then Unikraft's make builds, or,
+//! when only the Rust archives changed, the image is relinked without make ([`relink`]).
 
 pub mod config;
 pub mod make;
@@ -140,7 +141,6 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         crate::plain_sockets::build(Path::new(archive))?;
     }
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
-    check_kconfig(&app_dir, &defconfig, sources)?;
     prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;
 
     let make = UkMake {
@@ -153,6 +153,9 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     let wanted = fs::read(&defconfig)?;
     let stamp = build_dir.join(".defconfig-applied");
     if !make.config().is_file() || fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) {
+        // Checked whenever it is to be applied (a defconfig applied before passed already;
+        // parsing every Kconfig file costs a rebuild more than the relink itself).
+        check_kconfig(&app_dir, &defconfig, sources)?;
         eprintln!("cargo-unikraft: configuring Unikraft for {target}");
         let _ = fs::remove_file(&stamp);
         make.run(&[&format!("UK_DEFCONFIG={}", defconfig.display()), "defconfig"], "configure")?;
