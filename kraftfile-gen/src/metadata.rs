@@ -14,8 +14,8 @@ use std::fmt;
 use serde_json::Value;
 
 use crate::values::{
-    base_kconfig, kconfig_value_problem, parse_memory, KNOWN_DEVICES, MEMORY_MIB_RANGE, NINEPFS_REPLACES, NINEPFS_ROOT,
-    SOCKETS_KCONFIG, TARGET_KCONFIG,
+    base_kconfig, kconfig_value_problem, parse_memory, DEBUG_LEVEL_PREFIX, DEFAULT_DEBUG_LEVEL, KNOWN_DEVICES,
+    MEMORY_MIB_RANGE, NINEPFS_REPLACES, NINEPFS_ROOT, SOCKETS_KCONFIG, TARGET_KCONFIG,
 };
 
 /// The Unikraft / lib-musl tag used when the metadata names none: the consistent pair.
@@ -376,6 +376,9 @@ impl AppSpec {
             }
         }
         let mut kconfig: BTreeMap<String, String> = owned.into_iter().map(|(k, (v, _))| (k, v)).collect();
+        if !meta.kconfig.keys().any(|k| k.starts_with(DEBUG_LEVEL_PREFIX)) {
+            kconfig.insert(DEFAULT_DEBUG_LEVEL.to_string(), "y".to_string());
+        }
         kconfig.extend(meta.kconfig.clone());
         Ok(AppSpec {
             name,

@@ -158,7 +158,12 @@ fn defconfig_value_ok(v: &str) -> bool {
 fn body(file: &str) -> &str {
     let mut parts = file.splitn(3, '\n');
     let (first, second) = (parts.next().unwrap(), parts.next().unwrap());
-    assert!(first.starts_with("# Generated from Cargo.toml") && second.starts_with("# body-hash: "), "{file}");
+    let (first, second) = (first.trim_start_matches("/* "), second.trim_start_matches("/* "));
+    assert!(
+        first.starts_with("# Generated from Cargo.toml") && second.starts_with("# body-hash: ")
+            || first.starts_with("Generated from Cargo.toml") && second.starts_with("body-hash: "),
+        "{file}"
+    );
     parts.next().unwrap()
 }
 
@@ -167,7 +172,10 @@ fn check_files(spec: &AppSpec, files: &GeneratedFiles) {
         assert_eq!(check_drift(text, text), Drift::UpToDate);
         assert!(text.ends_with('\n'), "{path}");
         for c in text.chars() {
-            assert!(!c.is_control() || c == '\n' || (c == '\t' && path == "Makefile.uk"), "{path}: {c:?}");
+            assert!(
+                !c.is_control() || c == '\n' || (c == '\t' && (path == "Makefile.uk" || path.ends_with(".lds"))),
+                "{path}: {c:?}"
+            );
         }
         let body = body(text);
         if path.starts_with("defconfig.") {
@@ -228,6 +236,9 @@ fn check_files(spec: &AppSpec, files: &GeneratedFiles) {
                     spec.name
                 )
             );
+        } else if path == kraftfile_gen::NO_UNWIND_TABLES_LDS {
+            assert!(!spec.backtrace, "{path} with backtrace = true");
+            assert!(body.contains("/DISCARD/ : {") && body.ends_with("INSERT BEFORE .eh_frame;\n"), "{body}");
         } else {
             panic!("unexpected file {path}");
         }

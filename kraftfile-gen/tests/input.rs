@@ -173,3 +173,54 @@ fn paths_make_cannot_take_are_refused_naming_the_path() {
         generate(&spec, &b).unwrap_or_else(|e| panic!("{good}: {e}"));
     }
 }
+
+/// Unikraft's C code gets `-g2` unless the app picks a debug level itself (`-g3` makes
+/// every relink read some 350 MB of macro strings); a level the app picks is the only one.
+#[test]
+fn the_debug_level_is_g2_unless_the_app_picks_one() {
+    let spec = |table: Value| AppSpec::from_cargo_metadata("app", &json!({ "unikraft": table })).unwrap();
+    let levels = |spec: &AppSpec| -> Vec<String> {
+        spec.kconfig.keys().filter(|k| k.starts_with("CONFIG_DEBUG_SYMBOLS_LVL")).cloned().collect()
+    };
+    assert_eq!(levels(&spec(json!({}))), ["CONFIG_DEBUG_SYMBOLS_LVL2"]);
+    let picked = spec(json!({"kconfig": {"CONFIG_DEBUG_SYMBOLS_LVL3": "y"}}));
+    assert_eq!(levels(&picked), ["CONFIG_DEBUG_SYMBOLS_LVL3"]);
+    let defconfig = generate(&picked, &build()).unwrap();
+    let (_, body) = defconfig.files.iter().find(|(name, _)| name == "defconfig.qemu-x86_64").unwrap();
+    assert!(body.contains("CONFIG_DEBUG_SYMBOLS_LVL3=y\n") && !body.contains("LVL2"), "{body}");
+}
+
+/// Only what an app asks for is compiled in: each device's driver (`unikernel/net`,
+/// `unikernel/block`) and the socket driver come with their metadata, never by default.
+#[test]
+fn drivers_are_features_of_the_devices_an_app_lists() {
+    let features = |table: Value| {
+        let spec = AppSpec::from_cargo_metadata("app", &json!({ "unikraft": table })).unwrap();
+        let args = kraftfile_gen::cargo_staticlib_args(&spec, &build());
+        let at = args.iter().position(|a| a == "--features").unwrap();
+        args[at + 1].clone()
+    };
+    assert_eq!(features(json!({})), "unikraft");
+    assert_eq!(features(json!({"devices": ["block"]})), "unikraft,unikernel/block");
+    assert_eq!(features(json!({"devices": ["net", "block"]})), "unikraft,unikernel/block,unikernel/net");
+    assert_eq!(features(json!({"devices": ["net"], "sockets": true})), "unikraft,unikernel/net,unikernel/sockets");
+}
+
+/// The generated linker script (an app without `backtrace = true`) has a header of `/* */`
+/// comments; regenerated for another archive it is stale, not edited by hand.
+#[test]
+fn the_unwind_table_script_is_regenerated_not_taken_for_a_hand_edit() {
+    use kraftfile_gen::{check_drift, Drift, NO_UNWIND_TABLES_LDS};
+    let spec = AppSpec::from_cargo_metadata("app", &json!({})).unwrap();
+    let script = |lib: &str| {
+        let files = generate(&spec, &RustBuild { lib_name: lib.to_string(), ..build() }).unwrap();
+        files.files.into_iter().find(|(name, _)| name == NO_UNWIND_TABLES_LDS).unwrap().1
+    };
+    let (old, new) = (script("app"), script("other"));
+    assert!(new.contains("*libother.a:*(.eh_frame)"), "{new}");
+    assert_eq!(check_drift(&old, &new), Drift::Stale);
+    assert_eq!(check_drift(&old.replace("DISCARD", "KEEP"), &new), Drift::HandEdited);
+    let with_backtrace = AppSpec::from_cargo_metadata("app", &json!({"unikraft": {"backtrace": true}})).unwrap();
+    let files = generate(&with_backtrace, &build()).unwrap();
+    assert!(files.files.iter().all(|(name, _)| name != NO_UNWIND_TABLES_LDS), "backtraces need the tables");
+}

@@ -59,8 +59,12 @@ unsafe fn record_boot_args(argc: c_int, argv: *const *const c_char) {
     let (runtime, app): (std::vec::Vec<_>, std::vec::Vec<_>) =
         args.into_iter().partition(|a| a.starts_with("--rt-unikraft-"));
     for arg in runtime {
-        if let Some(n) = arg.strip_prefix("--rt-unikraft-rx-batch=").and_then(|n| n.parse().ok()) {
+        if let Some(n) = arg.strip_prefix("--rt-unikraft-rx-batch=").and_then(|n| n.parse::<usize>().ok()) {
+            // Only the net driver reads it; an image without one has nothing to batch.
+            #[cfg(feature = "net")]
             crate::net::set_rx_batch(n);
+            #[cfg(not(feature = "net"))]
+            let _ = n;
         } else {
             let message = std::format!("rt-unikraft: ignoring unknown runtime argument {arg}\n");
             Unikraft::console_write(message.as_bytes());

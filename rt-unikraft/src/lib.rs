@@ -23,7 +23,9 @@
 //!   `glue/hosted.c` is its counterpart for the hosted-musl harness.
 //!
 //! Devices: [`net`] (uknetdev) and [`block`] (ukblkdev) drive Unikraft's drivers through
-//! the C glue (`glue/netdev.c`, `glue/blkdev.c`). Everything that crosses between this
+//! the C glue (`glue/netdev.c`, `glue/blkdev.c`). Each is compiled in with its feature
+//! (`net`, `block`), which cargo-unikraft turns on for the `devices` the app lists: an image
+//! without a device carries no driver for it. Everything that crosses between this
 //! crate and the glue is declared once in C, `glue/rt_glue.h`, and once in Rust, the
 //! private `glue` module, whose test checks the two against each other with the host's C
 //! compiler. What the glue reports about a received frame is interpreted by [`frame`],
@@ -33,11 +35,13 @@
 //! posix-socket (`glue/socket.c` registers it) over shared-core's smoltcp stack on the
 //! [`net`] device, so `std::net`, mio and tokio work unchanged.
 
+#[cfg(any(feature = "block", test))]
 pub mod block;
 #[cfg(not(test))]
 pub mod entry;
 pub mod frame;
 mod glue;
+#[cfg(any(feature = "net", test))]
 pub mod net;
 #[cfg(any(feature = "sockets", test))]
 pub mod socket;
@@ -141,29 +145,19 @@ impl Platform for Unikraft {
     }
 
     fn open_net(name: &str) -> Result<Box<dyn NetDevice>, OpenError> {
-        let index = if name.is_empty() {
-            0
-        } else {
-            name.parse().map_err(|_| {
-                OpenError::NotFound(std::format!(
-                    "net device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)"
-                ))
-            })?
-        };
-        Ok(Box::new(net::UkNet::open(index)?))
+        let index = device_index("net", name)?;
+        #[cfg(feature = "net")]
+        return Ok(Box::new(net::UkNet::open(index)?));
+        #[cfg(not(feature = "net"))]
+        Err(not_built_in(index, "network", "net"))
     }
 
     fn open_block(name: &str) -> Result<Box<dyn BlockDevice>, OpenError> {
-        let index = if name.is_empty() {
-            0
-        } else {
-            name.parse().map_err(|_| {
-                OpenError::NotFound(std::format!(
-                    "block device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)"
-                ))
-            })?
-        };
-        Ok(Box::new(block::UkBlock::open(index)?))
+        let index = device_index("block", name)?;
+        #[cfg(feature = "block")]
+        return Ok(Box::new(block::UkBlock::open(index)?));
+        #[cfg(not(feature = "block"))]
+        Err(not_built_in(index, "block", "block"))
     }
 
     fn thread_id() -> usize {
@@ -171,4 +165,25 @@ impl Platform for Unikraft {
         // The address of a thread-local is unique among the threads alive now.
         ID.with(|id| id as *const u8 as usize)
     }
+}
+
+/// The index a device name stands for: `""` is the first (0), others are numbers.
+fn device_index(kind: &str, name: &str) -> Result<u32, OpenError> {
+    if name.is_empty() {
+        return Ok(0);
+    }
+    name.parse().map_err(|_| {
+        OpenError::NotFound(std::format!(
+            "{kind} device `{name}`: Unikraft devices are named by number (\"0\", \"1\", ...)"
+        ))
+    })
+}
+
+/// Why an image built without a device's driver cannot open it.
+#[cfg(not(all(feature = "net", feature = "block")))]
+fn not_built_in(index: u32, kind: &str, device: &str) -> OpenError {
+    OpenError::NotFound(std::format!(
+        "{kind} device {index}: this image has no {kind} driver (the app needs `devices = [\"{device}\"]` in \
+         [package.metadata.unikraft])"
+    ))
 }

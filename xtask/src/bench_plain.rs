@@ -8,7 +8,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
@@ -17,7 +16,7 @@ use cargo_unikraft::resolve::resolve_app;
 use cargo_unikraft::sources::Sources;
 use cargo_unikraft::unikraft::build_image;
 
-use crate::bench::{median, timed, touch, ROUNDS};
+use crate::bench::{median_timing, timed, touch, Timing, ROUNDS};
 
 const MANIFEST: &str = "[package]\nname = \"plain-hello\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
      # Its own workspace: it lives under this repository's target/ but is not a member.\n[workspace]\n";
@@ -26,8 +25,8 @@ const MAIN: &str = "fn main() {\n    println!(\"Hello from a plain Rust binary\"
 /// What the plain hello measured.
 pub struct PlainFigures {
     pub image_size: u64,
-    pub whole_rebuild: Duration,
-    pub cargo_alone: Duration,
+    pub whole_rebuild: Timing,
+    pub cargo_alone: Timing,
 }
 
 /// Writes the crate under `target/` (only when it differs, so a rerun relinks only).
@@ -70,5 +69,9 @@ pub fn bench_plain_hello(target_dir: &Path, sources: &Sources) -> Result<PlainFi
         whole_rebuild
             .push(timed("the whole rebuild (plain hello)", || build_image(&app, "qemu/x86_64", sources).map(drop))?);
     }
-    Ok(PlainFigures { image_size, whole_rebuild: median(whole_rebuild), cargo_alone: median(cargo_alone) })
+    Ok(PlainFigures {
+        image_size,
+        whole_rebuild: median_timing(&whole_rebuild),
+        cargo_alone: median_timing(&cargo_alone),
+    })
 }

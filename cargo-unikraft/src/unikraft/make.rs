@@ -60,10 +60,22 @@ impl UkMake {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        run_logged(cmd, &self.log(), what, &self.upstream_roots())
+    }
+
+    /// The directories whose compiler diagnostics go to the log only ([`UpstreamDiagnostics`]).
+    pub fn upstream_roots(&self) -> Vec<PathBuf> {
         let mut upstream = vec![self.unikraft.clone(), self.build_dir.clone()];
         upstream.extend(self.libs.iter().cloned());
-        run_with_progress(cmd, &self.log(), what, UpstreamDiagnostics::new(&upstream))
+        upstream
     }
+}
+
+/// Runs `cmd` (a step of Unikraft's build) as [`UkMake::run`] runs make: its output appended
+/// to `log`, routine lines counted, diagnostics about files under `upstream` to the log only.
+pub(crate) fn run_logged(mut cmd: Command, log: &Path, what: &str, upstream: &[PathBuf]) -> Result<()> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    run_with_progress(cmd, log, what, UpstreamDiagnostics::new(upstream))
 }
 
 /// Recognises compiler diagnostics about upstream sources (Unikraft, its libraries, musl
@@ -129,7 +141,7 @@ fn is_routine(line: &str) -> bool {
 /// Runs `cmd`, appending everything to `log`, printing unusual lines as they come and a
 /// progress line every few seconds. On failure, shows the end of the log.
 fn run_with_progress(mut cmd: Command, log: &Path, what: &str, upstream: UpstreamDiagnostics) -> Result<()> {
-    let mut child = cmd.spawn().with_context(|| format!("start make ({what})"))?;
+    let mut child = cmd.spawn().with_context(|| format!("start Unikraft's build ({what})"))?;
     let log_file = Arc::new(Mutex::new(
         fs::OpenOptions::new()
             .create(true)
@@ -187,7 +199,7 @@ fn run_with_progress(mut cmd: Command, log: &Path, what: &str, upstream: Upstrea
         for line in tail.iter().rev() {
             eprintln!("{line}");
         }
-        bail!("Unikraft's make ({what}) failed with {status}; full log: {}", log.display());
+        bail!("Unikraft's build ({what}) failed with {status}; full log: {}", log.display());
     }
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! Building a Unikraft image: the app directory is written, kconfig names are checked
-//! against the tree before anything slow runs, cargo builds the Rust archive, then
-//! Unikraft's make configures (only when the defconfig changed) and builds.
+//! Building a Unikraft image: the app directory is written; when the defconfig changed,
+//! its kconfig names are checked against the tree and Unikraft's make applies it, before
+//! anything slow runs; cargo builds the Rust archive; then Unikraft's make builds, or,
+//! when only the Rust archives changed, the image is relinked without make ([`relink`]).
 
 pub mod config;
 pub mod make;
+pub mod relink;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use crate::appdir::{write_app_dir, BuildLock};
 use crate::sources::{self, Sources};
 use crate::staticlib::build_staticlib;
 use make::UkMake;
+use relink::{Plan, Relink};
 
 /// Checks that the app asks for the source set `cargo unikraft fetch` provisions: the build
 /// has exactly one Unikraft tree and one lib-musl tree, so any other version or library
@@ -138,7 +141,6 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         crate::plain_sockets::build(Path::new(archive))?;
     }
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
-    check_kconfig(&app_dir, &defconfig, sources)?;
     prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;
 
     let make = UkMake {
@@ -151,6 +153,9 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     let wanted = fs::read(&defconfig)?;
     let stamp = build_dir.join(".defconfig-applied");
     if !make.config().is_file() || fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) {
+        // Checked whenever it is to be applied (a defconfig applied before passed already;
+        // parsing every Kconfig file costs a rebuild more than the relink itself).
+        check_kconfig(&app_dir, &defconfig, sources)?;
         eprintln!("cargo-unikraft: configuring Unikraft for {target}");
         let _ = fs::remove_file(&stamp);
         make.run(&[&format!("UK_DEFCONFIG={}", defconfig.display()), "defconfig"], "configure")?;
@@ -158,17 +163,49 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         fs::write(&stamp, &wanted)?;
     }
     // Configured first, so a configuration that drops an option fails before the cargo build.
-    build_staticlib(app)?;
-    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
-    let started = Instant::now();
-    eprintln!(
-        "cargo-unikraft: building the Unikraft image (the first build takes a few minutes; log: {})",
-        make.log().display()
-    );
-    make.run(&["-j", &jobs], "build")?;
+    let archive = build_staticlib(app)?;
     let image = image_path(app, target);
-    if !image.is_file() {
-        bail!("Unikraft's build finished but {} is missing", image.display());
+    let mut archives = vec![archive];
+    let extra = app.build.linked_bin.iter().flat_map(|bin| &bin.extra_archives);
+    archives.extend(extra.map(PathBuf::from));
+    // The C glue's directories (sources and the headers beside them).
+    let mut sources = vec![app_dir.clone()];
+    for glue in &app.build.glue_sources {
+        let dir = Path::new(glue).parent().expect("glue sources are absolute files").to_path_buf();
+        if !sources.contains(&dir) {
+            sources.push(dir);
+        }
+    }
+    let relink = Relink::new(&make, image.clone(), archives, sources);
+    let started = Instant::now();
+    match relink.plan()? {
+        Plan::UpToDate => {
+            eprintln!("cargo-unikraft: image {} is up to date", image.display());
+            return Ok(image);
+        }
+        Plan::Relink => {
+            relink.relink()?;
+            eprintln!(
+                "cargo-unikraft: relinked {} without make (only the Rust archive changed) in {:.1} s",
+                image.display(),
+                started.elapsed().as_secs_f64()
+            );
+            return Ok(image);
+        }
+        Plan::Make(why) => {
+            let sources = relink.sources_snapshot()?;
+            relink.forget()?;
+            let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+            eprintln!(
+                "cargo-unikraft: building the Unikraft image ({why}; the first build takes a few minutes; log: {})",
+                make.log().display()
+            );
+            make.run(&["-j", &jobs], "build")?;
+            if !image.is_file() {
+                bail!("Unikraft's build finished but {} is missing", image.display());
+            }
+            relink.record(&sources)?;
+        }
     }
     let size = fs::metadata(&image)?.len();
     eprintln!(

@@ -20,6 +20,7 @@ pub fn show(out: &Output) -> String {
     )
 }
 
+#[allow(unused_imports)] // not every test binary skips
 pub use e2e::skip::skip;
 
 /// Whether the Unikraft sources and QEMU are there; otherwise a SKIP line (or, with
