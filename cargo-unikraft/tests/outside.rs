@@ -206,8 +206,7 @@ fn runs_out_of_memory() {
 }
 "#;
 
-/// A library with passing and failing tests, and a harness that aborts (a failed
-/// allocation), as `cargo unikraft test` meets them.
+/// A library with passing and failing tests, as `cargo unikraft test` meets them.
 fn tested_crate() -> PathBuf {
     let dir = outside_dir().join("tested");
     let lib = r#"pub fn add(a: u32, b: u32) -> u32 {
@@ -244,11 +243,19 @@ fn fails_on_purpose() {
 }
 "#;
     let cargo_toml = "[package]\nname = \"tested\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
+    write_crate(&dir, &[("Cargo.toml", cargo_toml), ("src/lib.rs", lib), ("tests/outside.rs", failing)]);
+    dir
+}
+
+/// A library whose one integration test harness aborts (a failed allocation). A crate of
+/// its own, so the other test's counts of `tested`'s harnesses stay its own.
+fn aborting_crate() -> PathBuf {
+    let dir = outside_dir().join("aborting");
+    let cargo_toml = "[package]\nname = \"aborting\"\nversion = \"0.1.0\"\nedition = \"2021\"\n";
     write_crate(
         &dir,
-        &[("Cargo.toml", cargo_toml), ("src/lib.rs", lib), ("tests/outside.rs", failing), ("tests/aborts.rs", ABORTS)],
+        &[("Cargo.toml", cargo_toml), ("src/lib.rs", "pub fn nothing() {}\n"), ("tests/aborts.rs", ABORTS)],
     );
-
     dir
 }
 
@@ -332,7 +339,7 @@ fn an_aborting_test_harness_is_reported_as_an_abort_with_its_last_line() {
     if !provisioned("an_aborting_test_harness_is_reported_as_an_abort_with_its_last_line") {
         return;
     }
-    let dir = tested_crate();
+    let dir = aborting_crate();
     let message = "memory allocation of 1099511627776 bytes failed";
     // Linux first: the same harness dies of SIGABRT after the message.
     let linux = Command::new("cargo").args(["test", "-q", "--test", "aborts"]).current_dir(&dir).output().unwrap();
