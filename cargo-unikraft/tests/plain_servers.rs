@@ -31,10 +31,15 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// A crate under the system temp dir (reused between runs, so a rerun only relinks).
 fn write_crate(name: &str, dependencies: &str, main: &str) -> PathBuf {
+    write_crate_with(name, dependencies, "", main)
+}
+
+/// [`write_crate`] with more `[package.metadata.unikraft]` lines.
+fn write_crate_with(name: &str, dependencies: &str, metadata: &str, main: &str) -> PathBuf {
     let dir = std::env::temp_dir().join("cargo-unikraft-plain-servers").join(name);
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n{dependencies}\n\
-         [package.metadata.unikraft]\ndevices = [\"net\"]\nsockets = true\n\n[workspace]\n"
+         [package.metadata.unikraft]\ndevices = [\"net\"]\nsockets = true\n{metadata}\n[workspace]\n"
     );
     for (path, body) in [("Cargo.toml", manifest.as_str()), ("src/main.rs", main)] {
         let path = dir.join(path);
@@ -183,7 +188,16 @@ fn tiny_http_on_std_net_serves_through_a_published_port() {
     if !provisioned(test) {
         return;
     }
-    let dir = write_crate("srv-tiny-http", "tiny_http = \"0.12\"\n", include_str!("plain_servers/tiny_http.rs"));
+    // tiny_http runs a thread per connection: under wrk's 64 connections about 70 threads,
+    // past Unikraft's default of 31 (`LIBPOSIX_PROCESS_MAX_PID`: a spawn then fails with
+    // EAGAIN and tiny_http's pool panics), with their 256 KiB stacks beside 64 sockets'
+    // 128 KiB of buffers (docs/unikraft.md#sockets).
+    let dir = write_crate_with(
+        "srv-tiny-http",
+        "tiny_http = \"0.12\"\n",
+        "memory = \"256M\"\nkconfig = { CONFIG_LIBPOSIX_PROCESS_MAX_PID = \"1024\" }\n",
+        include_str!("plain_servers/tiny_http.rs"),
+    );
     serve_and_load(test, &dir, "tiny_http: listening", "hello from tiny_http");
 }
 
