@@ -141,8 +141,6 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
         crate::plain_sockets::build(Path::new(archive))?;
     }
     let defconfig = app_dir.join(format!("defconfig.{suffix}"));
-    prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;
-
     let make = UkMake {
         unikraft: sources.unikraft.clone(),
         app_dir: app_dir.clone(),
@@ -152,10 +150,15 @@ pub fn build_image(app: &App, target: &str, sources: &Sources) -> Result<PathBuf
     };
     let wanted = fs::read(&defconfig)?;
     let stamp = build_dir.join(".defconfig-applied");
-    if !make.config().is_file() || fs::read(&stamp).ok().as_deref() != Some(&wanted[..]) {
+    let must_configure = !make.config().is_file() || fs::read(&stamp).ok().as_deref() != Some(&wanted[..]);
+    if must_configure {
         // Checked whenever it is to be applied (a defconfig applied before passed already;
-        // parsing every Kconfig file costs a rebuild more than the relink itself).
+        // parsing every Kconfig file costs a rebuild more than the relink itself), and
+        // before anything is written into the build directory or cargo runs.
         check_kconfig(&app_dir, &defconfig, sources)?;
+    }
+    prepare_musl_tarball(&build_dir, &sources.musl_tarball, sources::PIN.musl_sha256)?;
+    if must_configure {
         eprintln!("cargo-unikraft: configuring Unikraft for {target}");
         let _ = fs::remove_file(&stamp);
         make.run(&[&format!("UK_DEFCONFIG={}", defconfig.display()), "defconfig"], "configure")?;
