@@ -29,16 +29,23 @@ pub struct PlainFigures {
     pub cargo_alone: Timing,
 }
 
-/// Writes the crate under `target/` (only when it differs, so a rerun relinks only).
-fn write_crate(target_dir: &Path) -> Result<PathBuf> {
-    let dir = target_dir.join("bench-plain-hello");
-    for (path, body) in [("Cargo.toml", MANIFEST), ("src/main.rs", MAIN)] {
+/// Writes a benchmark's scratch crate `files` (path, text) into `dir`, each only when it
+/// differs, so a rerun rebuilds only what changed (a relink).
+pub(crate) fn write_scratch_crate(dir: &Path, files: &[(&str, &str)]) -> Result<()> {
+    for (path, body) in files {
         let path = dir.join(path);
         fs::create_dir_all(path.parent().expect("has a parent"))?;
-        if fs::read_to_string(&path).ok().as_deref() != Some(body) {
+        if fs::read_to_string(&path).ok().as_deref() != Some(*body) {
             fs::write(&path, body).with_context(|| format!("write {}", path.display()))?;
         }
     }
+    Ok(())
+}
+
+/// Writes the crate under `target/`.
+fn write_crate(target_dir: &Path) -> Result<PathBuf> {
+    let dir = target_dir.join("bench-plain-hello");
+    write_scratch_crate(&dir, &[("Cargo.toml", MANIFEST), ("src/main.rs", MAIN)])?;
     Ok(dir)
 }
 

@@ -37,13 +37,7 @@ pub struct PlainServer {
 /// Writes the crate under `target/` (only what differs, so a rerun relinks only).
 fn write_crate() -> Result<PathBuf> {
     let dir = workspace_root().join("target/bench-plain-axum");
-    for (path, body) in [("Cargo.toml", MANIFEST), ("src/main.rs", MAIN)] {
-        let path = dir.join(path);
-        fs::create_dir_all(path.parent().expect("has a parent"))?;
-        if fs::read_to_string(&path).ok().as_deref() != Some(body) {
-            fs::write(&path, body).with_context(|| format!("write {}", path.display()))?;
-        }
-    }
+    crate::bench_plain::write_scratch_crate(&dir, &[("Cargo.toml", MANIFEST), ("src/main.rs", MAIN)])?;
     Ok(dir)
 }
 
